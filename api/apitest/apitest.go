@@ -158,6 +158,8 @@ func fakeEvents(ctx context.Context, job *engine.Job) error {
 	if req.Since == "bad" {
 		return errdefs.InvalidArgument("bad since")
 	}
+	// Like the daemon's job: the headers go out before the first event.
+	job.Stdout.Flush()
 	for _, m := range Events {
 		attrs := map[string]string{"since": req.Since, "until": req.Until, "filters": req.Filters}
 		for k, v := range m.Actor.Attributes {
