@@ -1,0 +1,249 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/registry"
+	"github.com/moby/moby/api/types/system"
+	"golang.org/x/sys/unix"
+
+	"example.org/ctr/activation"
+	"example.org/ctr/api"
+	"example.org/ctr/engine"
+	"example.org/ctr/internal/errdefs"
+	"example.org/ctr/internal/version"
+)
+
+// installBuiltins registers the daemon's own jobs and the events jobs.
+func (d *Daemon) installBuiltins() error {
+	if err := d.events.Install(d.eng); err != nil {
+		return err
+	}
+	builtins := []engine.Descriptor{
+		{Name: "version", Help: "Show the daemon's version", Reply: system.VersionResponse{}, Handler: d.jobVersion},
+		{Name: "info", Help: "Show system-wide information", Reply: Info{}, Handler: d.jobInfo},
+		{Name: "ping", Help: "Do nothing; the watchdog's health check", Handler: d.jobPing},
+		{Name: "serveapi", Help: "Open the listeners and build the API servers (start-up only)", Mutates: true, Handler: d.serveAPI},
+		{Name: "acceptconnections", Help: "Start serving and tell systemd READY=1 (start-up only)", Mutates: true, Handler: d.acceptConnections},
+	}
+	if d.faults.enabled {
+		builtins = append(builtins, engine.Descriptor{
+			Name: "debug_wedge", Help: "Wedge the engine's health check until ctrd exits (CTR_DEBUG_FAULTS=1 only)",
+			Mutates: true, Handler: d.faults.jobWedge,
+		})
+	}
+	for _, b := range builtins {
+		if err := d.eng.Register(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) jobPing(ctx context.Context, job *engine.Job) error {
+	if len(job.Args) != 0 || len(job.Env) != 0 {
+		return errdefs.InvalidArgument("usage: ping")
+	}
+	return d.faults.wait(ctx)
+}
+
+// kernel and OS facts do not change while ctrd runs.
+var hostFacts = sync.OnceValue(func() (f struct{ kernel, os string }) {
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		f.kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	f.os = "Linux"
+	if file, err := os.Open("/etc/os-release"); err == nil {
+		defer file.Close()
+		sc := bufio.NewScanner(file)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "PRETTY_NAME="); ok {
+				f.os = strings.Trim(v, `"'`)
+			}
+		}
+	}
+	return f
+})
+
+func (d *Daemon) jobVersion(_ context.Context, job *engine.Job) error {
+	if len(job.Args) != 0 || len(job.Env) != 0 {
+		return errdefs.InvalidArgument("usage: version")
+	}
+	facts := hostFacts()
+	v := system.VersionResponse{
+		Platform:      system.PlatformInfo{Name: "ctr " + version.Version},
+		Version:       version.Version,
+		APIVersion:    api.APIVersion,
+		MinAPIVersion: api.MinAPIVersion,
+		GitCommit:     version.GitCommit,
+		GoVersion:     runtime.Version(),
+		Os:            runtime.GOOS,
+		Arch:          runtime.GOARCH,
+		KernelVersion: facts.kernel,
+		BuildTime:     version.BuildTime,
+	}
+	v.Components = []system.ComponentVersion{{
+		Name:    "Engine",
+		Version: version.Version,
+		Details: map[string]string{
+			"ApiVersion":    api.APIVersion,
+			"MinAPIVersion": api.MinAPIVersion,
+			"GitCommit":     version.GitCommit,
+			"GoVersion":     runtime.Version(),
+			"Os":            runtime.GOOS,
+			"Arch":          runtime.GOARCH,
+			"KernelVersion": facts.kernel,
+			"BuildTime":     version.BuildTime,
+		},
+	}}
+	job.Reply(v)
+	return nil
+}
+
+// Info is the reply of the info job: Docker's system.Info, which the docker
+// CLI reads as it is, plus ctr's own section.
+type Info struct {
+	system.Info
+	// Ctr holds what Docker's Info has no field for.
+	Ctr CtrInfo `json:"Ctr"`
+}
+
+// CtrInfo is the systemd-native part of the info reply.
+type CtrInfo struct {
+	SocketActivated  bool     `json:"SocketActivated"`
+	WatchdogInterval string   `json:"WatchdogInterval"`
+	Listeners        []string `json:"Listeners"`
+	DBusName         string   `json:"DBusName,omitempty"`
+	ExecDriver       string   `json:"ExecDriver"`
+	ExecRoot         string   `json:"ExecRoot"`
+	Journal          bool     `json:"Journal"`
+	Uptime           string   `json:"Uptime"`
+	RunningJobs      int      `json:"RunningJobs"`
+}
+
+func (d *Daemon) jobInfo(_ context.Context, job *engine.Job) error {
+	if len(job.Args) != 0 || len(job.Env) != 0 {
+		return errdefs.InvalidArgument("usage: info")
+	}
+	facts := hostFacts()
+	d.cfgMu.Lock()
+	cfg := d.cfg
+	d.cfgMu.Unlock()
+	hostname, _ := os.Hostname()
+	var si unix.Sysinfo_t
+	var mem int64
+	if unix.Sysinfo(&si) == nil {
+		mem = int64(si.Totalram) * int64(si.Unit)
+	}
+	nfd := 0
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		nfd = len(fds)
+	}
+	storage := cfg.GraphDriver
+	if storage == "" {
+		storage = "none"
+	}
+	info := system.Info{
+		ID:                 d.state.id,
+		Driver:             storage,
+		DriverStatus:       [][2]string{},
+		Debug:              cfg.Debug || d.level.Level() <= -4,
+		NFd:                nfd,
+		NGoroutines:        runtime.NumGoroutine(),
+		SystemTime:         time.Now().Format(time.RFC3339Nano),
+		LoggingDriver:      "local",
+		CgroupDriver:       cgroupDriver(),
+		CgroupVersion:      cgroupVersion(),
+		NEventsListener:    d.events.SubscribersCount(),
+		KernelVersion:      facts.kernel,
+		OperatingSystem:    facts.os,
+		OSType:             runtime.GOOS,
+		Architecture:       unameMachine(),
+		IndexServerAddress: "https://index.docker.io/v1/",
+		RegistryConfig: &registry.ServiceConfig{
+			Mirrors:               cfg.Mirrors,
+			IndexConfigs:          map[string]*registry.IndexInfo{},
+			InsecureRegistryCIDRs: nil,
+		},
+		NCPU:               runtime.NumCPU(),
+		MemTotal:           mem,
+		DockerRootDir:      cfg.Root,
+		Name:               hostname,
+		Labels:             []string{},
+		ServerVersion:      version.Version,
+		DefaultRuntime:     cfg.ExecDriver,
+		LiveRestoreEnabled: true,
+		SecurityOptions:    []string{"name=seccomp,profile=unconfined"},
+		Warnings:           []string{},
+	}
+	if cfg.BridgeIface == "none" {
+		info.Warnings = append(info.Warnings, "WARNING: container networking is disabled (--bridge=none)")
+	}
+	var listeners []string
+	for _, l := range d.listeners {
+		listeners = append(listeners, l.Name)
+	}
+	ci := CtrInfo{
+		SocketActivated:  d.activated,
+		WatchdogInterval: d.watchdog.String(),
+		Listeners:        listeners,
+		ExecDriver:       cfg.ExecDriver,
+		ExecRoot:         cfg.ExecRoot,
+		Journal:          activation.IsJournal(),
+		Uptime:           time.Since(d.started).Round(time.Millisecond).String(),
+		RunningJobs:      len(d.eng.Running()),
+	}
+	if d.bus != nil {
+		ci.DBusName = busName
+	}
+	job.Reply(Info{Info: info, Ctr: ci})
+	return nil
+}
+
+// publishDaemonEvent records a daemon event such as "reload".
+func (d *Daemon) publishDaemonEvent(action string, attrs map[string]string) {
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	hostname, _ := os.Hostname()
+	attrs["name"] = hostname
+	d.events.Publish(events.Message{
+		Type:   events.DaemonEventType,
+		Action: events.Action(action),
+		Actor:  events.Actor{ID: d.state.id, Attributes: attrs},
+	})
+}
+
+// cgroupVersion is "2" on a unified hierarchy, "1" on a legacy or hybrid
+// one.
+func cgroupVersion() string {
+	var st unix.Statfs_t
+	if unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return "2"
+	}
+	return "1"
+}
+
+// cgroupDriver is "systemd" when ctrd runs under systemd, else "cgroupfs".
+func cgroupDriver() string {
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		return "systemd"
+	}
+	return "cgroupfs"
+}
+
+func unameMachine() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return runtime.GOARCH
+	}
+	return unix.ByteSliceToString(u.Machine[:])
+}
