@@ -33,7 +33,8 @@ fi
 
 root=$tmp/root
 mkdir -p "$root/etc"
-if ! out=$(systemd-sysusers --root="$root" "$PWD/units/ctr.sysusers" 2>&1) || [ -n "$out" ]; then
+# sysusers says what it creates; only its exit status and result count.
+if ! out=$(systemd-sysusers --root="$root" "$PWD/units/ctr.sysusers" 2>&1); then
 	echo "check-units: systemd-sysusers: $out" >&2
 	fail=1
 fi
