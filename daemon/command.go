@@ -55,6 +55,13 @@ func Execute(args []string, stdout, stderr io.Writer) int {
 // NewCommand returns ctrd's cobra command: the daemon, with a `version`
 // subcommand.
 func NewCommand(stdout, stderr io.Writer) *cobra.Command {
+	return newCommand(stdout, stderr, func(cfg Config) error {
+		return Run(context.Background(), cfg, Options{Stderr: stderr})
+	})
+}
+
+// newCommand builds the command; run receives the resolved configuration.
+func newCommand(stdout, stderr io.Writer, run func(Config) error) *cobra.Command {
 	cfg := Defaults()
 	var configFile string
 	cmd := &cobra.Command{
@@ -75,7 +82,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return Run(context.Background(), final, Options{Stderr: stderr})
+			return run(final)
 		},
 	}
 	cmd.SetOut(stdout)
