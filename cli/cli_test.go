@@ -96,7 +96,10 @@ func TestVersionUnreachable(t *testing.T) {
 
 func TestInfo(t *testing.T) {
 	host := serve(t)
-	out := mustRun(t, "-H", host, "info")
+	code, out, errOut := run(t, "-H", host, "info")
+	if code != 0 || errOut != "WARNING: this is a test\n" {
+		t.Errorf("info: exit %d, stderr %q", code, errOut)
+	}
 	for _, want := range []string{"Server:\n Containers: 3\n", " ID: TEST:ID\n", " Total Memory: 1GiB\n", " CPUs: 2\n", " Root Dir: /var/lib/ctr-test\n", " Cgroup Version: 2\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("info output lacks %q:\n%s", want, out)

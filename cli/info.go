@@ -38,7 +38,7 @@ func newInfoCmd(g *globals) *cobra.Command {
 			}
 			printInfo(cmd.OutOrStdout(), info)
 			for _, w := range info.Warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), "WARNING: "+w)
+				fmt.Fprintln(cmd.ErrOrStderr(), w)
 			}
 			return nil
 		},

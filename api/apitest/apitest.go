@@ -59,6 +59,7 @@ var Info = system.Info{
 	ServerVersion:   "0.0.0-test",
 	CgroupVersion:   "2",
 	CgroupDriver:    "systemd",
+	Warnings:        []string{"WARNING: this is a test"},
 }
 
 // Events are the messages the fake "events" job sends first, in order.
