@@ -102,6 +102,7 @@ func (d *Daemon) jobVersion(_ context.Context, job *engine.Job) error {
 			"Arch":          runtime.GOARCH,
 			"KernelVersion": facts.kernel,
 			"BuildTime":     version.BuildTime,
+			"Experimental":  "false",
 		},
 	}}
 	job.Reply(v)
