@@ -1,0 +1,668 @@
+// Package native is ctr's own exec driver: containers made with Linux
+// namespaces, cgroups, pivot_root and capabilities through
+// golang.org/x/sys/unix, without an external runtime.
+//
+// A container's first process is the calling program re-executed
+// (/proc/self/exe with argv[0] "ctr-native-init"): in its new namespaces
+// it reads its configuration from the parent over a socketpair, builds the
+// container's filesystem view (mounts, /proc, /dev, /sys, pivot_root,
+// masked and read-only paths), sets hostname, rlimits, capabilities,
+// no_new_privs, the user and the working directory, then executes the
+// user's command, which so becomes PID 1 of the container. Set-up errors
+// travel back to Start as structured messages. Programs that use the
+// driver call Init first thing in main. See README.md.
+package native
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"example.org/ctr/drivers/cgroups"
+	"example.org/ctr/drivers/exec"
+	"example.org/ctr/internal/errdefs"
+)
+
+// Name is the driver's name.
+const Name = "native"
+
+// DefaultRoot is where the driver keeps its state by default.
+const DefaultRoot = "/run/ctr/native"
+
+// DefaultCgroupParent is the cgroup under which containers are placed.
+const DefaultCgroupParent = "ctr"
+
+// Options configure New.
+type Options struct {
+	// Root is the driver's state folder (one folder per container);
+	// "" is DefaultRoot.
+	Root string
+	// CgroupParent is the cgroup containers go under, relative to each
+	// hierarchy's root; "" is DefaultCgroupParent.
+	CgroupParent string
+	// Cgroups places containers in cgroups; nil detects the host's
+	// cgroupfs layout (cgroups.New).
+	Cgroups cgroups.Manager
+}
+
+// Driver is the native exec driver. It implements exec.Driver.
+type Driver struct {
+	root   string
+	parent string
+	cg     cgroups.Manager
+}
+
+var _ exec.Driver = (*Driver)(nil)
+
+// New returns a driver. It fails with a NotImplemented error when the host
+// has no usable cgroup hierarchy.
+func New(opts Options) (*Driver, error) {
+	d := &Driver{root: opts.Root, parent: opts.CgroupParent, cg: opts.Cgroups}
+	if d.root == "" {
+		d.root = DefaultRoot
+	}
+	if d.parent == "" {
+		d.parent = DefaultCgroupParent
+	}
+	if d.cg == nil {
+		m, err := cgroups.New(cgroups.Options{})
+		if err != nil {
+			return nil, err
+		}
+		d.cg = m
+	}
+	if err := os.MkdirAll(d.root, 0o711); err != nil {
+		return nil, fmt.Errorf("native: state folder: %w", err)
+	}
+	return d, nil
+}
+
+// Name returns "native".
+func (d *Driver) Name() string { return Name }
+
+// Cgroups returns the driver's cgroup manager.
+func (d *Driver) Cgroups() cgroups.Manager { return d.cg }
+
+// state is what the driver records about a running container, in
+// ROOT/ID/state.json, so that any process with the same root can exec into
+// it, signal, freeze and delete it.
+type state struct {
+	ID        string
+	Pid       int
+	StartTime uint64 // field 22 of /proc/PID/stat: tells a reused PID apart
+	Created   time.Time
+	Cgroup    string
+	UserNS    bool
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+func checkID(id string) error {
+	if !idPattern.MatchString(id) {
+		return errdefs.InvalidArgument("native: invalid container id %q", id)
+	}
+	return nil
+}
+
+func (d *Driver) dir(id string) string { return filepath.Join(d.root, id) }
+
+func (d *Driver) save(st *state) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(d.dir(st.ID), "state.json")
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+func (d *Driver) load(id string) (*state, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(d.dir(id), "state.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errdefs.NotFound("native: no container %q", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st state
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("native: state of %q: %w", id, err)
+	}
+	return &st, nil
+}
+
+// startTime reads a process's start time in clock ticks since boot.
+func startTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// After the command come field 3 (state) onwards; start time is 22.
+	if len(f) < 20 {
+		return 0, fmt.Errorf("bad /proc/%d/stat", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// alive reports whether the container's first process still runs (and is
+// not a zombie waiting for its parent).
+func (st *state) alive() bool {
+	t, err := startTime(st.Pid)
+	if err != nil || t != st.StartTime {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(st.Pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && len(s) > i+2 && s[i+2] != 'Z'
+}
+
+// pidfd opens the container's first process, checking it is still the
+// same process.
+func (st *state) pidfd() (int, error) {
+	fd, err := unix.PidfdOpen(st.Pid, 0)
+	if err != nil {
+		return -1, errdefs.Conflict("native: container %s is not running", st.ID)
+	}
+	if !st.alive() {
+		unix.Close(fd)
+		return -1, errdefs.Conflict("native: container %s is not running", st.ID)
+	}
+	return fd, nil
+}
+
+func toCgroupResources(spec *exec.Spec) *cgroups.Resources {
+	r := &cgroups.Resources{AllowAllDevices: spec.Privileged}
+	if spec.Resources != nil {
+		r.Memory = spec.Resources.Memory
+		r.CPUShares = spec.Resources.CPUShares
+		r.CPUQuota = spec.Resources.CPUQuota
+		r.CPUPeriod = spec.Resources.CPUPeriod
+		r.PidsLimit = spec.Resources.PidsLimit
+	}
+	return r
+}
+
+var nsFlags = map[exec.NamespaceType]uintptr{
+	exec.MountNamespace:   unix.CLONE_NEWNS,
+	exec.PIDNamespace:     unix.CLONE_NEWPID,
+	exec.UTSNamespace:     unix.CLONE_NEWUTS,
+	exec.IPCNamespace:     unix.CLONE_NEWIPC,
+	exec.NetworkNamespace: unix.CLONE_NEWNET,
+	exec.UserNamespace:    unix.CLONE_NEWUSER,
+	exec.CgroupNamespace:  unix.CLONE_NEWCGROUP,
+}
+
+// nsJoin is a namespace the child is started in.
+type nsJoin struct {
+	f    *os.File
+	flag int
+}
+
+// Start implements exec.Driver.
+func (d *Driver) Start(ctx context.Context, id string, spec *exec.Spec, stdio exec.Stdio) (_ exec.Process, retErr error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(spec.Rootfs); err != nil || !st.IsDir() {
+		return nil, errdefs.InvalidArgument("native: rootfs %s is not a folder", spec.Rootfs)
+	}
+	dir := d.dir(id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, errdefs.Conflict("native: container %q exists already", id)
+		}
+		return nil, fmt.Errorf("native: %w", err)
+	}
+	var cg cgroups.Cgroup
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		if cg != nil {
+			// The context may be the one that failed: clean up anyway.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			_ = cg.Delete(cctx)
+			cancel()
+		}
+		_ = os.RemoveAll(dir)
+	}()
+
+	cfg := &config{Spec: spec, Process: &spec.Process}
+	if spec.Hostname != "" {
+		cfg.HostnameFile = filepath.Join(dir, "hostname")
+		if err := os.WriteFile(cfg.HostnameFile, []byte(spec.Hostname+"\n"), 0o644); err != nil {
+			return nil, fmt.Errorf("native: %w", err)
+		}
+	}
+	var flags uintptr
+	var joins []nsJoin
+	defer func() {
+		for _, j := range joins {
+			j.f.Close()
+		}
+	}()
+	for _, n := range spec.Namespaces {
+		switch {
+		case n.Type == exec.CgroupNamespace && n.Path == "":
+			cfg.CgroupNS = true // unshared by the child once in its cgroup
+		case n.Path == "":
+			flags |= nsFlags[n.Type]
+		default:
+			f, err := os.Open(n.Path)
+			if err != nil {
+				return nil, errdefs.InvalidArgument("native: namespace %s: %w", n.Type, err)
+			}
+			joins = append(joins, nsJoin{f: f, flag: int(nsFlags[n.Type])})
+		}
+	}
+	cfg.UserNS = flags&unix.CLONE_NEWUSER != 0
+
+	cgName := spec.CgroupsPath
+	if cgName == "" {
+		cgName = path.Join(d.parent, id)
+	}
+	var err error
+	if cg, err = d.cg.Create(ctx, cgName, toCgroupResources(spec)); err != nil {
+		return nil, err
+	}
+
+	attr := &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}
+	if cfg.UserNS {
+		for _, m := range spec.UIDMappings {
+			attr.UidMappings = append(attr.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		for _, m := range spec.GIDMappings {
+			attr.GidMappings = append(attr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		attr.GidMappingsEnableSetgroups = true
+	}
+	p, err := spawn(ctx, &spawnRequest{mode: "init", cfg: cfg, stdio: stdio, attr: attr, joins: joins, cg: cg, oom: true})
+	if err != nil {
+		return nil, err
+	}
+	st := &state{ID: id, Pid: p.Pid(), StartTime: p.startTime, Created: time.Now().UTC(), Cgroup: cg.Name(), UserNS: cfg.UserNS}
+	if err := d.save(st); err != nil {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return nil, fmt.Errorf("native: record state: %w", err)
+	}
+	return p, nil
+}
+
+// Exec implements exec.Driver.
+func (d *Driver) Exec(ctx context.Context, id string, ps *exec.ProcessSpec, stdio exec.Stdio) (exec.Process, error) {
+	if err := ps.Validate(); err != nil {
+		return nil, err
+	}
+	st, err := d.load(id)
+	if err != nil {
+		return nil, err
+	}
+	if st.UserNS {
+		return nil, errdefs.NotImplemented("native: exec into a container with a user namespace is not supported")
+	}
+	pfd, err := st.pidfd()
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(pfd)
+	cg, err := d.cg.Open(st.Cgroup)
+	if err != nil {
+		return nil, err
+	}
+	if frozen, _ := cg.Frozen(); frozen {
+		return nil, errdefs.Conflict("native: container %s is paused", id)
+	}
+	var joins []nsJoin
+	defer func() {
+		for _, j := range joins {
+			j.f.Close()
+		}
+	}()
+	procNS := "/proc/" + strconv.Itoa(st.Pid) + "/ns/"
+	for _, n := range []struct {
+		name string
+		flag int
+	}{{"cgroup", unix.CLONE_NEWCGROUP}, {"ipc", unix.CLONE_NEWIPC}, {"uts", unix.CLONE_NEWUTS}, {"net", unix.CLONE_NEWNET}, {"pid", unix.CLONE_NEWPID}} {
+		if sameNamespace(procNS+n.name, "/proc/self/ns/"+n.name) {
+			continue
+		}
+		f, err := os.Open(procNS + n.name)
+		if err != nil {
+			return nil, fmt.Errorf("native: open %s namespace of %s: %w", n.name, id, err)
+		}
+		joins = append(joins, nsJoin{f: f, flag: n.flag})
+	}
+	mnt, err := os.Open(procNS + "mnt")
+	if err != nil {
+		return nil, fmt.Errorf("native: open mount namespace of %s: %w", id, err)
+	}
+	defer mnt.Close()
+	// The process is still the one recorded: the namespaces are its own.
+	if !st.alive() {
+		return nil, errdefs.Conflict("native: container %s is not running", id)
+	}
+	cfg := &config{Process: ps}
+	attr := &syscall.SysProcAttr{Setsid: true}
+	return spawn(ctx, &spawnRequest{mode: "exec", cfg: cfg, stdio: stdio, attr: attr, joins: joins, extra: []*os.File{mnt}, cg: cg})
+}
+
+func sameNamespace(a, b string) bool {
+	var sa, sb unix.Stat_t
+	if unix.Stat(a, &sa) != nil || unix.Stat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
+
+// spawnRequest is one re-execution of ourselves as a container process.
+type spawnRequest struct {
+	mode  string
+	cfg   *config
+	stdio exec.Stdio
+	attr  *syscall.SysProcAttr
+	joins []nsJoin
+	extra []*os.File // from fd 4 on
+	cg    cgroups.Cgroup
+	oom   bool
+}
+
+// spawn starts the child, puts it in its cgroup, sends its config and
+// waits until it has executed the command or failed.
+func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
+	parentSock, childSock, err := socketpair()
+	if err != nil {
+		return nil, err
+	}
+	defer parentSock.Close()
+	cmd := &osexec.Cmd{
+		Path:        "/proc/self/exe",
+		Args:        []string{initArg0},
+		Env:         []string{initEnv + "=" + r.mode},
+		ExtraFiles:  append([]*os.File{childSock}, r.extra...),
+		SysProcAttr: r.attr,
+	}
+	if !r.cfg.Process.Terminal {
+		// A nil *os.File must stay a nil interface: os/exec then opens
+		// /dev/null.
+		if r.stdio.Stdin != nil {
+			cmd.Stdin = r.stdio.Stdin
+		}
+		if r.stdio.Stdout != nil {
+			cmd.Stdout = r.stdio.Stdout
+		}
+		if r.stdio.Stderr != nil {
+			cmd.Stderr = r.stdio.Stderr
+		}
+	}
+	intoCgroup := false
+	if fc, ok := r.cg.(cgroups.FDCgroup); ok {
+		if f, err := fc.OpenFD(); err == nil {
+			defer f.Close()
+			r.attr.UseCgroupFD = true
+			r.attr.CgroupFD = int(f.Fd())
+			intoCgroup = true
+		}
+	}
+	if len(r.joins) > 0 {
+		err = startIn(r.joins, cmd.Start)
+	} else {
+		err = cmd.Start()
+	}
+	childSock.Close()
+	if err != nil {
+		return nil, fmt.Errorf("native: start container process: %w", err)
+	}
+	p := &process{cmd: cmd}
+	// Read before the child can run the command, exit and be reaped.
+	p.startTime, _ = startTime(cmd.Process.Pid)
+	var oomFrom cgroups.Cgroup
+	if r.oom {
+		oomFrom = r.cg
+	}
+	p.watch(oomFrom)
+	fail := func(err error) (*process, error) {
+		_ = cmd.Process.Kill()
+		<-p.done
+		if p.console != nil {
+			p.console.Close()
+		}
+		return nil, err
+	}
+	if !intoCgroup {
+		if err := r.cg.Add(cmd.Process.Pid); err != nil {
+			return fail(err)
+		}
+	}
+	sock := int(parentSock.Fd())
+	if err := send(sock, r.cfg); err != nil {
+		return fail(fmt.Errorf("native: send config: %w", err))
+	}
+
+	type result struct {
+		console *os.File
+		ready   bool
+		err     error
+	}
+	resc := make(chan result, 1)
+	go func() {
+		var res result
+		for {
+			var m message
+			ok, fds, err := recv(sock, &m)
+			if err != nil {
+				res.err = fmt.Errorf("native: read from container process: %w", err)
+				break
+			}
+			if !ok {
+				break
+			}
+			switch m.Type {
+			case msgConsole:
+				if len(fds) == 1 && res.console == nil {
+					res.console = os.NewFile(uintptr(fds[0]), "console")
+					fds = nil
+				}
+			case msgReady:
+				res.ready = true
+			case msgError:
+				if res.err == nil {
+					res.err = m.toError()
+				}
+			}
+			for _, f := range fds {
+				unix.Close(f)
+			}
+		}
+		resc <- res
+	}()
+	var res result
+	select {
+	case res = <-resc:
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		res = <-resc
+		if res.err == nil {
+			res.err = ctx.Err()
+		}
+	}
+	p.console = res.console
+	if res.err == nil && !res.ready {
+		<-p.done
+		res.err = fmt.Errorf("native: container process exited during set-up (status %d)", p.status.Code)
+	}
+	if res.err != nil {
+		return fail(res.err)
+	}
+	return p, nil
+}
+
+// startIn runs start on a thread that has entered the given namespaces, so
+// that the child is created in them. The thread is never unlocked: it ends
+// with its goroutine instead of going back to the pool in those namespaces.
+func startIn(joins []nsJoin, start func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		for _, j := range joins {
+			if err := unix.Setns(int(j.f.Fd()), j.flag); err != nil {
+				errc <- fmt.Errorf("setns %s: %w", j.f.Name(), err)
+				return
+			}
+		}
+		errc <- start()
+	}()
+	return <-errc
+}
+
+// Kill implements exec.Driver.
+func (d *Driver) Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
+	st, err := d.load(id)
+	if err != nil {
+		return err
+	}
+	if all {
+		cg, err := d.cg.Open(st.Cgroup)
+		if err != nil {
+			return err
+		}
+		pids, err := cg.Procs()
+		if err != nil {
+			return err
+		}
+		for _, p := range pids {
+			_ = unix.Kill(p, sig)
+		}
+		return nil
+	}
+	fd, err := st.pidfd()
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return errdefs.Conflict("native: container %s is not running", id)
+		}
+		return fmt.Errorf("native: signal %s: %w", id, err)
+	}
+	return nil
+}
+
+// Pause implements exec.Driver.
+func (d *Driver) Pause(ctx context.Context, id string) error {
+	st, err := d.load(id)
+	if err != nil {
+		return err
+	}
+	if !st.alive() {
+		return errdefs.Conflict("native: container %s is not running", id)
+	}
+	cg, err := d.cg.Open(st.Cgroup)
+	if err != nil {
+		return err
+	}
+	return cg.Freeze(ctx)
+}
+
+// Resume implements exec.Driver.
+func (d *Driver) Resume(ctx context.Context, id string) error {
+	st, err := d.load(id)
+	if err != nil {
+		return err
+	}
+	cg, err := d.cg.Open(st.Cgroup)
+	if err != nil {
+		return err
+	}
+	return cg.Thaw(ctx)
+}
+
+// State implements exec.Driver.
+func (d *Driver) State(ctx context.Context, id string) (*exec.State, error) {
+	st, err := d.load(id)
+	if err != nil {
+		return nil, err
+	}
+	out := &exec.State{ID: id, Pid: st.Pid, Created: st.Created, Cgroup: st.Cgroup, Status: exec.Stopped}
+	if st.alive() {
+		out.Status = exec.Running
+		if cg, err := d.cg.Open(st.Cgroup); err == nil {
+			if frozen, _ := cg.Frozen(); frozen {
+				out.Status = exec.Paused
+			}
+		}
+	}
+	return out, nil
+}
+
+// Stats implements exec.Driver.
+func (d *Driver) Stats(ctx context.Context, id string) (*exec.Stats, error) {
+	st, err := d.load(id)
+	if err != nil {
+		return nil, err
+	}
+	cg, err := d.cg.Open(st.Cgroup)
+	if err != nil {
+		return nil, err
+	}
+	s, err := cg.Stats()
+	if err != nil {
+		return nil, err
+	}
+	return &exec.Stats{
+		Read: time.Now(), CPUUsageNanos: s.CPUUsageNanos, MemoryUsage: s.MemoryUsage,
+		MemoryLimit: s.MemoryLimit, MemoryMaxUsed: s.MemoryMaxUsed, OOMKills: s.OOMKills,
+		Pids: s.Pids, PidsLimit: s.PidsLimit,
+	}, nil
+}
+
+// Delete implements exec.Driver.
+func (d *Driver) Delete(ctx context.Context, id string) error {
+	st, err := d.load(id)
+	if err != nil {
+		return err
+	}
+	cg, err := d.cg.Open(st.Cgroup)
+	switch {
+	case err == nil:
+		if err := cg.Delete(ctx); err != nil {
+			return err
+		}
+	case errdefs.ClassOf(err) != errdefs.NotFoundClass:
+		return err
+	}
+	return os.RemoveAll(d.dir(id))
+}
