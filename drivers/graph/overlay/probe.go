@@ -1,0 +1,162 @@
+package overlay
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"example.org/ctr/drivers/graph"
+	"example.org/ctr/drivers/graph/internal/layerfs"
+	"example.org/ctr/internal/errdefs"
+)
+
+// fsNames names the backing file systems `info` reports, by statfs magic.
+var fsNames = map[int64]string{
+	unix.EXT4_SUPER_MAGIC:      "extfs",
+	unix.XFS_SUPER_MAGIC:       "xfs",
+	unix.BTRFS_SUPER_MAGIC:     "btrfs",
+	unix.TMPFS_MAGIC:           "tmpfs",
+	unix.F2FS_SUPER_MAGIC:      "f2fs",
+	unix.OVERLAYFS_SUPER_MAGIC: "overlayfs",
+	unix.NFS_SUPER_MAGIC:       "nfs",
+	0x2fc12fc1:                 "zfs",
+}
+
+// checkBacking refuses a backing file system that overlay cannot use as
+// an upper layer, and records its name.
+func (d *Driver) checkBacking() error {
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(d.home, &sfs); err != nil {
+		return fmt.Errorf("overlay: statfs %s: %w", d.home, err)
+	}
+	magic := int64(sfs.Type)
+	d.backing = fsNames[magic]
+	if d.backing == "" {
+		d.backing = fmt.Sprintf("0x%x", magic)
+	}
+	switch magic {
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return fmt.Errorf("%s is on overlayfs, which cannot hold overlay upper layers: %w", d.home, graph.ErrNotSupported)
+	case unix.NFS_SUPER_MAGIC:
+		return fmt.Errorf("%s is on NFS, which cannot hold overlay upper layers: %w", d.home, graph.ErrNotSupported)
+	}
+	ok, err := reportsFileTypes(d.path("tmp"))
+	if err != nil {
+		return fmt.Errorf("overlay: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("%s (%s) does not report file types in directory entries (d_type), which overlay needs: %w",
+			d.home, d.backing, graph.ErrNotSupported)
+	}
+	return nil
+}
+
+// reportsFileTypes makes a file in a fresh folder under dir and reads the
+// folder's entries raw, to see whether the file system fills in d_type.
+func reportsFileTypes(dir string) (bool, error) {
+	tmp, err := os.MkdirTemp(dir, "dtype-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.WriteFile(filepath.Join(tmp, "f"), nil, 0o600); err != nil {
+		return false, err
+	}
+	fd, err := unix.Open(tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 4096)
+	n, err := unix.Getdents(fd, buf)
+	if err != nil {
+		return false, err
+	}
+	// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
+	for off := 0; off+19 < n; {
+		reclen := int(binary.NativeEndian.Uint16(buf[off+16:]))
+		typ := buf[off+18]
+		name := strings.TrimRight(string(buf[off+19:off+reclen]), "\x00")
+		if name == "f" {
+			return typ == unix.DT_REG, nil
+		}
+		if reclen == 0 {
+			break
+		}
+		off += reclen
+	}
+	return false, errors.New("d_type probe: file not listed")
+}
+
+// probe mounts a small overlay with two lower layers, writes through it
+// and deletes a lower file (which makes a whiteout), then unmounts and
+// removes it all. A failure is ErrNotSupported, unless the mount works
+// without the admin's extra options: then those are at fault.
+func (d *Driver) probe() error {
+	err := d.probeMount(d.mountOpts)
+	if err == nil {
+		return nil
+	}
+	if d.mountOpts != "" && d.probeMount("") == nil {
+		return errdefs.InvalidArgument("%s=%s: the kernel refuses these overlay options: %v",
+			OptMountOpt, strings.TrimPrefix(d.mountOpts, ","), err)
+	}
+	return fmt.Errorf("overlay probe on %s (%s): %v: %w", d.home, d.backing, err, graph.ErrNotSupported)
+}
+
+func (d *Driver) probeMount(extra string) (err error) {
+	dir, err := os.MkdirTemp(d.path("tmp"), "probe-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if rerr := layerfs.RemoveAll(dir); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	p := func(elem ...string) string { return filepath.Join(append([]string{dir}, elem...)...) }
+	for _, sub := range []string{"lower1", "lower2", "upper", "work", "merged"} {
+		if err := os.Mkdir(p(sub), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(p("lower1", "a"), []byte("a"), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(p("lower2", "b"), []byte("b"), 0o644); err != nil {
+		return err
+	}
+	data := fmt.Sprintf("lowerdir=%s:%s,upperdir=%s,workdir=%s%s", p("lower2"), p("lower1"), p("upper"), p("work"), extra)
+	if err := unix.Mount("overlay", p("merged"), "overlay", 0, data); err != nil {
+		return fmt.Errorf("mount: %w", err)
+	}
+	defer func() {
+		if uerr := layerfs.Unmount(p("merged")); uerr != nil && err == nil {
+			err = uerr
+		}
+	}()
+	for _, name := range []string{"a", "b"} {
+		if _, err := os.Stat(p("merged", name)); err != nil {
+			return fmt.Errorf("lower file not visible: %w", err)
+		}
+	}
+	if err := os.WriteFile(p("merged", "c"), []byte("c"), 0o644); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	if _, err := os.Stat(p("upper", "c")); err != nil {
+		return fmt.Errorf("write did not reach the upper layer: %w", err)
+	}
+	if err := os.Remove(p("merged", "a")); err != nil {
+		return fmt.Errorf("delete a lower file: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(p("upper", "a"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
+		return fmt.Errorf("deleting a lower file made no 0/0 whiteout (%v)", err)
+	}
+	return nil
+}
