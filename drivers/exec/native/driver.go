@@ -93,6 +93,9 @@ func New(opts Options) (*Driver, error) {
 // Name returns "native".
 func (d *Driver) Name() string { return Name }
 
+// Root returns the driver's state folder.
+func (d *Driver) Root() string { return d.root }
+
 // Cgroups returns the driver's cgroup manager.
 func (d *Driver) Cgroups() cgroups.Manager { return d.cg }
 
@@ -307,6 +310,9 @@ func (d *Driver) Start(ctx context.Context, id string, spec *exec.Spec, stdio ex
 			attr.GidMappings = append(attr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 		}
 		attr.GidMappingsEnableSetgroups = true
+		// Become the namespace's root before the re-execution, or the
+		// child would run as the overflow uid, without capabilities.
+		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 	p, err := spawn(ctx, &spawnRequest{mode: "init", cfg: cfg, stdio: stdio, attr: attr, joins: joins, cg: cg, oom: true})
 	if err != nil {
@@ -529,20 +535,52 @@ func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
 	return p, nil
 }
 
+// nsNames names the /proc/PID/ns entry of each namespace flag.
+var nsNames = map[int]string{
+	unix.CLONE_NEWCGROUP: "cgroup", unix.CLONE_NEWIPC: "ipc", unix.CLONE_NEWUTS: "uts",
+	unix.CLONE_NEWNET: "net", unix.CLONE_NEWPID: "pid_for_children",
+}
+
 // startIn runs start on a thread that has entered the given namespaces, so
-// that the child is created in them. The thread is never unlocked: it ends
-// with its goroutine instead of going back to the pool in those namespaces.
+// that the child is created in them, then moves the thread back. Should
+// that fail, the thread stays locked: Go then ends it with its goroutine
+// (or, for the main thread, never runs anything on it again).
 func startIn(joins []nsJoin, start func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		var back []nsJoin
+		defer func() {
+			for _, b := range back {
+				b.f.Close()
+			}
+		}()
 		for _, j := range joins {
-			if err := unix.Setns(int(j.f.Fd()), j.flag); err != nil {
-				errc <- fmt.Errorf("setns %s: %w", j.f.Name(), err)
+			f, err := os.Open("/proc/thread-self/ns/" + nsNames[j.flag])
+			if err != nil {
+				errc <- fmt.Errorf("save namespace: %w", err)
 				return
 			}
+			back = append(back, nsJoin{f: f, flag: j.flag})
 		}
-		errc <- start()
+		err := func() error {
+			for _, j := range joins {
+				if err := unix.Setns(int(j.f.Fd()), j.flag); err != nil {
+					return fmt.Errorf("setns %s: %w", j.f.Name(), err)
+				}
+			}
+			return start()
+		}()
+		restored := true
+		for _, b := range back {
+			if unix.Setns(int(b.f.Fd()), b.flag) != nil {
+				restored = false
+			}
+		}
+		if restored {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }

@@ -82,6 +82,13 @@ func newRootfs(t testing.TB) string {
 // both removed when the test ends.
 func newDriver(t testing.TB) *native.Driver {
 	t.Helper()
+	d, _ := newDriverParent(t)
+	return d
+}
+
+// newDriverParent is newDriver that also returns the cgroup parent.
+func newDriverParent(t testing.TB) (*native.Driver, string) {
+	t.Helper()
 	testenv.RequireRoot(t)
 	parent := fmt.Sprintf("ctrtest-%d-%d", os.Getpid(), time.Now().UnixNano())
 	d, err := native.New(native.Options{Root: filepath.Join(t.TempDir(), "state"), CgroupParent: parent})
@@ -89,7 +96,7 @@ func newDriver(t testing.TB) *native.Driver {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { removeCgroupParent(t, parent) })
-	return d
+	return d, parent
 }
 
 // cgroupDirs lists the folders a cgroup name has in every hierarchy.

@@ -93,13 +93,15 @@ echo done
 // left on the host.
 func TestZombies(t *testing.T) {
 	d := newDriver(t)
-	// The orphan (sleep 0) is re-parented to PID 1, a sleep that never
-	// waits: it stays a zombie inside until PID 1 exits.
-	spec := baseSpec(newRootfs(t), "sh", "-c", "(sleep 0 &); exec sleep 1000")
+	// The orphan (a shell loop) is re-parented to PID 1, a sleep that
+	// never waits: once told to exit, it stays a zombie inside until PID 1
+	// exits.
+	spec := baseSpec(newRootfs(t), "sh", "-c", "(until [ -e /tmp/go ]; do sleep 0.05; done &); exec sleep 1000")
 	p := start(t, d, "zombies", spec, ctrexec.Stdio{})
 	out := newOutput(t)
 	e, err := d.Exec(ctx(t), "zombies", &ctrexec.ProcessSpec{
-		Args: []string{"sh", "-c", "until ps -o stat,comm | grep -q '^Z'; do sleep 0.05; done; ps -o pid,stat,comm"},
+		Args: []string{"sh", "-c", `until [ "$(cat /proc/1/comm)" = sleep ]; do sleep 0.05; done; touch /tmp/go
+until ps -o stat | grep -q '^Z'; do sleep 0.05; done; ps -o pid,stat,comm`},
 		Env:  []string{"PATH=" + ctrexec.DefaultEnvPath},
 	}, ctrexec.Stdio{Stdout: out.w})
 	if err != nil {
