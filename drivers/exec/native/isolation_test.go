@@ -102,7 +102,7 @@ func TestZombies(t *testing.T) {
 	e, err := d.Exec(ctx(t), "zombies", &ctrexec.ProcessSpec{
 		Args: []string{"sh", "-c", `until [ "$(cat /proc/1/comm)" = sleep ]; do sleep 0.05; done; touch /tmp/go
 until ps -o stat | grep -q '^Z'; do sleep 0.05; done; ps -o pid,stat,comm`},
-		Env:  []string{"PATH=" + ctrexec.DefaultEnvPath},
+		Env: []string{"PATH=" + ctrexec.DefaultEnvPath},
 	}, ctrexec.Stdio{Stdout: out.w})
 	if err != nil {
 		t.Fatal(err)
