@@ -107,10 +107,25 @@ func send(fd int, v any, fds ...int) error {
 	return unix.Sendmsg(fd, b, oob, nil, 0)
 }
 
-// recv reads one message into v; it returns io.EOF-like (false, nil) at
-// end of file, and any fds that came with the message.
+// recv reads one message into v; ok is false at end of file. It returns
+// the fds that came with the message.
 func recv(fd int, v any) (ok bool, fds []int, err error) {
-	buf := make([]byte, maxMessage)
+	// Peek at the size first: a buffer of the message's own size.
+	var one [1]byte
+	var n int
+	for {
+		n, _, _, _, err = unix.Recvmsg(fd, one[:], nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return false, nil, err
+	}
+	if n > maxMessage {
+		return false, nil, fmt.Errorf("message of %d bytes from container init is too large", n)
+	}
+	buf := make([]byte, max(n, 1))
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	for {
 		n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
