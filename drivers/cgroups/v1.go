@@ -45,19 +45,25 @@ func (m *v1Manager) Create(ctx context.Context, name string, r *Resources) (Cgro
 		return nil, err
 	}
 	g := m.group(name)
-	// Folders that share a mount (cpu,cpuacct co-mounted) are made once.
+	// Folders that share a mount (cpu,cpuacct co-mounted) are made once;
+	// on failure only the folders made here are removed.
 	made := map[string]bool{}
+	undo := func() {
+		for dir := range made {
+			_ = os.Remove(dir)
+		}
+	}
 	for _, c := range v1Controllers {
 		dir, ok := g.dirs[c]
 		if !ok || made[dir] {
 			continue
 		}
 		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-			_ = g.Delete(ctx)
+			undo()
 			return nil, fmt.Errorf("cgroups: %w", err)
 		}
 		if err := os.Mkdir(dir, 0o755); err != nil {
-			_ = g.Delete(ctx)
+			undo()
 			if errors.Is(err, os.ErrExist) {
 				return nil, errdefs.Conflict("cgroups: %s exists already", dir)
 			}
