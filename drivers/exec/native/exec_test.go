@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"example.org/ctr/drivers/cgroups"
 	ctrexec "example.org/ctr/drivers/exec"
 	"example.org/ctr/internal/errdefs"
 )
@@ -313,5 +314,30 @@ func TestUserNamespace(t *testing.T) {
 	want := []string{"0", "100000", "65536", "0", "CapEff:", "00000000a80425fb"}
 	if strings.Join(fields, " ") != strings.Join(want, " ") {
 		t.Errorf("got %q (stderr %q, status %+v), want %q", r.stdout, r.stderr, r.status, want)
+	}
+}
+
+func TestRlimitsAndCgroupNamespace(t *testing.T) {
+	d := newDriver(t)
+	spec := baseSpec(newRootfs(t), "sh", "-c", "ulimit -n; ulimit -Hn; grep memory /proc/self/cgroup")
+	spec.Process.Rlimits = []ctrexec.Rlimit{{Type: "RLIMIT_NOFILE", Soft: 321, Hard: 654}}
+	spec.Namespaces = append(spec.Namespaces, ctrexec.Namespace{Type: ctrexec.CgroupNamespace})
+	r := run(t, d, "rlimits", spec)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) < 2 || lines[0] != "321" || lines[1] != "654" {
+		t.Errorf("nofile limits %q (stderr %q), want 321 654", r.stdout, r.stderr)
+	}
+	if d.Cgroups().Mode() == cgroups.V1 && (len(lines) < 3 || !strings.HasSuffix(lines[2], ":memory:/")) {
+		t.Errorf("memory cgroup inside a cgroup namespace: %q, want the namespace root", lines)
+	}
+	// Without a limit in the spec the command gets the usual soft limit,
+	// not the one the Go runtime raised for itself.
+	r = run(t, d, "rlimits-default", baseSpec(spec.Rootfs, "sh", "-c", "ulimit -n"))
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(r.stdout); got == strconv.FormatUint(lim.Max-1, 10) {
+		t.Errorf("default nofile soft limit %s: Go's raised limit leaked into the container", got)
 	}
 }
