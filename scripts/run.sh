@@ -48,7 +48,12 @@ if [ -s "$dir/ctrd.pid" ] && kill -0 "$(cat "$dir/ctrd.pid")" 2>/dev/null; then
 fi
 rm -f "$sock" "$dir/notify.sock" "$dir/ctrd.pid"
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+# step CMD...: show the command a user would type (bold on a terminal).
+if [ -t 1 ]; then
+	step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+else
+	step() { printf '\n$ %s\n' "$*"; }
+fi
 
 # Play systemd's side of sd_notify.
 tools=$(mktemp -d /tmp/ctr-run-tools.XXXXXX)
@@ -134,4 +139,8 @@ if [ "$once" -eq 1 ]; then
 fi
 echo
 echo "Press Ctrl-C to stop ctrd."
-wait "$ctrd_pid" || true
+rc=0
+wait "$ctrd_pid" || rc=$?
+echo "ctrd exited by itself with status $rc; what it told systemd:"
+sed 's/^/  notify: /' "$dir/notify.log"
+ctrd_pid=
