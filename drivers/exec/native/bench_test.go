@@ -3,33 +3,46 @@ package native_test
 import (
 	"strconv"
 	"testing"
+	"time"
 
 	ctrexec "example.org/ctr/drivers/exec"
 )
 
 // BenchmarkStartWaitTrue measures start, wait and delete of `true` in a
 // busybox rootfs with the default namespaces (mount, pid, uts, ipc, net),
-// masks and capabilities: the figure to set beside a bare `crun run` or
-// `runc run` of the same rootfs (see the anchors' BASELINES.md).
+// a read-only rootfs, masks and capabilities: the figure to set beside a
+// bare `crun run` or `runc run` of the same rootfs (see the anchors'
+// BASELINES.md). It also reports each phase.
 func BenchmarkStartWaitTrue(b *testing.B) {
 	d := newDriver(b)
 	rootfs := newRootfs(b)
 	spec := baseSpec(rootfs, "true")
 	spec.ReadonlyRootfs = true
 	c := ctx(b)
+	var tStart, tWait, tDelete time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		id := "bench" + strconv.Itoa(i)
+		t0 := time.Now()
 		p, err := d.Start(c, id, spec, ctrexec.Stdio{})
 		if err != nil {
 			b.Fatal(err)
 		}
+		t1 := time.Now()
 		st, err := p.Wait(c)
 		if err != nil || st.Code != 0 {
 			b.Fatalf("%+v %v", st, err)
 		}
+		t2 := time.Now()
 		if err := d.Delete(c, id); err != nil {
 			b.Fatal(err)
 		}
+		tStart += t1.Sub(t0)
+		tWait += t2.Sub(t1)
+		tDelete += time.Since(t2)
 	}
+	n := float64(b.N)
+	b.ReportMetric(float64(tStart.Microseconds())/n/1000, "start-ms")
+	b.ReportMetric(float64(tWait.Microseconds())/n/1000, "wait-ms")
+	b.ReportMetric(float64(tDelete.Microseconds())/n/1000, "delete-ms")
 }

@@ -296,9 +296,18 @@ func (d *Driver) Start(ctx context.Context, id string, spec *exec.Spec, stdio ex
 	if cgName == "" {
 		cgName = path.Join(d.parent, id)
 	}
-	var err error
-	if cg, err = d.cg.Create(ctx, cgName, toCgroupResources(spec)); err != nil {
-		return nil, err
+	createCgroup := func() (cgroups.Cgroup, error) {
+		var err error
+		cg, err = d.cg.Create(ctx, cgName, toCgroupResources(spec))
+		return cg, err
+	}
+	// A v2 cgroup is made first, for the child to be cloned into it. v1
+	// ones are made while the child starts, which takes that long anyway.
+	if d.cg.Mode() == cgroups.V2 {
+		if _, err := createCgroup(); err != nil {
+			return nil, err
+		}
+		createCgroup = nil
 	}
 
 	attr := &syscall.SysProcAttr{Cloneflags: flags, Setsid: true}
@@ -314,7 +323,7 @@ func (d *Driver) Start(ctx context.Context, id string, spec *exec.Spec, stdio ex
 		// child would run as the overflow uid, without capabilities.
 		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
-	p, err := spawn(ctx, &spawnRequest{mode: "init", cfg: cfg, stdio: stdio, attr: attr, joins: joins, cg: cg, oom: true})
+	p, err := spawn(ctx, &spawnRequest{mode: "init", cfg: cfg, stdio: stdio, attr: attr, joins: joins, cg: cg, createCgroup: createCgroup, oom: true})
 	if err != nil {
 		return nil, err
 	}
@@ -401,8 +410,11 @@ type spawnRequest struct {
 	attr  *syscall.SysProcAttr
 	joins []nsJoin
 	extra []*os.File // from fd 4 on
-	cg    cgroups.Cgroup
-	oom   bool
+	// cg is the cgroup to put the child in; when nil, createCgroup makes
+	// it once the child has been started.
+	cg           cgroups.Cgroup
+	createCgroup func() (cgroups.Cgroup, error)
+	oom          bool
 }
 
 // spawn starts the child, puts it in its cgroup, sends its config and
@@ -416,7 +428,7 @@ func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
 	cmd := &osexec.Cmd{
 		Path:        "/proc/self/exe",
 		Args:        []string{initArg0},
-		Env:         []string{initEnv + "=" + r.mode},
+		Env:         []string{initEnv + "=" + r.mode, "GOGC=off", "GOMAXPROCS=1"},
 		ExtraFiles:  append([]*os.File{childSock}, r.extra...),
 		SysProcAttr: r.attr,
 	}
@@ -454,11 +466,7 @@ func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
 	p := &process{cmd: cmd}
 	// Read before the child can run the command, exit and be reaped.
 	p.startTime, _ = startTime(cmd.Process.Pid)
-	var oomFrom cgroups.Cgroup
-	if r.oom {
-		oomFrom = r.cg
-	}
-	p.watch(oomFrom)
+	p.watch()
 	fail := func(err error) (*process, error) {
 		_ = cmd.Process.Kill()
 		<-p.done
@@ -466,6 +474,14 @@ func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
 			p.console.Close()
 		}
 		return nil, err
+	}
+	if r.cg == nil {
+		if r.cg, err = r.createCgroup(); err != nil {
+			return fail(err)
+		}
+	}
+	if r.oom {
+		p.setOOMSource(r.cg)
 	}
 	if !intoCgroup {
 		if err := r.cg.Add(cmd.Process.Pid); err != nil {

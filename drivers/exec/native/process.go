@@ -27,12 +27,22 @@ type process struct {
 	status exec.ExitStatus
 	err    error
 
+	mu      sync.Mutex // guards oomFrom
+	oomFrom cgroups.Cgroup
+
 	resizeMu sync.Mutex
 }
 
-// watch reaps the process in the background; oomFrom, if set, is asked for
-// OOM kills once it has exited.
-func (p *process) watch(oomFrom cgroups.Cgroup) {
+// setOOMSource names the cgroup asked for OOM kills once the process has
+// exited.
+func (p *process) setOOMSource(cg cgroups.Cgroup) {
+	p.mu.Lock()
+	p.oomFrom = cg
+	p.mu.Unlock()
+}
+
+// watch reaps the process in the background.
+func (p *process) watch() {
 	p.done = make(chan struct{})
 	go func() {
 		defer close(p.done)
@@ -51,6 +61,9 @@ func (p *process) watch(oomFrom cgroups.Cgroup) {
 		default:
 			p.status.Code = ws.ExitStatus()
 		}
+		p.mu.Lock()
+		oomFrom := p.oomFrom
+		p.mu.Unlock()
 		if oomFrom != nil {
 			if n, err := oomFrom.OOMKills(); err == nil && n > 0 {
 				p.status.OOMKilled = true
