@@ -86,6 +86,7 @@ const (
 	V2
 )
 
+// String returns "v1", "v2" or "auto".
 func (m Mode) String() string {
 	switch m {
 	case V1:

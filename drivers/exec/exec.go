@@ -143,6 +143,7 @@ type CommandError struct {
 	Err error
 }
 
+// Error says what could not be run, as Docker words it.
 func (e *CommandError) Error() string {
 	if e.NotFound {
 		if e.Err == nil {
@@ -153,6 +154,7 @@ func (e *CommandError) Error() string {
 	return fmt.Sprintf("exec: %q: %v", e.Command, e.Err)
 }
 
+// Unwrap returns the underlying error.
 func (e *CommandError) Unwrap() error { return e.Err }
 
 // ExitCode is the exit code a CLI reports for e: 127 when the command was
