@@ -196,7 +196,10 @@ func TestNoLeaks(t *testing.T) {
 	rootfs := newRootfs(t)
 	run(t, d, "warmup", baseSpec(rootfs, "true"))
 
-	mountsBefore := countLines(t, "/proc/self/mountinfo")
+	// Other tests may mount things on the host meanwhile: count the
+	// mounts under this test's folders only (none is expected).
+	ours := []string{filepath.Dir(rootfs), d.Root()}
+	mountsBefore := countMounts(t, ours)
 	fdsBefore := countFDs(t)
 	goroutinesBefore := runtime.NumGoroutine()
 	for i := 0; i < 50; i++ {
@@ -207,7 +210,7 @@ func TestNoLeaks(t *testing.T) {
 			t.Fatalf("%s: %+v", id, r.status)
 		}
 	}
-	if n := countLines(t, "/proc/self/mountinfo"); n != mountsBefore {
+	if n := countMounts(t, ours); n != mountsBefore || n != 0 {
 		t.Errorf("host mounts: %d before, %d after", mountsBefore, n)
 	}
 	if n := countFDs(t); n != fdsBefore {
@@ -238,13 +241,26 @@ func TestNoLeaks(t *testing.T) {
 	}
 }
 
-func countLines(t testing.TB, path string) int {
+// countMounts counts the host's mounts at or under any of the folders.
+func countMounts(t testing.TB, under []string) int {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Count(string(b), "\n")
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			continue
+		}
+		for _, u := range under {
+			if f[4] == u || strings.HasPrefix(f[4], u+"/") {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func countFDs(t testing.TB) int {
