@@ -1,0 +1,54 @@
+// Package dbus is ctr's D-Bus transport: it serves the engine's jobs as
+// org.example.Ctr on the system bus, so that busctl and any D-Bus client can
+// do what ctrctl does — the same jobs, the same errors, the same events.
+//
+// The objects and interfaces are described in org.example.Ctr.xml, beside
+// this file, which the package embeds and serves in Introspect:
+//
+//	/org/example/Ctr            org.example.Ctr: Version, Info, ListJobs,
+//	                            ListHandlers, RunJob; the properties Version,
+//	                            ApiVersion, StorageDriver, ExecDriver,
+//	                            Containers, ContainersRunning, Images,
+//	                            SocketActivated; the signals JobNew,
+//	                            JobRemoved and Event; and
+//	                            org.freedesktop.DBus.ObjectManager
+//	/org/example/Ctr/job/ID     org.example.Ctr.Job, one per running job:
+//	                            Cancel; Id, Name, State, Progress
+//
+// Every object also has the standard Peer, Introspectable and Properties
+// interfaces.
+//
+// # Replies
+//
+// A method's reply is its job's typed reply, encoded as JSON first (so the
+// keys are those of the HTTP API) and then as D-Bus values: Version as
+// a{ss} strings a person reads in busctl, Info as a{sv} with typed values.
+// RunJob is the generic door to every job, for busctl users: it returns the
+// job's stdout and stderr as strings, and when a job replied with a value
+// and wrote nothing to stdout, stdout holds that value's JSON, one line, so
+// `busctl call … RunJob sasa{ss} NAME 0 0` shows every job's result.
+//
+// # Errors
+//
+// A failed job is the D-Bus error org.example.Ctr.Error.CLASS, CLASS being
+// its class from internal/errdefs (ErrorName); ClassOfError maps a name
+// back. Nothing looks at an error's text.
+//
+// # Security
+//
+// The bus policy (units/org.example.Ctr.conf) lets root and group ctr call
+// methods and receive signals, and everyone else introspect and read
+// properties. Inside ctrd, every call that changes state is checked again:
+// the caller's uid and groups come from the bus (GetConnectionCredentials),
+// and only root and members of Options.Group get through; the others get
+// org.example.Ctr.Error.PermissionDenied, whatever the policy says.
+//
+// # Life cycle
+//
+// The daemon calls New before it freezes the engine (New observes the
+// engine's jobs), Connect once the HTTP API is set up (objects are served
+// before the name is requested, so no client calls into nothing), and
+// Close on shutdown. Every call runs on its own goroutine (godbus's) with a
+// deadline (Options.CallTimeout); signals are sent in order from one queue,
+// so that neither the engine nor the events log ever waits for the bus.
+package dbus

@@ -1,0 +1,284 @@
+package dbus
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+
+	godbus "github.com/godbus/dbus/v5"
+
+	"example.org/ctr/engine"
+	"example.org/ctr/internal/errdefs"
+)
+
+// manager is the org.example.Ctr interface of the manager object,
+// /org/example/Ctr. Its exported methods are exactly the interface's
+// methods (org.example.Ctr.xml); each runs a job of the engine.
+type manager struct{ s *Server }
+
+// managerObject returns the manager object.
+func (s *Server) managerObject() *object {
+	return &object{path: ManagerPath, ifaces: []iface{{name: ifaceManager, adapter: manager{s}, props: s.managerProps}}}
+}
+
+// JobRow is a row of ListJobs: (u id, s name, s state, o job).
+type JobRow struct {
+	ID    uint32
+	Name  string
+	State string
+	Path  godbus.ObjectPath
+}
+
+// HandlerRow is a row of ListHandlers: (s name, s help).
+type HandlerRow struct {
+	Name string
+	Help string
+}
+
+// Version returns the "version" job's reply as strings.
+func (m manager) Version(sender godbus.Sender) (map[string]string, *godbus.Error) {
+	ctx, cancel := m.s.callContext()
+	defer cancel()
+	reply, err := m.s.runReply(m.s.withCaller(ctx, sender), "version")
+	if err != nil {
+		return nil, busError(err)
+	}
+	out, err := replyStrings(reply)
+	if err != nil {
+		return nil, busError(fmt.Errorf("version: %w", err))
+	}
+	return out, nil
+}
+
+// Info returns the "info" job's reply as a dictionary.
+func (m manager) Info(sender godbus.Sender) (map[string]godbus.Variant, *godbus.Error) {
+	ctx, cancel := m.s.callContext()
+	defer cancel()
+	reply, err := m.s.runReply(m.s.withCaller(ctx, sender), "info")
+	if err != nil {
+		return nil, busError(err)
+	}
+	out, err := replyDict(reply)
+	if err != nil {
+		return nil, busError(fmt.Errorf("info: %w", err))
+	}
+	return out, nil
+}
+
+// ListJobs returns the jobs running now, oldest first.
+func (m manager) ListJobs() ([]JobRow, *godbus.Error) {
+	running := m.s.runningJobs()
+	out := make([]JobRow, 0, len(running))
+	for _, j := range running {
+		out = append(out, JobRow{ID: uint32(j.ID), Name: busString(j.Name), State: m.s.jobState(j.ID), Path: jobPath(j.ID)})
+	}
+	return out, nil
+}
+
+// ListHandlers returns the registered jobs, by name.
+func (m manager) ListHandlers() ([]HandlerRow, *godbus.Error) {
+	ds := m.s.eng.Handlers()
+	out := make([]HandlerRow, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, HandlerRow{Name: busString(d.Name), Help: busString(d.Help)})
+	}
+	return out, nil
+}
+
+// RunJob runs the job name with args and env, and returns what it wrote;
+// see org.example.Ctr.xml. A job that changes state, or one that is not
+// registered (a catchall may handle it), is run only for root and the
+// members of the server's group.
+func (m manager) RunJob(sender godbus.Sender, name string, args []string, env map[string]string) (string, string, *godbus.Error) {
+	s := m.s
+	ctx, cancel := s.callContext()
+	defer cancel()
+	for k := range env {
+		if k == "" || strings.Contains(k, "=") {
+			return "", "", busError(errdefs.InvalidArgument("env key %q: a key is not empty and has no '='", k))
+		}
+	}
+	if d, ok := s.eng.Lookup(name); !ok || d.Mutates {
+		if err := s.authorize(ctx, s.connection(), string(sender)); err != nil {
+			return "", "", busError(fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	job := s.newJob(s.withCaller(ctx, sender), name, args...)
+	job.Env = engine.EnvFromMap(env)
+	stdout := &capBuffer{limit: MaxCapture}
+	stderr := &capBuffer{limit: MaxCapture}
+	_ = job.Stdout.Add(stdout)
+	_ = job.Stderr.Add(stderr)
+	if err := s.runJob(ctx, job); err != nil {
+		return "", "", busError(err)
+	}
+	out := stdout.buf.String()
+	if out == "" && !stdout.cut {
+		if res, ok := job.Result(); ok {
+			b, err := json.Marshal(res)
+			if err != nil {
+				return "", "", busError(fmt.Errorf("%s: encode reply: %w", name, err))
+			}
+			out = string(b) + "\n"
+		}
+	}
+	errOut := stderr.buf.String()
+	if stdout.cut || stderr.cut {
+		errOut += fmt.Sprintf("ctrd: the job's output was cut at %d bytes a stream\n", MaxCapture)
+	}
+	return busString(out), busString(errOut), nil
+}
+
+// managerProps returns the manager's properties, read from the "version"
+// job's reply (Version, ApiVersion) and the "info" job's (Driver;
+// Ctr.ExecDriver, else DefaultRuntime; Containers; ContainersRunning;
+// Images; Ctr.SocketActivated). Only the job a wanted property needs is
+// run. A value missing from a reply is the type's zero value.
+func (s *Server) managerProps(ctx context.Context, want string) (map[string]godbus.Variant, error) {
+	out := make(map[string]godbus.Variant)
+	fromVersion := want == "" || want == "Version" || want == "ApiVersion"
+	fromInfo := want == "" || !fromVersion
+	if fromVersion {
+		v, err := s.runReplyJSON(ctx, "version")
+		if err != nil {
+			return nil, err
+		}
+		out["Version"] = godbus.MakeVariant(jsonString(v, "Version"))
+		out["ApiVersion"] = godbus.MakeVariant(jsonString(v, "ApiVersion"))
+	}
+	if fromInfo {
+		v, err := s.runReplyJSON(ctx, "info")
+		if err != nil {
+			return nil, err
+		}
+		out["StorageDriver"] = godbus.MakeVariant(jsonString(v, "Driver"))
+		out["ExecDriver"] = godbus.MakeVariant(jsonString(v, "Ctr.ExecDriver", "DefaultRuntime"))
+		out["Containers"] = godbus.MakeVariant(jsonUint32(v, "Containers"))
+		out["ContainersRunning"] = godbus.MakeVariant(jsonUint32(v, "ContainersRunning"))
+		out["Images"] = godbus.MakeVariant(jsonUint32(v, "Images"))
+		b, _ := lookupJSON(v, "Ctr.SocketActivated")
+		activated, _ := b.(bool)
+		out["SocketActivated"] = godbus.MakeVariant(activated)
+	}
+	return out, nil
+}
+
+// jsonString returns the first of paths that holds a non-empty string.
+func jsonString(obj map[string]any, paths ...string) string {
+	for _, p := range paths {
+		if v, ok := lookupJSON(obj, p); ok {
+			if s, ok := v.(string); ok && s != "" {
+				return busString(s)
+			}
+		}
+	}
+	return ""
+}
+
+// jsonUint32 returns the number at path, clamped to a uint32.
+func jsonUint32(obj map[string]any, path string) uint32 {
+	v, _ := lookupJSON(obj, path)
+	n, ok := v.(json.Number)
+	if !ok {
+		return 0
+	}
+	f, err := n.Float64()
+	if err != nil || f < 0 {
+		return 0
+	}
+	return uint32(math.Min(f, math.MaxUint32))
+}
+
+type callerKey struct{}
+
+// withCaller returns ctx carrying the engine's record of sender, for the
+// jobs the call runs.
+func (s *Server) withCaller(ctx context.Context, sender godbus.Sender) context.Context {
+	return context.WithValue(ctx, callerKey{}, s.caller(ctx, s.connection(), string(sender)))
+}
+
+// newJob returns a job of the engine whose caller is the one ctx carries
+// (a D-Bus caller without credentials when there is none).
+func (s *Server) newJob(ctx context.Context, name string, args ...string) *engine.Job {
+	job := s.eng.Job(name, args...)
+	c, ok := ctx.Value(callerKey{}).(engine.Caller)
+	if !ok {
+		c = engine.Caller{Transport: "dbus", UID: -1, GID: -1, PID: -1}
+	}
+	job.Caller = c
+	return job
+}
+
+// runJob runs job and returns its error, or ctx's when ctx ends first: a
+// handler that does not heed its context is left to finish on its own,
+// but the caller gets an answer at the deadline.
+func (s *Server) runJob(ctx context.Context, job *engine.Job) error {
+	done := make(chan error, 1)
+	go func() { done <- job.Run(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		select {
+		case err := <-done:
+			return err
+		default:
+		}
+		return fmt.Errorf("%s did not finish in time: %w", job.Name, ctx.Err())
+	}
+}
+
+// runReply runs the job name without args or env and returns its reply.
+func (s *Server) runReply(ctx context.Context, name string) (any, error) {
+	job := s.newJob(ctx, name)
+	if err := s.runJob(ctx, job); err != nil {
+		return nil, err
+	}
+	res, ok := job.Result()
+	if !ok {
+		return nil, fmt.Errorf("job %s gave no reply", name)
+	}
+	return res, nil
+}
+
+// runReplyJSON runs the job name and returns its reply decoded from JSON;
+// the reply must be an object.
+func (s *Server) runReplyJSON(ctx context.Context, name string) (map[string]any, error) {
+	res, err := s.runReply(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	j, err := decodeJSON(res)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	obj, ok := j.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: the reply is not an object", name)
+	}
+	return obj, nil
+}
+
+// capBuffer keeps the first limit bytes written to it and drops the rest,
+// without failing the writer.
+type capBuffer struct {
+	buf   bytes.Buffer
+	limit int
+	cut   bool
+}
+
+func (c *capBuffer) Write(p []byte) (int, error) {
+	room := c.limit - c.buf.Len()
+	if room < len(p) {
+		c.cut = true
+		if room > 0 {
+			c.buf.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	c.buf.Write(p)
+	return len(p), nil
+}
