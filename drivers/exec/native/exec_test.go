@@ -15,6 +15,7 @@ import (
 	"example.org/ctr/drivers/cgroups"
 	ctrexec "example.org/ctr/drivers/exec"
 	"example.org/ctr/internal/errdefs"
+	"example.org/ctr/internal/testenv"
 )
 
 // readConsole reads a console until the other side is gone.
@@ -355,5 +356,45 @@ func TestRlimitsAndCgroupNamespace(t *testing.T) {
 	}
 	if got := strings.TrimSpace(r.stdout); got == strconv.FormatUint(lim.Max-1, 10) {
 		t.Errorf("default nofile soft limit %s: Go's raised limit leaked into the container", got)
+	}
+}
+
+// The v2 code path (the child cloned straight into its cgroup, freezing
+// with cgroup.freeze, cgroup.kill) on whatever cgroup2 mount the host has,
+// even one without controllers, as on hybrid hosts.
+func TestCgroupV2(t *testing.T) {
+	testenv.RequireRoot(t)
+	h, err := cgroups.ReadHierarchies("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.V2 == "" {
+		t.Skip("no cgroup2 mount on this host")
+	}
+	m, err := cgroups.New(cgroups.Options{Mode: cgroups.V2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, parent := newDriverWith(t, m)
+	rootfs := newRootfs(t)
+	r := run(t, d, "v2", baseSpec(rootfs, "cat", "/proc/self/cgroup"))
+	if want := "0::/" + parent + "/v2\n"; !strings.Contains(r.stdout, want) {
+		t.Errorf("/proc/self/cgroup %q, want a line %q", r.stdout, want)
+	}
+	p := start(t, d, "v2pause", baseSpec(rootfs, "sleep", "1000"), ctrexec.Stdio{})
+	if err := d.Pause(ctx(t), "v2pause"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := d.State(ctx(t), "v2pause"); err != nil || st.Status != ctrexec.Paused {
+		t.Errorf("state %+v %v, want paused", st, err)
+	}
+	if err := d.Resume(ctx(t), "v2pause"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete(ctx(t), "v2pause"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := p.Wait(ctx(t)); err != nil || st.Signal != syscall.SIGKILL {
+		t.Errorf("after delete: %+v %v, want killed", st, err)
 	}
 }

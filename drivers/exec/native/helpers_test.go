@@ -89,9 +89,15 @@ func newDriver(t testing.TB) *native.Driver {
 // newDriverParent is newDriver that also returns the cgroup parent.
 func newDriverParent(t testing.TB) (*native.Driver, string) {
 	t.Helper()
+	return newDriverWith(t, nil)
+}
+
+// newDriverWith is newDriverParent with a given cgroup manager.
+func newDriverWith(t testing.TB, m cgroups.Manager) (*native.Driver, string) {
+	t.Helper()
 	testenv.RequireRoot(t)
 	parent := fmt.Sprintf("ctrtest-%d-%d", os.Getpid(), time.Now().UnixNano())
-	d, err := native.New(native.Options{Root: filepath.Join(t.TempDir(), "state"), CgroupParent: parent})
+	d, err := native.New(native.Options{Root: filepath.Join(t.TempDir(), "state"), CgroupParent: parent, Cgroups: m})
 	if err != nil {
 		t.Fatal(err)
 	}
