@@ -1,0 +1,56 @@
+// Command ctrload is the measuring tool of ctr's benchmark harness
+// (bench/run.sh). It starts daemons that speak the Docker Engine API on a
+// unix socket and times them, loads them with GET requests, reads their
+// memory, stops them, and keeps every figure in a results TSV that its
+// table command renders side by side (see package report).
+//
+//	ctrload start    --target T --key K --sock S [--notify N] [--fresh DIR]... -- DAEMON ARGS...
+//	ctrload activate --target T --key K --sock S [--notify N] -- systemd-socket-activate -l S ... DAEMON -H fd://
+//	ctrload wait     --sock S [--pid PID]
+//	ctrload rss      --target T --key K PID[:START]
+//	ctrload http     --target T --key K --sock S --path /version -n 2000 -c 1
+//	ctrload stop     [--pids FILE] [PID[:START]...]
+//	ctrload record   --target T --key K --value V ...
+//	ctrload goal     --key K [--against K2] --op '<' --bound 0.1
+//	ctrload table    --tsv FILE [--goals FILE] --targets ctrd,dockerd --base dockerd
+//
+// Every process it starts is its child in its own process group; it is
+// stopped with its descendants before ctrload moves on, and on SIGINT or
+// SIGTERM. With --pids, each one is also recorded as PID:START so that a
+// trap can stop what a killed ctrload left behind (ctrload stop --pids).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := newRoot().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ctrload:", err)
+		if ctx.Err() != nil {
+			os.Exit(130)
+		}
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ctrload",
+		Short:         "Time, load and measure Docker-API daemons on a unix socket",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newStart(), newActivate(), newWait(), newRSS(), newHTTP(), newStop(),
+		newRecord(), newGoal(), newTable())
+	return root
+}
