@@ -196,6 +196,9 @@ func (s *Spec) Validate() error {
 			return errdefs.InvalidArgument("exec: a new user namespace needs uid and gid mappings")
 		}
 	}
+	if len(s.Hostname) > 64 || strings.ContainsAny(s.Hostname, "/\x00 ") {
+		return errdefs.InvalidArgument("exec: invalid hostname %q", s.Hostname)
+	}
 	if ok, p := s.HasNamespace(UTSNamespace); s.Hostname != "" && (!ok || p != "") {
 		return errdefs.InvalidArgument("exec: a hostname needs a new uts namespace")
 	}
