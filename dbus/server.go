@@ -143,7 +143,8 @@ func ParseBus(choice string) (Bus, error) {
 // the bus does not let ctrd own (the policy, or another owner) is logged as
 // a warning and Connect returns nil: ctrd serves HTTP only. With any other
 // choice that is an error: Conflict when another connection owns the name,
-// Unavailable otherwise. Connect may succeed once.
+// Unavailable otherwise. ctx bounds the name request (godbus's handshake
+// itself cannot be cancelled). Connect may succeed once.
 func (s *Server) Connect(ctx context.Context, choice string) error {
 	bus, err := ParseBus(choice)
 	if err != nil {
@@ -212,7 +213,8 @@ func (s *Server) connect(ctx context.Context, bus Bus) error {
 	go func() { defer s.wg.Done(); s.forwardEvents(stop) }()
 	go s.watch(conn)
 
-	reply, err := conn.RequestName(BusName, godbus.NameFlagDoNotQueue)
+	var reply godbus.RequestNameReply
+	err = conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.RequestName", 0, BusName, godbus.NameFlagDoNotQueue).Store(&reply)
 	if err == nil && reply != godbus.RequestNameReplyPrimaryOwner {
 		err = errdefs.Conflict("the name %s is already owned on the bus", BusName)
 	}
@@ -223,7 +225,6 @@ func (s *Server) connect(ctx context.Context, bus Bus) error {
 	s.mu.Lock()
 	s.owned = true
 	s.mu.Unlock()
-	_ = ctx // the handshake has no cancellation in godbus
 	return nil
 }
 
