@@ -19,10 +19,10 @@ import (
 
 // twoImages returns a base image and a child sharing its layer.
 func twoImages(t testing.TB) (base, child testImage) {
-	l1 := layerTar(t, fsEntry{name: "etc/", dir: true}, fsEntry{name: "etc/os-release", body: "base\n"}, fsEntry{name: "bin/", dir: true}, fsEntry{name: "bin/sh", body: "#!shell", mode: 0o755})
-	l2 := layerTar(t, fsEntry{name: "etc/", dir: true}, fsEntry{name: "etc/os-release", body: "child\n"}, fsEntry{name: "etc/.wh.gone", body: ""}, fsEntry{name: "app", linkname: "/bin/sh"})
-	base = testImage{tags: []string{"base:1"}, config: configFor(t, "base", l1), layers: [][]byte{l1}}
-	child = testImage{tags: []string{"example.org/team/child:v2", "child"}, config: configFor(t, "child", l1, l2), layers: [][]byte{l1, l2}}
+	l1 := layerTar(t, fsEntry{Name: "etc/", Dir: true}, fsEntry{Name: "etc/os-release", Body: "base\n"}, fsEntry{Name: "bin/", Dir: true}, fsEntry{Name: "bin/sh", Body: "#!shell", Mode: 0o755})
+	l2 := layerTar(t, fsEntry{Name: "etc/", Dir: true}, fsEntry{Name: "etc/os-release", Body: "child\n"}, fsEntry{Name: "etc/.wh.gone", Body: ""}, fsEntry{Name: "app", Linkname: "/bin/sh"})
+	base = testImage{Tags: []string{"base:1"}, Config: configFor(t, "base", l1), Layers: [][]byte{l1}}
+	child = testImage{Tags: []string{"example.org/team/child:v2", "child"}, Config: configFor(t, "child", l1, l2), Layers: [][]byte{l1, l2}}
 	return base, child
 }
 
@@ -48,7 +48,7 @@ func TestLoadDockerArchive(t *testing.T) {
 			if len(res) != 2 || !res[0].New || !res[1].New {
 				t.Fatalf("Load = %+v", res)
 			}
-			if res[1].ID != digest.FromBytes(child.config) {
+			if res[1].ID != digest.FromBytes(child.Config) {
 				t.Errorf("image id %s, want the config digest", res[1].ID)
 			}
 			if got := strings.Join(res[1].Tags, ","); got != "example.org/team/child:v2,docker.io/library/child:latest" {
@@ -83,12 +83,12 @@ func TestLoadOCILayout(t *testing.T) {
 	s, _ := newTestStore(t)
 	base, child := twoImages(t)
 	for _, img := range []*testImage{&base, &child} {
-		for i := range img.layers {
-			img.layers[i] = gzipped(t, img.layers[i])
+		for i := range img.Layers {
+			img.Layers[i] = gzipped(t, img.Layers[i])
 		}
 	}
-	child.tags = []string{"docker.io/library/child:oci"}
-	base.tags = []string{"latest"} // a bare tag names no repository
+	child.Tags = []string{"docker.io/library/child:oci"}
+	base.Tags = []string{"latest"} // a bare tag names no repository
 	res := load(t, s, ociArchive(t, base, child))
 	if len(res) != 2 {
 		t.Fatalf("Load = %+v", res)
@@ -104,8 +104,8 @@ func TestLoadOCILayout(t *testing.T) {
 
 func TestLoadCompressedArchiveAndZstdLayers(t *testing.T) {
 	s, _ := newTestStore(t)
-	l := layerTar(t, fsEntry{name: "hello", body: "zstd"})
-	img := testImage{tags: []string{"z:1"}, config: configFor(t, "z", l), layers: [][]byte{zstded(t, l)}}
+	l := layerTar(t, fsEntry{Name: "hello", Body: "zstd"})
+	img := testImage{Tags: []string{"z:1"}, Config: configFor(t, "z", l), Layers: [][]byte{zstded(t, l)}}
 	load(t, s, gzipped(t, dockerArchive(t, false, img)))
 	if got := layerFile(t, s, "z:1", "hello"); got != "zstd" {
 		t.Errorf("hello = %q", got)
@@ -147,7 +147,7 @@ func TestSaveRoundTrip(t *testing.T) {
 	if order[0] != "oci-layout" || order[1] != "index.json" || order[2] != "manifest.json" {
 		t.Errorf("metadata does not come first: %v", order[:3])
 	}
-	for _, l := range child.layers {
+	for _, l := range child.Layers {
 		if got := files[archive.BlobPath(digest.FromBytes(l))]; !bytes.Equal(got, l) {
 			t.Errorf("layer %s differs after save (%d bytes, want %d)", digest.FromBytes(l), len(got), len(l))
 		}
@@ -181,7 +181,7 @@ func TestSaveRoundTrip(t *testing.T) {
 func TestImport(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newTestStore(t)
-	rootfs := layerTar(t, fsEntry{name: "bin/", dir: true}, fsEntry{name: "bin/sh", body: "sh", mode: 0o755})
+	rootfs := layerTar(t, fsEntry{Name: "bin/", Dir: true}, fsEntry{Name: "bin/sh", Body: "sh", Mode: 0o755})
 	ref, _ := ParseTag("imported:v1")
 	res, err := s.Import(ctx, bytes.NewReader(gzipped(t, rootfs)), ImportOptions{Tag: ref, Changes: []string{
 		`CMD ["/bin/sh"]`, `ENV A=b C="d e"`, `WORKDIR /srv`, `ENTRYPOINT /bin/echo hi`,
@@ -234,8 +234,8 @@ func TestImport(t *testing.T) {
 func TestLoadHostile(t *testing.T) {
 	base, child := twoImages(t)
 	good := dockerArchive(t, false, base, child)
-	l := layerTar(t, fsEntry{name: "f", body: "x"})
-	other := layerTar(t, fsEntry{name: "f", body: "y"})
+	l := layerTar(t, fsEntry{Name: "f", Body: "x"})
+	other := layerTar(t, fsEntry{Name: "f", Body: "y"})
 	cases := map[string]struct {
 		archive []byte
 		class   errdefs.Class
@@ -244,16 +244,16 @@ func TestLoadHostile(t *testing.T) {
 		"truncated archive":  {good[:len(good)/2], errdefs.InvalidArgumentClass, "truncated"},
 		"not a tar":          {[]byte("this is not a tar stream at all, it is text. " + strings.Repeat("x", 600)), errdefs.InvalidArgumentClass, ""},
 		"empty":              {nil, errdefs.InvalidArgumentClass, ""},
-		"no manifest":        {tarOf(t, []archEntry{{name: "foo/layer.tar", body: l}}), errdefs.InvalidArgumentClass, "neither"},
-		"bad gzip layer":     {dockerArchive(t, false, testImage{config: configFor(t, "g", l), layers: [][]byte{append([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}, bytes.Repeat([]byte{0xff}, 100)...)}}), errdefs.InvalidArgumentClass, ""},
-		"diff id mismatch":   {dockerArchive(t, false, testImage{config: configFor(t, "m", l), layers: [][]byte{other}}), errdefs.InvalidArgumentClass, "mismatch"},
+		"no manifest":        {tarOf(t, []archEntry{{Name: "foo/layer.tar", Body: l}}), errdefs.InvalidArgumentClass, "neither"},
+		"bad gzip layer":     {dockerArchive(t, false, testImage{Config: configFor(t, "g", l), Layers: [][]byte{append([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}, bytes.Repeat([]byte{0xff}, 100)...)}}), errdefs.InvalidArgumentClass, ""},
+		"diff id mismatch":   {dockerArchive(t, false, testImage{Config: configFor(t, "m", l), Layers: [][]byte{other}}), errdefs.InvalidArgumentClass, "mismatch"},
 		"missing layer":      {missingLayerArchive(t, l), errdefs.InvalidArgumentClass, "not in the archive"},
-		"duplicate tags":     {dockerArchive(t, false, testImage{tags: []string{"dup:1"}, config: configFor(t, "a", l), layers: [][]byte{l}}, testImage{tags: []string{"dup:1"}, config: configFor(t, "b", l), layers: [][]byte{l}}), errdefs.InvalidArgumentClass, "two images"},
-		"invalid tag":        {dockerArchive(t, false, testImage{tags: []string{"Bad Name!"}, config: configFor(t, "a", l), layers: [][]byte{l}}), errdefs.InvalidArgumentClass, "invalid tag"},
-		"path traversal":     {tarOf(t, []archEntry{{name: "../../etc/evil", body: []byte("x")}}), errdefs.InvalidArgumentClass, "outside"},
-		"layer count":        {dockerArchive(t, false, testImage{config: configFor(t, "c", l, other), layers: [][]byte{l}}), errdefs.InvalidArgumentClass, "layers"},
+		"duplicate tags":     {dockerArchive(t, false, testImage{Tags: []string{"dup:1"}, Config: configFor(t, "a", l), Layers: [][]byte{l}}, testImage{Tags: []string{"dup:1"}, Config: configFor(t, "b", l), Layers: [][]byte{l}}), errdefs.InvalidArgumentClass, "two images"},
+		"invalid tag":        {dockerArchive(t, false, testImage{Tags: []string{"Bad Name!"}, Config: configFor(t, "a", l), Layers: [][]byte{l}}), errdefs.InvalidArgumentClass, "invalid tag"},
+		"path traversal":     {tarOf(t, []archEntry{{Name: "../../etc/evil", Body: []byte("x")}}), errdefs.InvalidArgumentClass, "outside"},
+		"layer count":        {dockerArchive(t, false, testImage{Config: configFor(t, "c", l, other), Layers: [][]byte{l}}), errdefs.InvalidArgumentClass, "layers"},
 		"oci blob digest":    {corruptOCIBlob(t), errdefs.InvalidArgumentClass, "mismatch"},
-		"hostile layer path": {dockerArchive(t, false, testImage{config: configFor(t, "h", layerTar(t, fsEntry{name: "../escape", body: "x"})), layers: [][]byte{layerTar(t, fsEntry{name: "../escape", body: "x"})}}), errdefs.InvalidArgumentClass, ""},
+		"hostile layer path": {dockerArchive(t, false, testImage{Config: configFor(t, "h", layerTar(t, fsEntry{Name: "../escape", Body: "x"})), Layers: [][]byte{layerTar(t, fsEntry{Name: "../escape", Body: "x"})}}), errdefs.InvalidArgumentClass, ""},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -286,14 +286,14 @@ func TestLoadHostile(t *testing.T) {
 func missingLayerArchive(t testing.TB, l []byte) []byte {
 	cfg := configFor(t, "m", l)
 	ms, _ := json.Marshal([]archive.DockerManifest{{Config: "c.json", Layers: []string{"nowhere/layer.tar"}}})
-	return tarOf(t, []archEntry{{name: "c.json", body: cfg}, {name: "manifest.json", body: ms}})
+	return tarOf(t, []archEntry{{Name: "c.json", Body: cfg}, {Name: "manifest.json", Body: ms}})
 }
 
 // corruptOCIBlob returns an OCI archive whose layer blob is not what its
 // name says.
 func corruptOCIBlob(t testing.TB) []byte {
-	l := gzipped(t, layerTar(t, fsEntry{name: "f", body: "x"}))
-	b := ociArchive(t, testImage{config: configFor(t, "o", layerTar(t, fsEntry{name: "f", body: "x"})), layers: [][]byte{l}})
+	l := gzipped(t, layerTar(t, fsEntry{Name: "f", Body: "x"}))
+	b := ociArchive(t, testImage{Config: configFor(t, "o", layerTar(t, fsEntry{Name: "f", Body: "x"})), Layers: [][]byte{l}})
 	// Flip a byte inside the gzip member's payload (same length, so
 	// the tar stays well-formed).
 	i := bytes.Index(b, l)
@@ -372,14 +372,14 @@ func TestTagAndResolve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Previous != digest.FromBytes(base.config) {
+	if res.Previous != digest.FromBytes(base.Config) {
 		t.Errorf("Previous = %s", res.Previous)
 	}
 	img, err := s.Get(ctx, "docker.io/library/base:1")
-	if err != nil || img.ID != digest.FromBytes(child.config) {
+	if err != nil || img.ID != digest.FromBytes(child.Config) {
 		t.Fatalf("base:1 → %s, %v", img.ID, err)
 	}
-	baseImg, err := s.Get(ctx, digest.FromBytes(base.config).Encoded()[:8])
+	baseImg, err := s.Get(ctx, digest.FromBytes(base.Config).Encoded()[:8])
 	if err != nil || len(baseImg.RepoTags) != 0 {
 		t.Fatalf("by short id: %+v, %v", baseImg, err)
 	}
@@ -401,7 +401,7 @@ func TestAbandonedLoad(t *testing.T) {
 	load(t, s, dockerArchive(t, false, base))
 
 	in := s.begin()
-	l2 := layerTar(t, fsEntry{name: "x", body: "half"})
+	l2 := layerTar(t, fsEntry{Name: "x", Body: "half"})
 	if _, err := in.layer(ctx, "", digest.FromBytes(l2), bytes.NewReader(l2), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +416,7 @@ func TestAbandonedLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A stray blob, as if a config was written and the commit never came.
-	if _, err := s.content.PutBytes(child.config, ""); err != nil {
+	if _, err := s.content.PutBytes(child.Config, ""); err != nil {
 		t.Fatal(err)
 	}
 	// "Crash": no finish, no commit. Reopen.

@@ -225,7 +225,7 @@ func CheckDescriptor(d ocispec.Descriptor) error {
 
 // CheckDigest checks that d is "sha256:" and 64 lower-case hex digits.
 func CheckDigest(d digest.Digest) error {
-	if d.Algorithm() != digest.SHA256 {
+	if !strings.HasPrefix(string(d), "sha256:") {
 		return errdefs.InvalidArgument("digest %q: want sha256", d)
 	}
 	if err := d.Validate(); err != nil {
