@@ -47,6 +47,8 @@ type busConfig struct {
 	system bool
 	// policies are files the configuration includes.
 	policies []string
+	// serviceDirs are folders of activation files.
+	serviceDirs []string
 }
 
 // systemDefaultPolicy is the default policy of Debian's system.conf, the
@@ -119,6 +121,9 @@ func startBus(t testing.TB, cfg busConfig) string {
 			t.Fatal(err)
 		}
 		fmt.Fprintf(&b, "\n  <include>%s</include>", abs)
+	}
+	for _, d := range cfg.serviceDirs {
+		fmt.Fprintf(&b, "\n  <servicedir>%s</servicedir>", d)
 	}
 	b.WriteString("\n</busconfig>\n")
 	conf := filepath.Join(dir, "bus.conf")

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -172,5 +173,33 @@ func TestInProcessCheck(t *testing.T) {
 	})
 	if got := errName((<-call.Done).Err); got != "org.example.Ctr.Error.Canceled" {
 		t.Errorf("the cancelled job: %q", got)
+	}
+}
+
+// TestActivationFile checks that the bus reads ctr's activation file:
+// org.example.Ctr is activatable. (Starting ctrd through it needs systemd;
+// the end-to-end tier does that.)
+func TestActivationFile(t *testing.T) {
+	dir := t.TempDir()
+	data, err := os.ReadFile("../units/org.example.Ctr.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"[D-BUS Service]\n", "Name=org.example.Ctr\n", "SystemdService=ctr.service\n", "User=root\n"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("the activation file has no %q", want)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "org.example.Ctr.service"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := startBus(t, busConfig{serviceDirs: []string{dir}})
+	c := dial(t, addr)
+	var names []string
+	if err := c.conn.BusObject().Call("org.freedesktop.DBus.ListActivatableNames", 0).Store(&names); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(names, BusName) {
+		t.Errorf("activatable names %v lack %s", names, BusName)
 	}
 }
