@@ -25,20 +25,35 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// SIGINT and SIGTERM cancel the command, which stops what it started;
+	// ctrload then dies of the same signal, so that the shell running it
+	// knows it was interrupted (and does not carry on with its script).
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	var caught atomic.Value
+	go func() {
+		caught.Store(<-sigs)
+		cancel()
+	}()
 	err := newRoot().ExecuteContext(ctx)
-	stop()
+	if sig, ok := caught.Load().(syscall.Signal); ok {
+		fmt.Fprintf(os.Stderr, "ctrload: stopped by %v\n", sig)
+		signal.Reset(sig)
+		_ = syscall.Kill(os.Getpid(), sig)
+		time.Sleep(time.Second) // the signal is delivered meanwhile
+		os.Exit(128 + int(sig))
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ctrload:", err)
-		if ctx.Err() != nil {
-			os.Exit(130)
-		}
 		os.Exit(1)
 	}
 }
