@@ -1,0 +1,123 @@
+package container
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+
+	"example.org/ctr/logger"
+	"example.org/ctr/monitor"
+)
+
+// recordFile is a container's metadata file in its folder.
+const recordFile = "config.v2.json"
+
+// record is what ctr keeps about a container across daemon restarts: its
+// folder's config.v2.json, written atomically on every change.
+type record struct {
+	ID         string                `json:"ID"`
+	Name       string                `json:"Name"`
+	Created    time.Time             `json:"Created"`
+	Path       string                `json:"Path"`
+	Args       []string              `json:"Args"`
+	Config     *container.Config     `json:"Config"`
+	HostConfig *container.HostConfig `json:"HostConfig"`
+	// Image is the image's id; Config.Image the name the user gave.
+	Image string `json:"Image"`
+	// Driver is the graph driver and LayerID the container's layer in it.
+	Driver  string `json:"Driver"`
+	LayerID string `json:"LayerID"`
+	State   State  `json:"State"`
+	// RestartCount counts the restarts by the policy since the last
+	// start by a user.
+	RestartCount int `json:"RestartCount"`
+}
+
+// ctr is a container as the service holds it: the record and what only
+// lives while ctrd runs.
+type ctr struct {
+	// op serializes what changes the container's run: start, stop,
+	// restart, remove, pause.
+	op sync.Mutex
+
+	mu      sync.Mutex
+	rec     record
+	dir     string
+	changed chan struct{} // closed and replaced on every change
+	removed bool
+
+	mon    *monitor.Client
+	waiter *monitor.Waiter
+	rootfs string // mounted root file system, "" when not mounted
+
+	// pending are attaches waiting for the next start.
+	pending map[*pendingAttach]struct{}
+	// restartTimer is the policy's pending restart, if any.
+	restartTimer *time.Timer
+	backoff      time.Duration
+	// exits counts the runs that ended since ctrd started, for wait's
+	// next-exit.
+	exits uint64
+	// execs are the container's exec instances.
+	execs map[string]*execConfig
+}
+
+func (c *ctr) path(name string) string { return filepath.Join(c.dir, name) }
+
+// notify wakes whoever waits for a change; c.mu must be held.
+func (c *ctr) notify() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// save writes the record; c.mu must be held.
+func (c *ctr) save() error {
+	b, err := json.MarshalIndent(&c.rec, "", "\t")
+	if err != nil {
+		return err
+	}
+	if err := monitor.WriteFileAtomic(c.path(recordFile), b, 0o600); err != nil {
+		return fmt.Errorf("save container %s: %w", c.rec.ID, err)
+	}
+	return nil
+}
+
+// loadRecord reads a container's record from its folder.
+func loadRecord(dir string) (*record, error) {
+	b, err := os.ReadFile(filepath.Join(dir, recordFile))
+	if err != nil {
+		return nil, err
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, recordFile), err)
+	}
+	if r.ID == "" || r.Config == nil || r.HostConfig == nil {
+		return nil, fmt.Errorf("%s: incomplete record", filepath.Join(dir, recordFile))
+	}
+	return &r, nil
+}
+
+// logDriver is the container's log driver.
+func (r *record) logDriver() string {
+	if r.HostConfig.LogConfig.Type == "" {
+		return logger.DefaultDriver
+	}
+	return r.HostConfig.LogConfig.Type
+}
+
+// shortID is the 12-character id.
+func (r *record) shortID() string { return r.ID[:12] }
+
+// Files in a container's folder.
+const (
+	hostnameFile = "hostname"
+	hostsFile    = "hosts"
+	resolvFile   = "resolv.conf"
+	exitFile     = "exit.json"
+)

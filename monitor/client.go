@@ -1,0 +1,366 @@
+package monitor
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/journal"
+
+	"example.org/ctr/drivers/exec"
+	"example.org/ctr/internal/errdefs"
+)
+
+// Client talks to one container's monitor. Each call is one connection;
+// a Client is safe for concurrent use.
+type Client struct {
+	sock string
+	id   string
+}
+
+// LaunchOptions say how to start a monitor.
+type LaunchOptions struct {
+	// Command runs a monitor when given --exec-root and --id: for ctrd,
+	// {"/proc/self/exe", "monitor"}.
+	Command []string
+	// ExecRoot is ctrd's --exec-root.
+	ExecRoot string
+	// Config is what the monitor runs.
+	Config *Config
+}
+
+// launchEnvDrop are variables of ctrd's environment that are meant for
+// ctrd alone (systemd's protocols) and a monitor must not see.
+var launchEnvDrop = []string{"NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=", "WATCHDOG_USEC=", "WATCHDOG_PID="}
+
+// Launch writes the config and starts a monitor for it, in its own session,
+// and returns once its socket listens. The container is not started yet:
+// call Start. The monitor is a child of the caller until the caller exits;
+// Launch reaps it when it ends.
+func Launch(ctx context.Context, opts LaunchOptions) (*Client, error) {
+	if len(opts.Command) == 0 {
+		return nil, errdefs.InvalidArgument("monitor: no command to launch")
+	}
+	cfg := opts.Config
+	dir := Dir(opts.ExecRoot, cfg.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	if err := writeConfig(dir, cfg); err != nil {
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	stderr, err := monitorStderr(dir)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	args := append(append([]string(nil), opts.Command[1:]...), "--exec-root", opts.ExecRoot, "--id", cfg.ID)
+	cmd := &osexec.Cmd{
+		Path:        opts.Command[0],
+		Args:        append([]string{opts.Command[0]}, args...),
+		Env:         launchEnv(),
+		Stderr:      stderr,
+		ExtraFiles:  []*os.File{w},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	err = cmd.Start()
+	w.Close()
+	if stderr != os.Stderr {
+		stderr.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("monitor: launch: %w", err)
+	}
+	go func() { _ = cmd.Wait() }() // reap it whenever it ends
+
+	type result struct {
+		resp Response
+		err  error
+	}
+	rc := make(chan result, 1)
+	go func() {
+		var res result
+		res.err = readJSON(bufio.NewReader(r), &res.resp)
+		rc <- res
+	}()
+	select {
+	case res := <-rc:
+		if res.err != nil {
+			return nil, fmt.Errorf("monitor of %s ended before it was ready (see %s): %w", cfg.ID, filepath.Join(dir, logFile), res.err)
+		}
+		if err := res.resp.err(); err != nil {
+			return nil, err
+		}
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		return nil, ctx.Err()
+	}
+	return &Client{sock: filepath.Join(dir, sockFile), id: cfg.ID}, nil
+}
+
+// launchEnv is ctrd's environment without what is ctrd's alone.
+func launchEnv() []string {
+	var env []string
+outer:
+	for _, kv := range os.Environ() {
+		for _, p := range launchEnvDrop {
+			if strings.HasPrefix(kv, p) {
+				continue outer
+			}
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// monitorStderr is where a monitor's own messages go: the journal when
+// ctrd logs there, else a file in the monitor's folder.
+func monitorStderr(dir string) (*os.File, error) {
+	if ok, _ := journal.StderrIsJournalStream(); ok {
+		return os.Stderr, nil
+	}
+	f, err := os.OpenFile(filepath.Join(dir, logFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	return f, nil
+}
+
+// Dial returns a client of the monitor of container id, if one answers
+// there: Unavailable otherwise.
+func Dial(ctx context.Context, execRoot, id string) (*Client, *State, error) {
+	c := &Client{sock: SocketPath(execRoot, id), id: id}
+	st, err := c.State(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, st, nil
+}
+
+// conn opens a connection and sends req; it returns the first response.
+func (c *Client) conn(ctx context.Context, req *Request) (*net.UnixConn, *bufio.Reader, *Response, error) {
+	conn, err := dialUnix(ctx, c.sock)
+	if err != nil {
+		return nil, nil, nil, errdefs.Wrap(errdefs.UnavailableClass, fmt.Errorf("monitor of %s: %w", c.id, err))
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if err := writeJSON(conn, req); err != nil {
+		conn.Close()
+		return nil, nil, nil, c.ioErr(ctx, err)
+	}
+	br := bufio.NewReader(conn)
+	var resp Response
+	if err := readJSON(br, &resp); err != nil {
+		conn.Close()
+		return nil, nil, nil, c.ioErr(ctx, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	if err := resp.err(); err != nil {
+		conn.Close()
+		return nil, nil, nil, err
+	}
+	return conn, br, &resp, nil
+}
+
+func (c *Client) ioErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errdefs.Wrap(errdefs.UnavailableClass, fmt.Errorf("monitor of %s: %w", c.id, err))
+}
+
+// call sends a request and returns the response.
+func (c *Client) call(ctx context.Context, req *Request) (*Response, error) {
+	conn, _, resp, err := c.conn(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	conn.Close()
+	return resp, nil
+}
+
+// State asks the monitor what its container does.
+func (c *Client) State(ctx context.Context) (*State, error) {
+	resp, err := c.call(ctx, &Request{Op: OpState})
+	if err != nil {
+		return nil, err
+	}
+	if resp.State == nil {
+		return nil, fmt.Errorf("monitor of %s: no state in the answer", c.id)
+	}
+	return resp.State, nil
+}
+
+// Start starts the container and returns its first process's pid. A
+// command that cannot be executed is an *exec.CommandError.
+func (c *Client) Start(ctx context.Context) (int, error) {
+	resp, err := c.call(ctx, &Request{Op: OpStart})
+	if err != nil {
+		return 0, err
+	}
+	return resp.Pid, nil
+}
+
+// Kill sends sig to the container's first process, or to all of its
+// processes.
+func (c *Client) Kill(ctx context.Context, sig syscall.Signal, all bool) error {
+	_, err := c.call(ctx, &Request{Op: OpKill, Signal: int(sig), All: all})
+	return err
+}
+
+// Resize sets the console size of the container (execID "") or of an
+// exec process.
+func (c *Client) Resize(ctx context.Context, execID string, width, height uint16) error {
+	_, err := c.call(ctx, &Request{Op: OpResize, ExecID: execID, Width: width, Height: height})
+	return err
+}
+
+// Waiter delivers the exit of a container.
+type Waiter struct {
+	conn *net.UnixConn
+	br   *bufio.Reader
+}
+
+// Wait registers for the container's exit; call Exit on the result.
+func (c *Client) Wait(ctx context.Context) (*Waiter, error) {
+	conn, br, _, err := c.conn(ctx, &Request{Op: OpWait})
+	if err != nil {
+		return nil, err
+	}
+	return &Waiter{conn: conn, br: br}, nil
+}
+
+// Exit blocks until the container exits and returns its exit record. It
+// fails (Unavailable) when the connection ends first: the monitor died,
+// or Close was called.
+func (w *Waiter) Exit() (*Exit, error) {
+	var resp Response
+	if err := readJSON(w.br, &resp); err != nil {
+		return nil, errdefs.Wrap(errdefs.UnavailableClass, fmt.Errorf("monitor connection ended: %w", err))
+	}
+	w.conn.Close()
+	if resp.Exit == nil {
+		return nil, errdefs.Unavailable("monitor answered without an exit")
+	}
+	return resp.Exit, nil
+}
+
+// Close ends the wait; Exit returns an error.
+func (w *Waiter) Close() error { return w.conn.Close() }
+
+// StreamOptions select the streams of an attach or exec.
+type StreamOptions struct {
+	Stdin, Stdout, Stderr bool
+}
+
+// Stream is an attach or exec connection.
+type Stream struct {
+	conn *net.UnixConn
+	br   *bufio.Reader
+	wmu  sync.Mutex
+	// Pid is the exec process's pid (exec streams).
+	Pid int
+}
+
+// Attach attaches to the container's output and, with Stdin, its input.
+// Output written from now on is delivered; nothing before.
+func (c *Client) Attach(ctx context.Context, opts StreamOptions) (*Stream, error) {
+	conn, br, _, err := c.conn(ctx, &Request{Op: OpAttach, Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr})
+	if err != nil {
+		return nil, err
+	}
+	return &Stream{conn: conn, br: br}, nil
+}
+
+// Exec runs an exec process (id execID) in the container and returns its
+// stream once it runs.
+func (c *Client) Exec(ctx context.Context, execID string, p *ExecProcess) (*Stream, error) {
+	req := &Request{Op: OpExec, ExecID: execID, Process: &p.Process, Stdin: p.Stdin, Stdout: p.Stdout, Stderr: p.Stderr}
+	conn, br, resp, err := c.conn(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &Stream{conn: conn, br: br, Pid: resp.Pid}, nil
+}
+
+// ExecProcess is an exec request's process and streams.
+type ExecProcess struct {
+	Process               exec.ProcessSpec
+	Stdin, Stdout, Stderr bool
+}
+
+// Copy copies the stream's output to stdout and stderr (either may be
+// nil to drop it) until the stream ends, and returns how it ended. A
+// connection that breaks without an end frame is an Unavailable error.
+func (s *Stream) Copy(stdout, stderr io.Writer) (*End, error) {
+	buf := make([]byte, 32<<10)
+	for {
+		typ, p, err := readFrame(s.br, buf)
+		if err != nil {
+			return nil, errdefs.Wrap(errdefs.UnavailableClass, fmt.Errorf("monitor stream ended: %w", err))
+		}
+		var w io.Writer
+		switch typ {
+		case FrameStdout:
+			w = stdout
+		case FrameStderr:
+			w = stderr
+		case FrameEnd:
+			var end End
+			if err := json.Unmarshal(p, &end); err != nil {
+				return nil, fmt.Errorf("monitor stream: bad end frame: %w", err)
+			}
+			return &end, nil
+		}
+		if w != nil {
+			if _, err := w.Write(p); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// Write sends p to the process's stdin.
+func (s *Stream) Write(p []byte) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for off := 0; off < len(p); {
+		n := min(len(p)-off, maxFrame)
+		if err := writeFrame(s.conn, FrameStdin, p[off:off+n]); err != nil {
+			return off, err
+		}
+		off += n
+	}
+	return len(p), nil
+}
+
+// CloseStdin closes the process's stdin (for a container, when it was
+// created with StdinOnce).
+func (s *Stream) CloseStdin() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return writeFrame(s.conn, FrameCloseStdin, nil)
+}
+
+// Close closes the connection: a detach, the process's stdin stays as it
+// is.
+func (s *Stream) Close() error { return s.conn.Close() }
