@@ -22,13 +22,16 @@
 # Knobs (environment):
 #   OUT         output folder
 #   TARGETS     daemons, in column order (default "ctrd dockerd")
-#   CTRD        ctrd binary to measure (default: built from this tree into
-#               $OUT/bin/ctrd; if that fails, ctrd is not measured, loudly)
+#   CTRD        ctrd binary to measure (default: `make build` in this tree,
+#               copied to $OUT/bin/ctrd; if that fails, ctrd is not
+#               measured, loudly)
 #   RUNS=5      measured starts per start/activation figure
 #   IDLE=5      seconds between start and the RSS reading
 #   N_SEQ=2000  requests at c=1;  N_CONC=4000 requests at C;  C=16
 #   N_PING=20000 requests for /_ping at C
 #   MAX_LOAD=30 seconds cap on each load run
+#   QUIET_WAIT=0 wait up to this many seconds for the CPUs to be less than
+#               QUIET_MAX=25 percent busy before starting (the machine is shared)
 #
 # dockerd (Debian's docker.io) runs as the anchors run it (see
 # /work/shared/anchors/BASELINES.md): private --data-root, --exec-root, -H,
@@ -137,20 +140,21 @@ trap 'exit 130' INT TERM
 log "output: $OUT"
 (cd "$REPO" && "$GO" build -o "$LOAD" ./bench/cmd/ctrload) 2> "$OUT/logs/build-ctrload.log" ||
   { cat "$OUT/logs/build-ctrload.log" >&2; log "cannot build bench/cmd/ctrload"; exit 1; }
-COMMIT=$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)
+COMMIT=$(git -C "$REPO" describe --always --dirty --abbrev=40 --exclude "*" 2>/dev/null || echo unknown)
 CTRD_NOTE=""
 if [ -n "${CTRD:-}" ]; then
   CTRD_NOTE="given binary $CTRD"
-elif (cd "$REPO" && "$GO" build -o "$OUT/bin/ctrd" ./cmd/ctrd) 2> "$OUT/logs/build-ctrd.log"; then
-  CTRD=$OUT/bin/ctrd; CTRD_NOTE="built from $REPO at $COMMIT"
+elif make -C "$REPO" -s build > "$OUT/logs/build-ctrd.log" 2>&1 && cp "$REPO/bin/ctrd" "$OUT/bin/ctrd"; then
+  # as `make build` makes it (static, version stamped); the copy is what was measured
+  CTRD=$OUT/bin/ctrd; CTRD_NOTE="make build in $REPO at $COMMIT"
 else
   CTRD=""
 fi
 if [ -z "$CTRD" ] || [ ! -x "$CTRD" ]; then
   if [[ " ${TARGETS[*]} " == *" ctrd "* ]]; then
-    loud "ctrd IS NOT MEASURED: go build ./cmd/ctrd failed ($(tail -1 "$OUT/logs/build-ctrd.log" 2>/dev/null))"
+    loud "ctrd IS NOT MEASURED: make build failed ($(tail -1 "$OUT/logs/build-ctrd.log" 2>/dev/null))"
     "$LOAD" record --tsv "$TSV" --target ctrd --key build --value "NOT BUILT" \
-        --label "ctrd binary" --detail "go build ./cmd/ctrd failed; see logs/build-ctrd.log"
+        --label "ctrd binary" --detail "make build failed; see logs/build-ctrd.log"
     T2=(); for t in "${TARGETS[@]}"; do [ "$t" = ctrd ] || T2+=("$t"); done; TARGETS=("${T2[@]}")
   fi
   CTRD=/nonexistent
@@ -164,6 +168,23 @@ if [ -x "$CTRD" ]; then
   done
 fi
 
+# The machine is shared: say how busy it is, and wait for a quiet moment
+# when asked to (QUIET_WAIT seconds at most).
+cpu_busy() { # percent of CPU time not idle over 3 s
+  local a b
+  read -r -a a < /proc/stat; sleep 3; read -r -a b < /proc/stat
+  local ta=0 tb=0 i
+  for i in 1 2 3 4 5 6 7 8; do ta=$((ta + a[i])); tb=$((tb + b[i])); done
+  local idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) total=$((tb - ta))
+  echo $(( total > 0 ? 100 - 100 * idle / total : 0 ))
+}
+BUSY=$(cpu_busy)
+if [ "${QUIET_WAIT:-0}" -gt 0 ] && [ "$BUSY" -gt "${QUIET_MAX:-25}" ]; then
+  log "CPU ${BUSY}% busy with other work; waiting up to ${QUIET_WAIT} s for it to drop under ${QUIET_MAX:-25}%"
+  end=$((SECONDS + QUIET_WAIT))
+  while [ "$BUSY" -gt "${QUIET_MAX:-25}" ] && [ $SECONDS -lt $end ]; do BUSY=$(cpu_busy); done
+fi
+[ "$BUSY" -gt "${QUIET_MAX:-25}" ] && loud "the CPUs are ${BUSY}% busy with other work before the run: figures will be noisy"
 {
   echo "date: $(date -u +%FT%TZ)"
   echo "commit: $COMMIT"
@@ -173,6 +194,7 @@ fi
   echo "dockerd flags: ${DOCKER_FLAGS[*]}"
   echo "kernel: $(uname -r); cpus: $(nproc); $(free -m | sed -n 2p)"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "busy before: ${BUSY}% of CPU time not idle over 3 s, other work"
   dpkg-query -W -f '${Package} ${Version}\n' docker.io containerd runc systemd 2>/dev/null
   "$GO" version
 } > "$OUT/env.txt"
@@ -298,9 +320,11 @@ resident_stop
 
 # --------------------------------------------------------------------- table
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/env.txt"
+BUSY_AFTER=$(cpu_busy)
+echo "busy after: ${BUSY_AFTER}%" >> "$OUT/env.txt"
 {
-  echo "ctr benchmark, $(date -u +%FT%TZ), commit ${COMMIT:0:12}, sections: ${SECTIONS[*]}"
-  echo "($(nproc) CPUs, kernel $(uname -r); load $(sed -n 's/^load before: //p' "$OUT/env.txt") before, $(cut -d' ' -f1-3 /proc/loadavg) after;"
+  echo "ctr benchmark, $(date -u +%FT%TZ), commit $COMMIT, sections: ${SECTIONS[*]}"
+  echo "($(nproc) CPUs, kernel $(uname -r); other work kept the CPUs ${BUSY}% busy just before the run and ${BUSY_AFTER}% just after;"
   echo " dockerd $(dpkg-query -W -f '${Version}' docker.io 2>/dev/null); medians of $RUNS starts; raw runs in results.tsv)"
   echo
   "$LOAD" table --tsv "$TSV" --goals "$GOALS" --targets "$(IFS=,; echo "${TARGETS[*]}")" --base dockerd
