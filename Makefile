@@ -72,10 +72,10 @@ test: ## run every tier: unit (-race), root, end to end; strict
 	exit $$rc
 
 test-unit: ## unit tier: go test -race, no privileges needed
-	CTR_TEST_STRICT=1 scripts/gotest.sh unit -race $(TESTFLAGS) $(UNIT_PKGS)
+	CTR_TEST_STRICT=1 scripts/gotest.sh unit -race -timeout 5m $(TESTFLAGS) $(UNIT_PKGS)
 
 test-root: ## root tier: CTR_TEST_ROOT=1 (run as root)
-	CTR_TEST_ROOT=1 CTR_TEST_STRICT=1 scripts/gotest.sh root -p 1 $(TESTFLAGS) $(ROOT_PKGS)
+	CTR_TEST_ROOT=1 CTR_TEST_STRICT=1 scripts/gotest.sh root -p 1 -timeout 10m $(TESTFLAGS) $(ROOT_PKGS)
 
 test-e2e: deb ## end-to-end tier: boot systemd in systemd-nspawn, install the .deb, drive it
 	CTR_TEST_E2E=1 CTR_TEST_STRICT=1 CTR_E2E_DEB=$(abspath $(DEB)) \
