@@ -154,7 +154,8 @@ func parseHost(raw string) (host, error) {
 	h := host{raw: raw, scheme: scheme, arg: rest}
 	switch scheme {
 	case "fd":
-		if strings.ContainsAny(rest, "/:") {
+		// systemd's names are printable ASCII without ':'.
+		if strings.ContainsFunc(rest, func(r rune) bool { return r == ':' || r < ' ' || r > '~' }) {
 			return host{}, errdefs.InvalidArgument("%s: %q is not a socket name (%s)", raw, rest, hostForms)
 		}
 	case "unix":

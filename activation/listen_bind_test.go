@@ -174,7 +174,7 @@ func TestListenBadHosts(t *testing.T) {
 		{"tcp://127.0.0.1:80/path", "nothing after the port"},
 		{"/run/ctr.sock", "/run/ctr.sock: no scheme"},
 		{"", "empty -H"},
-		{"fd://a/b", "not a socket name"},
+		{"fd://a:b", "not a socket name"},
 	} {
 		ls, err := Listen([]string{tc.host}, "")
 		if errdefs.ClassOf(err) != errdefs.InvalidArgumentClass {
