@@ -124,6 +124,7 @@ func newRoot() *cobra.Command {
 		newEventsCmd(g),
 		newJobsCmd(g),
 	)
+	root.AddCommand(imageCmds(g)...)
 	wrapRunErrors(root)
 	return root
 }

@@ -15,7 +15,8 @@ func TestParseTag(t *testing.T) {
 		"me/app":                       "docker.io/me/app:latest",
 		"example.org:5000/team/app:v1": "example.org:5000/team/app:v1",
 		"localhost/app":                "localhost/app:latest",
-		"a-b_c.d/e__f:T_1.2-3":         "docker.io/a-b_c.d/e__f:T_1.2-3",
+		"a-b_c.d/e__f:T_1.2-3":         "a-b_c.d/e__f:T_1.2-3",
+		"a-b_c/e__f:T_1.2-3":           "docker.io/a-b_c/e__f:T_1.2-3",
 	}
 	for in, want := range good {
 		got, err := ParseTag(in)

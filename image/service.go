@@ -187,6 +187,9 @@ func (s *Service) images(ctx context.Context, job *engine.Job) error {
 		if !ok {
 			continue
 		}
+		if pats := f["reference"]; len(pats) > 0 {
+			img.RepoTags = matchingTags(pats, img.RepoTags)
+		}
 		out = append(out, image.Summary{
 			ID:          string(img.ID),
 			RepoTags:    img.FamiliarTags(),
@@ -282,27 +285,32 @@ func matchImage(f map[string][]string, img Image, labels map[string]string, befo
 		}
 	}
 	if pats := f["reference"]; len(pats) > 0 {
-		found := false
-		for _, t := range img.RepoTags {
-			named, err := reference.ParseNormalizedNamed(t)
-			if err != nil {
-				continue
-			}
-			for _, p := range pats {
-				if ok, _ := reference.FamiliarMatch(p, named); ok {
-					found = true
-				}
-				// A pattern without a tag matches the repository.
-				if ok, _ := reference.FamiliarMatch(p, reference.TrimNamed(named)); ok {
-					found = true
-				}
-			}
-		}
-		if !found {
-			return false, nil
-		}
+		return len(matchingTags(pats, img.RepoTags)) > 0, nil
 	}
 	return true, nil
+}
+
+// matchingTags returns the tags (full form) that one of the reference
+// patterns matches; a pattern without a tag matches the repository.
+func matchingTags(pats, tags []string) []string {
+	var out []string
+	for _, t := range tags {
+		named, err := reference.ParseNormalizedNamed(t)
+		if err != nil {
+			continue
+		}
+		for _, p := range pats {
+			ok, _ := reference.FamiliarMatch(p, named)
+			if !ok {
+				ok, _ = reference.FamiliarMatch(p, reference.TrimNamed(named))
+			}
+			if ok {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func (s *Service) inspect(ctx context.Context, job *engine.Job) error {
