@@ -181,6 +181,9 @@ func (l *loader) read(ctx context.Context, r io.Reader) error {
 			return archiveReadError(entries, err)
 		}
 		entries++
+		if hdr.Typeflag == tar.TypeDir || path.Clean(hdr.Name) == "." {
+			continue // folders say nothing; "./" is the archive's root
+		}
 		name, err := archive.CleanPath(hdr.Name)
 		if err != nil {
 			return fmt.Errorf("image archive: entry %q: %w", hdr.Name, err)
