@@ -107,6 +107,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) (Stats,
 		root:  root,
 		opts:  opts,
 		chown: !opts.NoChown && os.Geteuid() == 0,
+		umask: processUmask(),
 		buf:   make([]byte, 1<<20),
 		dirs:  make(map[string]*os.File),
 	}
@@ -251,6 +252,7 @@ type extractor struct {
 	root  *os.File
 	opts  Options
 	chown bool
+	umask uint32
 	buf   []byte
 	// dirs caches O_PATH handles on parent folders by name; it is
 	// emptied whenever anything is removed, since a removal can change
@@ -438,16 +440,32 @@ func (x *extractor) clear(pd int, base string, keepDir bool) (bool, error) {
 	return false, unix.Unlinkat(pd, base, 0)
 }
 
-// mkdir applies a folder entry.
-func (x *extractor) mkdir(pd int, name, base string, hdr *tar.Header) error {
-	kept, err := x.clear(pd, base, true)
-	if err != nil {
+// create runs make, which creates base in pd; if something is already
+// there, it is removed (see clear) and make runs again. Trying first saves
+// a stat for every entry of a fresh layer.
+func (x *extractor) create(pd int, base string, make func() error) error {
+	err := make()
+	if !errors.Is(err, unix.EEXIST) {
 		return err
 	}
-	if !kept {
-		if err := unix.Mkdirat(pd, base, 0o700); err != nil {
-			return err
+	if _, err := x.clear(pd, base, false); err != nil {
+		return err
+	}
+	return make()
+}
+
+// mkdir applies a folder entry.
+func (x *extractor) mkdir(pd int, name, base string, hdr *tar.Header) error {
+	err := unix.Mkdirat(pd, base, 0o700)
+	if errors.Is(err, unix.EEXIST) {
+		// A folder already there is kept, with what it holds.
+		var kept bool
+		if kept, err = x.clear(pd, base, true); err == nil && !kept {
+			err = unix.Mkdirat(pd, base, 0o700)
 		}
+	}
+	if err != nil {
+		return err
 	}
 	fd, err := unix.Openat(pd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -470,10 +488,20 @@ func (x *extractor) mkdir(pd int, name, base string, hdr *tar.Header) error {
 
 // file applies a regular file entry and copies its content.
 func (x *extractor) file(pd int, base string, hdr *tar.Header, tr io.Reader) (int64, error) {
-	if _, err := x.clear(pd, base, false); err != nil {
-		return 0, err
+	mode := uint32(hdr.Mode) & 0o7777
+	// Made with its final permissions when the umask leaves them alone
+	// and no set-ID or sticky bit (which chown would clear) is asked for:
+	// then no fchmod is needed.
+	direct := mode&0o7000 == 0 && mode&x.umask == 0
+	perm := uint32(0o600)
+	if direct {
+		perm = mode
 	}
-	fd, err := unix.Openat(pd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd := -1
+	err := x.create(pd, base, func() (err error) {
+		fd, err = unix.Openat(pd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+		return err
+	})
 	if err != nil {
 		return 0, err
 	}
@@ -482,7 +510,7 @@ func (x *extractor) file(pd int, base string, hdr *tar.Header, tr io.Reader) (in
 	if err != nil {
 		return n, err
 	}
-	if err := x.meta(fd, hdr); err != nil {
+	if err := x.meta(fd, hdr, !direct); err != nil {
 		return n, err
 	}
 	return n, nil
@@ -513,16 +541,19 @@ func (x *extractor) copy(fd int, tr io.Reader) (int64, error) {
 	}
 }
 
-// meta sets owner, mode, attributes and times on an open file.
-func (x *extractor) meta(fd int, hdr *tar.Header) error {
+// meta sets owner, mode (when chmod), attributes and times on an open
+// file.
+func (x *extractor) meta(fd int, hdr *tar.Header, chmod bool) error {
 	if x.chown {
 		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
 			return err
 		}
 	}
 	// After chown, which clears set-user-ID bits and file capabilities.
-	if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {
-		return err
+	if chmod {
+		if err := unix.Fchmod(fd, uint32(hdr.Mode)&0o7777); err != nil {
+			return err
+		}
 	}
 	if err := x.xattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) }); err != nil {
 		return err
@@ -533,10 +564,7 @@ func (x *extractor) meta(fd int, hdr *tar.Header) error {
 // symlink applies a symbolic link entry. Its target is stored as it is and
 // never followed while extracting.
 func (x *extractor) symlink(pd int, base string, hdr *tar.Header) error {
-	if _, err := x.clear(pd, base, false); err != nil {
-		return err
-	}
-	if err := unix.Symlinkat(hdr.Linkname, pd, base); err != nil {
+	if err := x.create(pd, base, func() error { return unix.Symlinkat(hdr.Linkname, pd, base) }); err != nil {
 		return err
 	}
 	return x.metaAt(pd, base, hdr, false)
@@ -544,9 +572,6 @@ func (x *extractor) symlink(pd int, base string, hdr *tar.Header) error {
 
 // node applies a device node or fifo entry.
 func (x *extractor) node(pd int, base string, hdr *tar.Header) error {
-	if _, err := x.clear(pd, base, false); err != nil {
-		return err
-	}
 	mode := uint32(hdr.Mode) & 0o7777
 	switch hdr.Typeflag {
 	case tar.TypeChar:
@@ -557,7 +582,7 @@ func (x *extractor) node(pd int, base string, hdr *tar.Header) error {
 		mode |= unix.S_IFIFO
 	}
 	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-	if err := unix.Mknodat(pd, base, mode, int(dev)); err != nil {
+	if err := x.create(pd, base, func() error { return unix.Mknodat(pd, base, mode, int(dev)) }); err != nil {
 		if errors.Is(err, unix.EPERM) {
 			return errdefs.PermissionDenied("cannot make device node (needs root): %v", err)
 		}

@@ -57,6 +57,7 @@ func TestExtractTree(t *testing.T) {
 		ent{name: "./dotted", body: "dot"},
 		ent{name: "/absolute", body: "abs"},
 		ent{name: "big", body: strings.Repeat("x", 3<<20)},
+		ent{name: "wide", body: "w", mode: 0o777},
 	)
 	st := mustExtract(t, layer, dir, WhiteoutDelete)
 
@@ -67,10 +68,10 @@ func TestExtractTree(t *testing.T) {
 	if st.TarSize != int64(len(layer)) {
 		t.Errorf("TarSize = %d, want %d", st.TarSize, len(layer))
 	}
-	if want := int64(4 + 5 + 8 + 16 + 3 + 3 + 3<<20); st.Size != want {
+	if want := int64(4 + 5 + 8 + 16 + 3 + 3 + 3<<20 + 1); st.Size != want {
 		t.Errorf("Size = %d, want %d", st.Size, want)
 	}
-	if st.Entries != 12 || st.Compression != Uncompressed {
+	if st.Entries != 13 || st.Compression != Uncompressed {
 		t.Errorf("Entries, Compression = %d, %v", st.Entries, st.Compression)
 	}
 	if got := readFile(t, filepath.Join(dir, "etc/hostname")); got != "box\n" {
@@ -82,6 +83,7 @@ func TestExtractTree(t *testing.T) {
 		"etc/motd":     os.ModeSetuid | 0o755,
 		"run/fifo":     os.ModeNamedPipe | 0o600,
 		"deep/a":       os.ModeDir | 0o755,
+		"wide":         0o777, // wider than the umask lets open(2) make
 	} {
 		fi, err := os.Lstat(filepath.Join(dir, name))
 		if err != nil {

@@ -1,8 +1,11 @@
 package layertar
 
 import (
+	"bufio"
 	"errors"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -74,4 +77,25 @@ func futimens(fd int, atime, mtime time.Time) error {
 func utimensat(dfd int, base string, atime, mtime time.Time) error {
 	ts := timespecs(atime, mtime)
 	return unix.UtimesNanoAt(dfd, base, ts[:], unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// processUmask returns the process's umask, read from /proc/self/status
+// (umask(2) can only read it by changing it, which would race with other
+// goroutines creating files). When it cannot be read, every permission
+// bit is reported as masked, so that modes are always set explicitly.
+func processUmask() uint32 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0o777
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "Umask:"); ok {
+			if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return uint32(m)
+			}
+		}
+	}
+	return 0o777
 }
