@@ -56,6 +56,9 @@ func ExecuteContext(ctx context.Context, args []string, stdin io.Reader, stdout,
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return ExitInterrupted
 	}
+	if se := (*StatusError)(nil); errors.As(err, &se) {
+		return se.report(stderr)
+	}
 	var ue *usageError
 	var re *runError
 	switch {
@@ -124,6 +127,7 @@ func newRoot() *cobra.Command {
 		newEventsCmd(g),
 		newJobsCmd(g),
 	)
+	root.AddCommand(containerCommands(g)...)
 	root.AddCommand(imageCmds(g)...)
 	wrapRunErrors(root)
 	return root

@@ -162,10 +162,11 @@ func (s *Service) create(ctx context.Context, name string, cfg *container.Config
 			return "", nil, err
 		}
 	}
-	img, err := s.opts.Images.ResolveImage(ctx, cfg.Image)
+	img, releaseImage, err := s.opts.Images.ResolveImage(ctx, cfg.Image)
 	if err != nil {
 		return "", nil, err
 	}
+	defer releaseImage()
 	mergeImage(cfg, &img.Config)
 	if len(cfg.Entrypoint)+len(cfg.Cmd) == 0 {
 		return "", nil, errdefs.InvalidArgument("no command specified")

@@ -30,6 +30,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"example.org/ctr/drivers/exec"
@@ -58,10 +59,12 @@ type Image struct {
 // implements it.
 type ImageSource interface {
 	// ResolveImage finds the image ref names (a name, name:tag, an id or
-	// an id prefix). An unknown image is a NotFound error reading
-	// "No such image: REF" (with ":latest" added to a name without tag),
-	// which the docker CLI reads to offer a pull.
-	ResolveImage(ctx context.Context, ref string) (*Image, error)
+	// an id prefix) and holds it: it cannot be deleted until release is
+	// called (the service calls it once the container's record is saved;
+	// from then on InUse answers for the image). An unknown image is a
+	// NotFound error reading "No such image: REF", which the docker CLI
+	// reads to offer a pull.
+	ResolveImage(ctx context.Context, ref string) (img *Image, release func(), err error)
 }
 
 // Options configure the service.
@@ -325,20 +328,29 @@ func (s *Service) isClosing() bool {
 	return s.closing
 }
 
-// InUse reports whether a container uses image id, so that the image
-// service refuses to delete it.
-func (s *Service) InUse(imageID string) bool {
+// InUse returns a container that uses image id, if any, so that the
+// image service refuses to delete it (image.UsageChecker).
+func (s *Service) InUse(imageID digest.Digest) (containerID string, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.containers {
 		c.mu.Lock()
 		img := c.rec.Image
 		c.mu.Unlock()
-		if img == imageID {
-			return true
+		if img == imageID.String() {
+			return c.rec.ID, true
 		}
 	}
-	return false
+	return "", false
+}
+
+// OwnsLayer reports whether the graph driver's layer id is a container's
+// layer, so that the image store's clean-up of unknown layers keeps it.
+func (s *Service) OwnsLayer(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.containers[id]
+	return ok
 }
 
 // list returns the containers, oldest first.

@@ -161,20 +161,20 @@ type Images struct {
 }
 
 // ResolveImage implements container.ImageSource.
-func (im *Images) ResolveImage(_ context.Context, ref string) (*container.Image, error) {
+func (im *Images) ResolveImage(_ context.Context, ref string) (*container.Image, func(), error) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	if img, ok := im.images[ref]; ok {
-		return img, nil
+		return img, func() {}, nil
 	}
 	name := ref
 	if !strings.Contains(name, ":") && !strings.HasPrefix(name, "sha256:") {
 		name += ":latest"
 	}
 	if img, ok := im.images[name]; ok {
-		return img, nil
+		return img, func() {}, nil
 	}
-	return nil, errdefs.NotFound("No such image: %s", name)
+	return nil, nil, errdefs.NotFound("No such image: %s", name)
 }
 
 // Add makes an image name from the folder rootfs, as one layer of g.
@@ -318,6 +318,33 @@ func (e *Env) CgroupDirs(t testing.TB) []string {
 			if en.IsDir() {
 				out = append(out, filepath.Join(d, en.Name()))
 			}
+		}
+	}
+	return out
+}
+
+// Put adds an image whose layer is already in the graph driver.
+func (im *Images) Put(img container.Image) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.images == nil {
+		im.images = map[string]*container.Image{}
+	}
+	c := img
+	im.images[img.Name] = &c
+	im.images[img.ID] = &c
+}
+
+// All lists the images.
+func (im *Images) All() []container.Image {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	var out []container.Image
+	seen := map[string]bool{}
+	for _, img := range im.images {
+		if !seen[img.ID] {
+			seen[img.ID] = true
+			out = append(out, *img)
 		}
 	}
 	return out
