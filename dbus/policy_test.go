@@ -181,7 +181,7 @@ func TestInProcessCheck(t *testing.T) {
 // the end-to-end tier does that.)
 func TestActivationFile(t *testing.T) {
 	dir := t.TempDir()
-	data, err := os.ReadFile("../units/org.example.Ctr.service")
+	data, err := os.ReadFile("../units/org.example.Ctr.dbus-service")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +190,7 @@ func TestActivationFile(t *testing.T) {
 			t.Errorf("the activation file has no %q", want)
 		}
 	}
+	// Installed under the name the system bus requires: NAME.service.
 	if err := os.WriteFile(filepath.Join(dir, "org.example.Ctr.service"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
