@@ -127,7 +127,7 @@ func newRoot() *cobra.Command {
 		newEventsCmd(g),
 		newJobsCmd(g),
 	)
-	root.AddCommand(containerCommands(g)...)
+	addContainerCommands(root, g)
 	root.AddCommand(imageCmds(g)...)
 	wrapRunErrors(root)
 	return root

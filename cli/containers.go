@@ -50,6 +50,15 @@ func (e *StatusError) report(stderr io.Writer) int {
 	return e.Code
 }
 
+// addContainerCommands adds the container commands to root. Their short
+// names (logs, ps, rm, …) would make cobra suggest one for almost any
+// mistyped command, so suggestions are off: ctrctl answers an unknown
+// command with the usage hint alone.
+func addContainerCommands(root *cobra.Command, g *globals) {
+	root.DisableSuggestions = true
+	root.AddCommand(containerCommands(g)...)
+}
+
 // containerCommands are the container commands of ctrctl.
 func containerCommands(g *globals) []*cobra.Command {
 	return []*cobra.Command{
