@@ -28,6 +28,7 @@ BUILD_ENV := CGO_ENABLED=0
 
 DIST := dist
 DEB := $(DIST)/ctr_$(PKG_VERSION)_amd64.deb
+RPM := $(DIST)/ctr-$(PKG_VERSION).x86_64.rpm
 
 # Debian packages the tests and packaging need (make deps installs them):
 # systemd-container: systemd-nspawn for the end-to-end tier; systemd:
@@ -77,8 +78,8 @@ test-unit: ## unit tier: go test -race, no privileges needed
 test-root: ## root tier: CTR_TEST_ROOT=1 (run as root)
 	CTR_TEST_ROOT=1 CTR_TEST_STRICT=1 scripts/gotest.sh root -p 1 -timeout 10m $(TESTFLAGS) $(ROOT_PKGS)
 
-test-e2e: deb ## end-to-end tier: boot systemd in systemd-nspawn, install the .deb, drive it
-	CTR_TEST_E2E=1 CTR_TEST_STRICT=1 CTR_E2E_DEB=$(abspath $(DEB)) \
+test-e2e: deb rpm ## end-to-end tier: boot systemd in systemd-nspawn, install the .deb, drive it
+	CTR_TEST_E2E=1 CTR_TEST_STRICT=1 CTR_E2E_DEB=$(abspath $(DEB)) CTR_E2E_RPM=$(abspath $(RPM)) \
 		scripts/gotest.sh e2e -p 1 -timeout 30m $(TESTFLAGS) $(E2E_PKGS)
 
 check: fmt vet imports check-units ## gofmt, go vet, import rules, unit files
