@@ -202,9 +202,7 @@ func (d *Daemon) jobInfo(_ context.Context, job *engine.Job) error {
 		Uptime:           time.Since(d.started).Round(time.Millisecond).String(),
 		RunningJobs:      len(d.eng.Running()),
 	}
-	if d.bus != nil {
-		ci.DBusName = busName
-	}
+	ci.DBusName = d.bus.BusName()
 	job.Reply(Info{Info: info, Ctr: ci})
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"example.org/ctr/dbus"
 	"example.org/ctr/internal/errdefs"
 )
 
@@ -173,7 +174,7 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		bad("--shutdown-timeout %d must not be negative", c.ShutdownTimeout)
 	}
-	if _, err := parseDBusMode(c.DBus); err != nil {
+	if _, err := dbus.ParseBus(c.DBus); err != nil {
 		bad("%v", err)
 	}
 	if len(errs) > 0 {
@@ -208,21 +209,4 @@ func parseLevel(s string) (slog.Level, error) {
 // shutdownTimeout returns the shutdown deadline as a duration.
 func (c *Config) shutdownTimeout() time.Duration {
 	return time.Duration(c.ShutdownTimeout) * time.Second
-}
-
-// dbusMode is the --dbus choice: a named bus or an address.
-type dbusMode struct {
-	kind    string // auto, system, session, none, address
-	address string
-}
-
-func parseDBusMode(s string) (dbusMode, error) {
-	switch s {
-	case "auto", "system", "session", "none":
-		return dbusMode{kind: s}, nil
-	}
-	if strings.Contains(s, ":") && strings.Contains(s, "=") {
-		return dbusMode{kind: "address", address: s}, nil
-	}
-	return dbusMode{}, errdefs.InvalidArgument("--dbus %q is not auto, system, session, none or a bus address (such as unix:path=/run/dbus/system_bus_socket)", s)
 }

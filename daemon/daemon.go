@@ -35,6 +35,7 @@ import (
 
 	"example.org/ctr/activation"
 	"example.org/ctr/api"
+	"example.org/ctr/dbus"
 	"example.org/ctr/engine"
 	"example.org/ctr/events"
 	"example.org/ctr/internal/errdefs"
@@ -68,7 +69,7 @@ type Daemon struct {
 	serveErr  chan error
 	activated bool
 	watchdog  time.Duration
-	bus       *busConn
+	bus       *dbus.Server
 
 	faults *faults
 }
@@ -117,6 +118,13 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	if err := d.installBuiltins(); err != nil {
 		return err
 	}
+	// The D-Bus server observes the engine's jobs, so it is made before
+	// the freeze; it connects in serveapi.
+	bus, err := dbus.New(d.eng, d.events, log, dbus.Options{})
+	if err != nil {
+		return err
+	}
+	d.bus = bus
 
 	// 5. State.
 	_ = d.notifier.Status("starting: state in " + cfg.Root)
@@ -235,15 +243,8 @@ func (d *Daemon) serveAPI(ctx context.Context, job *engine.Job) error {
 	d.eng.OnShutdown("serveapi", func(ctx context.Context) error {
 		return d.server.Shutdown(ctx)
 	})
-	bus, err := connectBus(ctx, d.cfg.DBus, d.log)
-	if err != nil {
-		return err
-	}
-	if bus != nil {
-		d.bus = bus
-		d.eng.OnShutdown("dbus", func(context.Context) error { return bus.close() })
-	}
-	return nil
+	d.eng.OnShutdown("dbus", func(context.Context) error { return d.bus.Close() })
+	return d.bus.Connect(ctx, d.cfg.DBus)
 }
 
 // acceptConnections is the acceptconnections job: serve and say READY=1.
@@ -264,8 +265,8 @@ func (d *Daemon) acceptConnections(_ context.Context, job *engine.Job) error {
 		addrs = append(addrs, l.Name)
 	}
 	status := fmt.Sprintf("Serving the Docker API on %s", strings.Join(addrs, ", "))
-	if d.bus != nil {
-		status += "; D-Bus name " + busName
+	if name := d.bus.BusName(); name != "" {
+		status += "; D-Bus name " + name
 	}
 	d.log.Info("ctrd ready", "version", version.Version, "listeners", strings.Join(addrs, ","),
 		"socket_activated", d.activated, "watchdog", d.watchdog.String(),
