@@ -257,8 +257,15 @@ func (l *loader) file(ctx context.Context, name string, hdr *tar.Header, tr io.R
 		return fmt.Errorf("image archive: spool %s: %w", name, err)
 	}
 	l.spools = append(l.spools, f.Name())
-	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), &ctxReader{ctx: ctx, r: tr}, make([]byte, 256<<10))
+	// Hash it only when its name promises a digest (OCI blobs): the
+	// layers of docker's older archives are checked by their diff id.
+	var h hash.Hash
+	var w io.Writer = f
+	if _, ok := archive.DigestOfPath(name); ok {
+		h = sha256.New()
+		w = io.MultiWriter(f, h)
+	}
+	n, err := io.CopyBuffer(w, &ctxReader{ctx: ctx, r: tr}, make([]byte, 1<<20))
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -269,7 +276,11 @@ func (l *loader) file(ctx context.Context, name string, hdr *tar.Header, tr io.R
 		}
 		return fmt.Errorf("image archive: spool %s: %w", name, err)
 	}
-	l.files[name] = &archFile{spool: f.Name(), size: n, digest: hashDigest(h)}
+	af := &archFile{spool: f.Name(), size: n}
+	if h != nil {
+		af.digest = hashDigest(h)
+	}
+	l.files[name] = af
 	return nil
 }
 
@@ -299,8 +310,12 @@ func (p *plan) direct(name string, applied map[digest.Digest]layerRecord) *plann
 
 // applyDirect applies a layer from the archive stream.
 func (l *loader) applyDirect(ctx context.Context, pl *plannedLayer, size int64, tr io.Reader) error {
+	// The content is hashed only when its name promises a digest.
 	h := sha256.New()
-	src := io.TeeReader(tr, h)
+	src := tr
+	if pl.blob != "" {
+		src = io.TeeReader(tr, h)
+	}
 	rec, err := l.in.layer(ctx, pl.parent, pl.diffID, src, l.layerProgress(pl.diffID, size))
 	if errors.Is(err, errLayerExists) {
 		l.applied[pl.chain] = rec
@@ -312,7 +327,7 @@ func (l *loader) applyDirect(ctx context.Context, pl *plannedLayer, size int64, 
 	}
 	// Read what the layer tar left (padding after its end) so that the
 	// digest covers the whole file.
-	if _, err := io.Copy(h, tr); err != nil {
+	if _, err := io.Copy(io.Discard, src); err != nil {
 		return archiveReadError(1, err)
 	}
 	l.applied[pl.chain] = rec

@@ -15,7 +15,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/vbatts/tar-split/tar/asm"
 	"github.com/vbatts/tar-split/tar/storage"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
@@ -242,7 +241,7 @@ func (s *Store) writeLayer(ctx context.Context, l layerRecord, w io.Writer) erro
 	defer rootDir.Close()
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(w, h)}
-	if err := asm.WriteOutputTarStream(fileGetter{ctx: ctx, root: rootDir}, storage.NewJSONUnpacker(zr), cw); err != nil {
+	if err := assemble(fileGetter{ctx: ctx, root: rootDir}, storage.NewJSONUnpacker(zr), cw); err != nil {
 		return err
 	}
 	if cw.n != l.TarSize {
@@ -286,4 +285,43 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// assemble writes the tar stream that tar-split metadata describes: its
+// raw segments (headers, padding) as recorded, each file's content from
+// the layer. A file whose size changed is an error; the caller checks
+// the whole stream's digest.
+func assemble(fg fileGetter, up storage.Unpacker, w io.Writer) error {
+	buf := make([]byte, 1<<20)
+	for {
+		e, err := up.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("layer metadata: %w", err)
+		}
+		switch e.Type {
+		case storage.SegmentType:
+			if _, err := w.Write(e.Payload); err != nil {
+				return err
+			}
+		case storage.FileType:
+			if e.Size == 0 {
+				continue
+			}
+			f, err := fg.Get(e.GetName())
+			if err != nil {
+				return err
+			}
+			n, err := io.CopyBuffer(w, io.LimitReader(f, e.Size), buf)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			if n != e.Size {
+				return fmt.Errorf("file %q in the layer has %d bytes, the layer's tar had %d", e.GetName(), n, e.Size)
+			}
+		}
+	}
 }
