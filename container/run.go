@@ -81,6 +81,9 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 	if err != nil {
 		return s.startFailed(c, err, rootfs)
 	}
+	if err := makeWorkdir(rootfs, spec.Process.Cwd, spec.Process.User); err != nil {
+		return s.startFailed(c, err, rootfs)
+	}
 	runID := newRunID()
 	cfg := &monitor.Config{
 		ID:        rec.ID,

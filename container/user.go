@@ -2,6 +2,7 @@ package container
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -176,4 +177,26 @@ func lookupGroup(groups []groupEntry, g string) (uint32, error) {
 		}
 	}
 	return 0, errdefs.InvalidArgument("unable to find group %s: no matching entries in group file", g)
+}
+
+// makeWorkdir creates the working folder in the root file system when it
+// is missing, owned by the process's user, as Docker does.
+func makeWorkdir(rootfs, dir string, u exec.User) error {
+	if dir == "" || dir == "/" {
+		return nil
+	}
+	p, err := securejoin.SecureJoin(rootfs, dir)
+	if err != nil {
+		return errdefs.InvalidArgument("working directory %s: %v", dir, err)
+	}
+	if st, err := os.Stat(p); err == nil {
+		if !st.IsDir() {
+			return errdefs.InvalidArgument("working directory %s is not a folder", dir)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return fmt.Errorf("create working directory %s: %w", dir, err)
+	}
+	return os.Chown(p, int(u.UID), int(u.GID))
 }
