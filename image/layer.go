@@ -2,11 +2,13 @@ package image
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/distribution/reference"
 	"github.com/klauspost/compress/zstd"
@@ -261,7 +263,7 @@ func (s *Store) extract(ctx context.Context, id string, stream io.Reader, progre
 		plain.Close()
 		return st, "", err
 	}
-	tee, err := asm.NewInputTarStream(plain, storage.NewJSONPacker(zw), discardPutter{})
+	tee, err := asm.NewInputTarStream(plain, &splitPacker{enc: json.NewEncoder(zw)}, discardPutter{})
 	if err != nil {
 		plain.Close()
 		return st, "", err
@@ -498,4 +500,35 @@ type discardPutter struct{}
 func (discardPutter) Put(_ string, r io.Reader) (int64, []byte, error) {
 	n, err := io.Copy(io.Discard, r)
 	return n, nil, err
+}
+
+// splitPacker writes tar-split entries as JSON lines, as tar-split's own
+// packer does, but takes a path given twice in one layer (tar allows it,
+// and some image builders do it); tar-split's packer refuses it.
+type splitPacker struct {
+	enc *json.Encoder
+	pos int
+}
+
+func (p *splitPacker) AddEntry(e storage.Entry) (int, error) {
+	if e.Name != "" && !utf8.ValidString(e.Name) {
+		e.NameRaw, e.Name = []byte(e.Name), ""
+	}
+	e.Position = p.pos
+	if err := p.enc.Encode(e); err != nil {
+		return -1, err
+	}
+	p.pos++
+	return e.Position, nil
+}
+
+// splitUnpacker reads what splitPacker wrote.
+type splitUnpacker struct{ dec *json.Decoder }
+
+func (u splitUnpacker) Next() (*storage.Entry, error) {
+	var e storage.Entry
+	if err := u.dec.Decode(&e); err != nil {
+		return nil, err
+	}
+	return &e, nil
 }

@@ -241,7 +241,7 @@ func (s *Store) writeLayer(ctx context.Context, l layerRecord, w io.Writer) erro
 	defer rootDir.Close()
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(w, h)}
-	if err := assemble(fileGetter{ctx: ctx, root: rootDir}, storage.NewJSONUnpacker(zr), cw); err != nil {
+	if err := assemble(fileGetter{ctx: ctx, root: rootDir}, splitUnpacker{dec: json.NewDecoder(zr)}, cw); err != nil {
 		return err
 	}
 	if cw.n != l.TarSize {

@@ -466,3 +466,31 @@ func TestLoadCanceled(t *testing.T) {
 	}
 	checkConsistent(t, s)
 }
+
+// TestDuplicatePaths loads layers that name a path twice, as some image
+// builders write them: the later entry wins. A repeated folder saves
+// exactly; a file whose first content was overwritten cannot be rebuilt,
+// and save says so.
+func TestDuplicatePaths(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	dupDir := layerTar(t, fsEntry{Name: "etc/", Dir: true}, fsEntry{Name: "etc/a", Body: "a"}, fsEntry{Name: "etc/", Dir: true, Mode: 0o700})
+	dupFile := layerTar(t, fsEntry{Name: "f", Body: "first"}, fsEntry{Name: "f", Body: "second"})
+	load(t, s, dockerArchive(t, false,
+		testImage{Tags: []string{"dupdir"}, Config: configFor(t, "d", dupDir), Layers: [][]byte{dupDir}},
+		testImage{Tags: []string{"dupfile"}, Config: configFor(t, "f", dupFile), Layers: [][]byte{dupFile}}))
+	if got := layerFile(t, s, "dupfile", "f"); got != "second" {
+		t.Errorf("f = %q, want the later entry", got)
+	}
+	var out bytes.Buffer
+	if _, err := s.Save(ctx, []string{"dupdir"}, &out); err != nil {
+		t.Errorf("save of a repeated folder: %v", err)
+	}
+	if !bytes.Contains(out.Bytes(), dupDir) {
+		t.Error("the saved archive does not hold the layer as loaded")
+	}
+	if _, err := s.Save(ctx, []string{"dupfile"}, io.Discard); err == nil {
+		t.Error("save rebuilt a layer whose overwritten file is gone")
+	}
+	checkConsistent(t, s)
+}
