@@ -35,8 +35,10 @@ RPM := $(DIST)/ctr-$(PKG_VERSION).x86_64.rpm
 # systemd-analyze, systemd-socket-activate, sysusers and tmpfiles; dbus:
 # dbus-daemon for a private bus; busybox-static: a tiny root file system for
 # containers; iproute2, nftables: network namespaces and NAT in root tests;
-# rpm: rpmbuild for make rpm; util-linux: nsenter.
-DEPS := systemd systemd-container dbus busybox-static iproute2 nftables rpm util-linux
+# rpm: rpmbuild for make rpm; util-linux: nsenter; skopeo, umoci: image
+# interoperability tests; zstd: compressed layers.
+DEPS := systemd systemd-container dbus busybox-static iproute2 nftables rpm util-linux \
+	skopeo umoci zstd
 
 # Where each tier looks for tests. The end-to-end tier boots a machine, so
 # it runs only the packages that hold end-to-end tests.

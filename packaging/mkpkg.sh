@@ -20,7 +20,7 @@ aarch64) ARCH_DEB=arm64 ARCH_RPM=aarch64 ;;
 esac
 
 work=$(mktemp -d /tmp/ctr-pkg.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap '[ -n "${CTR_PKG_KEEP:-}" ] || rm -rf "$work"' EXIT
 stage=$work/stage
 gen=$work/gen
 mkdir -p "$stage" "$gen" "$outdir"
@@ -33,8 +33,14 @@ done
 
 # Stage every file of FILES; collect the configuration files.
 conffiles=()
+declare -A seen=()
 while read -r mode src dst flag; do
 	[ -n "${mode:-}" ] || continue
+	if [ -n "${seen[$dst]:-}" ]; then
+		echo "mkpkg: $dst is listed twice in FILES (packaging/ctr.pkg)" >&2
+		exit 1
+	fi
+	seen[$dst]=1
 	case "$src" in
 	gen:*) from=$gen/${src#gen:} ;;
 	*) from=$root/$src ;;

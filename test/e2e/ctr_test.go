@@ -165,6 +165,8 @@ func TestPackageInstalled(t *testing.T) {
 		"/usr/lib/systemd/system/ctr.socket", "/usr/lib/systemd/system/ctr.service",
 		"/usr/lib/sysusers.d/ctr.conf", "/usr/lib/tmpfiles.d/ctr.conf",
 		"/usr/share/bash-completion/completions/ctrctl",
+		"/usr/share/dbus-1/system.d/org.example.Ctr.conf",
+		"/usr/share/dbus-1/system-services/org.example.Ctr.service",
 	} {
 		if _, err := try(m, "test", "-s", f); err != nil {
 			t.Errorf("%s is missing or empty", f)
@@ -248,6 +250,25 @@ func TestSocketActivation(t *testing.T) {
 	}
 	if comm := trim(run(t, m, "cat", "/proc/"+p["MainPID"]+"/comm")); comm != "ctrd" {
 		t.Errorf("ctr.service's main process is %q, want ctrd", comm)
+	}
+}
+
+// TestBusActivation: a D-Bus call to org.example.Ctr while ctrd is down
+// makes the bus start ctr.service through systemd (SystemdService= of the
+// bus activation file), and ctrd then owns the name.
+func TestBusActivation(t *testing.T) {
+	testenv.RequireCommand(t, "busctl")
+	m := installedMachine(t)
+	dumpOnFailure(t, m)
+	socketOnServiceStopped(t, m)
+
+	run(t, m, "busctl", "--system", "call", "org.example.Ctr", "/org/example/Ctr",
+		"org.freedesktop.DBus.Peer", "Ping")
+	waitActive(t, m)
+	owner := trim(run(t, m, "busctl", "--system", "status", "org.example.Ctr", "--no-pager"))
+	pid := show(t, m, "ctr.service", "MainPID")["MainPID"]
+	if !strings.Contains(owner, "PID="+pid+"\n") {
+		t.Errorf("org.example.Ctr is not owned by ctrd (PID %s):\n%s", pid, owner)
 	}
 }
 
