@@ -61,7 +61,10 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 		c.mu.Unlock()
 		return err
 	}
-	s.cancelRestart(c)
+	if c.restartTimer != nil && c.restartTimer.Stop() {
+		s.wg.Done() // this start replaces the policy's pending one
+	}
+	c.restartTimer = nil
 	if user {
 		c.rec.RestartCount = 0
 		c.backoff = 0
@@ -300,7 +303,6 @@ func (s *Service) scheduleRestart(c *ctr) {
 			return
 		}
 		c.restartTimer = nil
-		c.rec.State.Status = container.StateExited
 		c.rec.RestartCount++
 		c.mu.Unlock()
 		if err := s.startLocked(context.Background(), c, false); err != nil {
