@@ -74,7 +74,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Lo
 	if err != nil {
 		return Loaded{}, err
 	}
-	id, err := s.content.PutBytes(b, "")
+	id, err := in.putBlob(b, "")
 	if err != nil {
 		return Loaded{}, err
 	}

@@ -26,7 +26,38 @@ import (
 type ingest struct {
 	s      *Store
 	pinned []digest.Digest
+	blobs  []digest.Digest // marked busy by this ingest
 	done   bool
+}
+
+// markBusy keeps blob d from being deleted until the ingest finishes.
+func (in *ingest) markBusy(d digest.Digest) {
+	in.s.mu.Lock()
+	in.s.busy[d]++
+	in.s.mu.Unlock()
+	in.blobs = append(in.blobs, d)
+}
+
+// unmarkBusy drops one busy mark of this ingest on d.
+func (in *ingest) unmarkBusy(d digest.Digest) {
+	for i, b := range in.blobs {
+		if b == d {
+			in.blobs = append(in.blobs[:i], in.blobs[i+1:]...)
+			in.s.mu.Lock()
+			if in.s.busy[d]--; in.s.busy[d] <= 0 {
+				delete(in.s.busy, d)
+			}
+			in.s.mu.Unlock()
+			return
+		}
+	}
+}
+
+// putBlob stores b (a config) and keeps it until the ingest finishes.
+func (in *ingest) putBlob(b []byte, expected digest.Digest) (digest.Digest, error) {
+	d := digest.FromBytes(b)
+	in.markBusy(d)
+	return in.s.content.PutBytes(b, expected)
 }
 
 // begin starts an ingest; the caller must call finish.
@@ -165,6 +196,14 @@ func (in *ingest) unpinLast(chain digest.Digest) {
 func (in *ingest) apply(ctx context.Context, parent digest.Digest, parentDriver string, diffID digest.Digest, stream io.Reader, progress layerProgress) (layerRecord, error) {
 	s := in.s
 	id := newDriverID()
+	s.mu.Lock()
+	s.active[id] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.active, id)
+		s.mu.Unlock()
+	}()
 	var orphanKey []byte
 	if err := s.db.Update(func(tx *bolt.Tx) error {
 		var err error
@@ -183,7 +222,8 @@ func (in *ingest) apply(ctx context.Context, parent digest.Digest, parentDriver 
 			}
 		}
 		if blob != "" {
-			_ = s.content.Delete(blob)
+			in.unmarkBusy(blob)
+			_ = s.deleteBlobIfUnused(blob)
 		}
 		_ = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOrphans).Delete(orphanKey) })
 	}
@@ -191,7 +231,7 @@ func (in *ingest) apply(ctx context.Context, parent digest.Digest, parentDriver 
 		giveUp("")
 		return layerRecord{}, fmt.Errorf("create layer: %w", err)
 	}
-	stats, split, err := s.extract(ctx, id, stream, progress)
+	stats, split, err := in.extract(ctx, id, stream, progress)
 	if err != nil {
 		giveUp("")
 		return layerRecord{}, err
@@ -244,7 +284,8 @@ func (in *ingest) apply(ctx context.Context, parent digest.Digest, parentDriver 
 
 // extract applies stream to driver layer id, and stores the stream's
 // tar-split metadata as a blob, which it returns with the driver's stats.
-func (s *Store) extract(ctx context.Context, id string, stream io.Reader, progress layerProgress) (layertar.Stats, digest.Digest, error) {
+func (in *ingest) extract(ctx context.Context, id string, stream io.Reader, progress layerProgress) (layertar.Stats, digest.Digest, error) {
+	s := in.s
 	var st layertar.Stats
 	src := &guardReader{r: stream, progress: progress}
 	src.cond = sync.NewCond(&src.mu)
@@ -263,7 +304,8 @@ func (s *Store) extract(ctx context.Context, id string, stream io.Reader, progre
 		plain.Close()
 		return st, "", err
 	}
-	tee, err := asm.NewInputTarStream(plain, &splitPacker{enc: json.NewEncoder(zw)}, discardPutter{})
+	packer := &splitPacker{enc: json.NewEncoder(zw)}
+	tee, err := asm.NewInputTarStream(plain, packer, discardPutter{})
 	if err != nil {
 		plain.Close()
 		return st, "", err
@@ -277,6 +319,7 @@ func (s *Store) extract(ctx context.Context, id string, stream io.Reader, progre
 			pr.CloseWithError(err)
 		}
 		src.stop()
+		packer.close()
 		plain.Close()
 		zw.Close()
 		return st, "", err
@@ -286,6 +329,7 @@ func (s *Store) extract(ctx context.Context, id string, stream io.Reader, progre
 	if err := zw.Close(); err != nil {
 		return st, "", err
 	}
+	in.markBusy(w.Digest())
 	split, err := w.Commit("")
 	if err != nil {
 		return st, "", err
@@ -376,6 +420,12 @@ func (in *ingest) finish(ctx context.Context) {
 		return dropLayers(tx, all, drop, "its load did not finish")
 	})
 	in.pinned = nil
+	for _, b := range in.blobs {
+		if s.busy[b]--; s.busy[b] <= 0 {
+			delete(s.busy, b)
+		}
+	}
+	in.blobs = nil
 	s.mu.Unlock()
 	if err != nil {
 		s.log.Warn("could not drop the layers of an unfinished load; the next start retries", "error", err)
@@ -505,12 +555,29 @@ func (discardPutter) Put(_ string, r io.Reader) (int64, []byte, error) {
 // splitPacker writes tar-split entries as JSON lines, as tar-split's own
 // packer does, but takes a path given twice in one layer (tar allows it,
 // and some image builders do it); tar-split's packer refuses it.
+//
+// It is called on tar-split's goroutine; close, on the caller's, waits for
+// an entry being written and makes later ones fail, so that the writer
+// below can be closed safely after a failure.
 type splitPacker struct {
-	enc *json.Encoder
-	pos int
+	mu     sync.Mutex
+	closed bool
+	enc    *json.Encoder
+	pos    int
+}
+
+func (p *splitPacker) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
 }
 
 func (p *splitPacker) AddEntry(e storage.Entry) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return -1, errStopped
+	}
 	if e.Name != "" && !utf8.ValidString(e.Name) {
 		e.NameRaw, e.Name = []byte(e.Name), ""
 	}

@@ -367,7 +367,7 @@ func (l *loader) finishImage(ctx context.Context, img plannedImage) (newImage, e
 		}
 		ni.Layers = append(ni.Layers, rec)
 	}
-	if _, err := l.s.content.PutBytes(img.config, img.id); err != nil {
+	if _, err := l.in.putBlob(img.config, img.id); err != nil {
 		return ni, err
 	}
 	return ni, nil

@@ -66,6 +66,12 @@ type Store struct {
 	// holds counts, per image id, the users (a save, a container being
 	// created) that keep the image from being deleted.
 	holds map[digest.Digest]int
+	// active holds the driver ids of layers being created: their orphan
+	// records are not for removeOrphans to act on.
+	active map[string]bool
+	// busy counts, per blob, the loads that wrote it and will refer to
+	// it once they commit: such a blob is never deleted.
+	busy map[digest.Digest]int
 }
 
 // Open opens the image store in root (for the daemon, --root/image), with
@@ -110,6 +116,8 @@ func Open(ctx context.Context, root string, driver graph.Driver, log *slog.Logge
 		creating: make(map[digest.Digest]chan struct{}),
 		pins:     make(map[digest.Digest]int),
 		holds:    make(map[digest.Digest]int),
+		active:   make(map[string]bool),
+		busy:     make(map[digest.Digest]int),
 	}
 	if err := s.repair(ctx); err != nil {
 		db.Close()
@@ -291,8 +299,16 @@ func (s *Store) removeOrphans(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	var errs []error
+	n := 0
 	for i := len(list) - 1; i >= 0; i-- {
 		o := list[i].rec
+		s.mu.Lock()
+		active := s.active[o.DriverID]
+		s.mu.Unlock()
+		if active {
+			continue // a load is creating it now
+		}
+		n++
 		if o.DriverID != "" && s.driver.Exists(ctx, o.DriverID) {
 			if err := s.driver.Remove(ctx, o.DriverID); err != nil && !errdefs.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("remove layer %s (%s): %w", o.DriverID, o.Reason, err))
@@ -300,7 +316,7 @@ func (s *Store) removeOrphans(ctx context.Context) (int, error) {
 			}
 		}
 		if o.Blob != "" {
-			if err := s.content.Delete(o.Blob); err != nil && !errdefs.IsNotFound(err) {
+			if err := s.deleteBlobIfUnused(o.Blob); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -311,7 +327,37 @@ func (s *Store) removeOrphans(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
-	return len(list), errors.Join(errs...)
+	return n, errors.Join(errs...)
+}
+
+// deleteBlobIfUnused deletes blob d unless a load in progress wrote it,
+// an image is it, or a layer's metadata is it (layers of the same
+// content on different parents share it).
+func (s *Store) deleteBlobIfUnused(d digest.Digest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.busy[d] > 0 {
+		return nil
+	}
+	used := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketImages).Get([]byte(d)) != nil {
+			used = true
+			return nil
+		}
+		layers, err := allLayers(tx)
+		for _, l := range layers {
+			used = used || l.TarSplit == d
+		}
+		return err
+	})
+	if err != nil || used {
+		return err
+	}
+	if err := s.content.Delete(d); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	return nil
 }
 
 // collectBlobs removes the blobs that no image or layer refers to. It

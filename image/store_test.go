@@ -494,3 +494,38 @@ func TestDuplicatePaths(t *testing.T) {
 	}
 	checkConsistent(t, s)
 }
+
+// TestConcurrentLoadsAndDeletes loads archives that share layers while
+// images are deleted; the store ends consistent and every load that
+// returned is complete.
+func TestConcurrentLoadsAndDeletes(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	base, child := twoImages(t)
+	archs := [][]byte{dockerArchive(t, false, base, child), dockerArchive(t, true, child), ociArchive(t, base)}
+	done := make(chan error)
+	for i := 0; i < 6; i++ {
+		go func(i int) {
+			_, err := s.Load(ctx, bytes.NewReader(archs[i%len(archs)]), nil)
+			done <- err
+		}(i)
+		go func() {
+			_, err := s.Delete(ctx, "child", DeleteOptions{Force: true})
+			if errdefs.IsNotFound(err) || errdefs.IsConflict(err) {
+				err = nil
+			}
+			done <- err
+		}()
+	}
+	for i := 0; i < 12; i++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+	checkConsistent(t, s)
+	load(t, s, archs[0])
+	if got := layerFile(t, s, "child", "etc/os-release"); got != "child\n" {
+		t.Errorf("os-release = %q", got)
+	}
+	checkConsistent(t, s)
+}
