@@ -423,8 +423,7 @@ func (f listFilter) match(rec *record) bool {
 			return rec.State.Status == container.StateExited && rec.State.ExitCode == n
 		}) &&
 		f.anyOf("ancestor", func(v string) bool {
-			return rec.Config.Image == v || rec.Image == v || strings.HasPrefix(rec.Image, "sha256:"+v) ||
-				rec.Config.Image == v+":latest" || strings.TrimSuffix(rec.Config.Image, ":latest") == v
+			return withTag(rec.Config.Image) == withTag(v) || rec.Image == v || strings.HasPrefix(rec.Image, "sha256:"+v)
 		}) &&
 		f.anyOf("network", func(v string) bool { return string(rec.HostConfig.NetworkMode) == v }) &&
 		f.anyOf("health", func(v string) bool { return v == "none" }) &&
@@ -442,4 +441,12 @@ func (f listFilter) allLabels(labels map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// withTag adds ":latest" to an image name without a tag or digest.
+func withTag(name string) string {
+	if strings.Contains(name, "@") || strings.Contains(name[strings.LastIndex(name, "/")+1:], ":") {
+		return name
+	}
+	return name + ":latest"
 }
