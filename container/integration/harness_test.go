@@ -137,7 +137,7 @@ func serveMain(cfgPath string) int {
 
 // daemon is a running test daemon.
 type daemon struct {
-	t    *testing.T
+	t    testing.TB
 	env  *containertest.Env
 	host string
 	cl   *client.Client
@@ -150,7 +150,7 @@ type daemon struct {
 }
 
 // newDaemon serves a fresh service in the test process.
-func newDaemon(t *testing.T) *daemon {
+func newDaemon(t testing.TB) *daemon {
 	t.Helper()
 	env := containertest.NewEnv(t)
 	d := &daemon{t: t, env: env}

@@ -15,7 +15,7 @@ import (
 )
 
 // openPTY opens a new pseudo-terminal pair.
-func openPTY(t *testing.T) (master, slave *os.File) {
+func openPTY(t testing.TB) (master, slave *os.File) {
 	t.Helper()
 	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -42,7 +42,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 
 // session is ctrctl run as a subprocess on a terminal.
 type session struct {
-	t      *testing.T
+	t      testing.TB
 	master *os.File
 	cmd    *osexec.Cmd
 	mu     sync.Mutex
