@@ -130,7 +130,7 @@ type CtrInfo struct {
 	RunningJobs      int      `json:"RunningJobs"`
 }
 
-func (d *Daemon) jobInfo(_ context.Context, job *engine.Job) error {
+func (d *Daemon) jobInfo(ctx context.Context, job *engine.Job) error {
 	if len(job.Args) != 0 || len(job.Env) != 0 {
 		return errdefs.InvalidArgument("usage: info")
 	}
@@ -148,14 +148,15 @@ func (d *Daemon) jobInfo(_ context.Context, job *engine.Job) error {
 	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
 		nfd = len(fds)
 	}
-	storage := cfg.GraphDriver
-	if storage == "" {
-		storage = "none"
+	images, err := d.images.Images(ctx)
+	if err != nil {
+		return err
 	}
 	info := system.Info{
 		ID:                 d.state.id,
-		Driver:             storage,
-		DriverStatus:       [][2]string{},
+		Images:             len(images),
+		Driver:             d.graph.Name(),
+		DriverStatus:       d.graph.Status(),
 		Debug:              cfg.Debug || d.level.Level() <= -4,
 		NFd:                nfd,
 		NGoroutines:        runtime.NumGoroutine(),

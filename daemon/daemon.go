@@ -36,8 +36,10 @@ import (
 	"example.org/ctr/activation"
 	"example.org/ctr/api"
 	"example.org/ctr/dbus"
+	"example.org/ctr/drivers/graph"
 	"example.org/ctr/engine"
 	"example.org/ctr/events"
+	"example.org/ctr/image"
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/internal/version"
 )
@@ -72,6 +74,10 @@ type Daemon struct {
 	bus       *dbus.Server
 
 	faults *faults
+
+	graph    graph.Driver
+	images   *image.Store
+	imageSvc *image.Service
 }
 
 // Run runs ctrd until a TERM or INT signal (or ctx) ends it, and returns
@@ -134,6 +140,11 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	}
 	d.state = st
 	d.eng.OnShutdown("state", func(context.Context) error { return st.close() })
+	_ = d.notifier.Status("starting: images")
+	if err := d.openImages(ctx); err != nil {
+		d.shutdownAfterFailedStart()
+		return err
+	}
 
 	// 6. serveapi: listeners, the HTTP server, D-Bus. The table is frozen
 	// first: what transports see is final.

@@ -1,0 +1,44 @@
+package daemon
+
+import (
+	"context"
+	"path/filepath"
+
+	"example.org/ctr/drivers/graph"
+	"example.org/ctr/drivers/graph/overlay"
+	"example.org/ctr/drivers/graph/vfs"
+	"example.org/ctr/image"
+)
+
+// graphDrivers are the storage drivers ctrd knows, in order of preference.
+var graphDrivers = []graph.Registration{
+	{Name: overlay.Name, New: overlay.New},
+	{Name: vfs.Name, New: vfs.New},
+}
+
+// openImages chooses the storage driver (-s, else overlay when the kernel
+// supports it, else vfs), opens the image store under --root (repairing
+// what a crash left) and installs the image jobs.
+func (d *Daemon) openImages(ctx context.Context) error {
+	opts, err := graph.ParseOptions(d.cfg.GraphOptions)
+	if err != nil {
+		return err
+	}
+	name := d.cfg.GraphDriver
+	if name == "overlay2" {
+		name = overlay.Name // Docker's name for the same thing
+	}
+	driver, why, err := graph.Select(name, d.cfg.Root, opts, graphDrivers)
+	if err != nil {
+		return err
+	}
+	d.log.Info("storage driver chosen", "driver", driver.Name(), "why", why)
+	store, err := image.Open(ctx, filepath.Join(d.cfg.Root, "image"), driver, d.log)
+	if err != nil {
+		return err
+	}
+	d.eng.OnShutdown("images", func(context.Context) error { return store.Close() })
+	d.graph, d.images = driver, store
+	d.imageSvc = image.NewService(store, d.events, nil)
+	return d.imageSvc.Install(d.eng)
+}
