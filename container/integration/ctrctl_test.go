@@ -18,6 +18,7 @@ import (
 // container sees of its configuration.
 func TestCtrctlRun(t *testing.T) {
 	d := newDaemon(t)
+	hostOnly := t.TempDir()
 	cases := []struct {
 		name     string
 		args     []string
@@ -46,6 +47,11 @@ func TestCtrctlRun(t *testing.T) {
 		{name: "tmpfs on read-only", args: []string{"run", "--rm", "--read-only", "--tmpfs", "/scratch", "busybox", "sh", "-c", "touch /scratch/x && echo ok"}, out: "ok\n"},
 		{name: "caps", args: []string{"run", "--rm", "busybox", "sh", "-c", "grep CapEff /proc/self/status"}, out: "CapEff:\t00000000a80425fb\n"},
 		{name: "cap-drop all", args: []string{"run", "--rm", "--cap-drop", "ALL", "busybox", "sh", "-c", "grep CapEff /proc/self/status"}, out: "CapEff:\t0000000000000000\n"},
+		{name: "no mount", args: []string{"run", "--rm", "busybox", "sh", "-c", "mount -t tmpfs t /mnt 2>/dev/null && echo mounted || echo refused"}, out: "refused\n"},
+		{name: "no proc/sys write", args: []string{"run", "--rm", "busybox", "sh", "-c", "echo 1 > /proc/sys/kernel/sysrq 2>/dev/null && echo wrote || echo refused"}, out: "refused\n"},
+		{name: "no host files", args: []string{"run", "--rm", "busybox", "sh", "-c", "ls " + hostOnly + " 2>/dev/null || echo absent"}, out: "absent\n"},
+		{name: "masked proc files", args: []string{"run", "--rm", "busybox", "sh", "-c", "cat /proc/interrupts /proc/keys | wc -c"}, out: "0\n"},
+		{name: "no mknod of a disk", args: []string{"run", "--rm", "busybox", "sh", "-c", "mknod /tmp/sda b 8 0 && cat /tmp/sda >/dev/null 2>&1 && echo read || echo refused"}, out: "refused\n"},
 		{name: "network none", args: []string{"run", "--rm", "--network", "none", "busybox", "sh", "-c", "ls /sys/class/net"}, out: "lo\n"},
 	}
 	for _, c := range cases {
