@@ -14,6 +14,9 @@
 #               c=1 (median, p99) and C concurrent clients (throughput)
 #   activation  systemd-socket-activate -l SOCK --fdname=api DAEMON -H fd://:
 #               first connect -> first answer (and -> READY=1), warm and cold
+# In start and activation the daemons take turns (one start each per round,
+# order alternating), so that other work on the shared machine weighs on all
+# of them alike.
 #
 # Every figure goes to $OUT/results.tsv (key, target, value, unit, label,
 # detail) and the side-by-side table to $OUT/table.md and stdout. $OUT
@@ -55,7 +58,8 @@ export LC_ALL=C
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-/tmp/ctr-bench/$STAMP}
-read -r -a TARGETS <<< "${TARGETS:-ctrd dockerd}"
+read -r -a TARGETS <<< "${TARGETS:-ctrd dockerd}"   # the table's columns
+MEASURED=("${TARGETS[@]}")                           # less those that cannot run
 RUNS=${RUNS:-5}
 IDLE=${IDLE:-5}
 N_SEQ=${N_SEQ:-2000}
@@ -155,7 +159,7 @@ if [ -z "$CTRD" ] || [ ! -x "$CTRD" ]; then
     loud "ctrd IS NOT MEASURED: make build failed ($(tail -1 "$OUT/logs/build-ctrd.log" 2>/dev/null))"
     "$LOAD" record --tsv "$TSV" --target ctrd --key build --value "NOT BUILT" \
         --label "ctrd binary" --detail "make build failed; see logs/build-ctrd.log"
-    T2=(); for t in "${TARGETS[@]}"; do [ "$t" = ctrd ] || T2+=("$t"); done; TARGETS=("${T2[@]}")
+    T2=(); for t in "${MEASURED[@]}"; do [ "$t" = ctrd ] || T2+=("$t"); done; MEASURED=("${T2[@]}")
   fi
   CTRD=/nonexistent
 fi
@@ -210,7 +214,6 @@ argv_of() { # target host -> ARGV
     *) log "unknown target $1"; return 1 ;;
   esac
 }
-fresh_flags() { local d; FRESH=(); for d in $(root_dirs "$1"); do FRESH+=(--fresh "$d"); done; }
 
 RES_TARGET=""; RES_PID=""; RES_PROC=""
 proc_id() { # PID -> PID:START (start time is field 22 of /proc/PID/stat)
@@ -242,27 +245,47 @@ fail() { # target key label: record a figure that could not be measured
 }
 
 # ------------------------------------------------------------------ sections
+# spec_of target kind: write $STATE/<target>-<kind>.json, how ctrload starts
+# the daemon directly (kind "direct") or behind systemd-socket-activate
+# (kind "activated"), and print its path.
+spec_of() {
+  local t=$1 kind=$2 file=$STATE/$1-$2.json sock log=$OUT/logs/$1.log roots=() d
+  for d in $(root_dirs "$t"); do roots+=(--root "$d"); done
+  if [ "$kind" = direct ]; then
+    sock=$(sock_of "$t"); argv_of "$t" "unix://$sock" || return 1
+  else
+    sock=$STATE/$t-act.sock; log=$OUT/logs/$t-activation.log; argv_of "$t" fd:// || return 1
+    ARGV=(systemd-socket-activate -l "$sock" --fdname=api -E NOTIFY_SOCKET "${ARGV[@]}")
+  fi
+  "$LOAD" spec --file "$file" --target "$t" --sock "$sock" --notify "$STATE/$t-notify.sock" \
+      "${roots[@]}" --log "$log" -- "${ARGV[@]}" || return 1
+  echo "$file"
+}
+specs() { # kind -> SPECS (--spec FILE ...) for every measured target
+  local t f; SPECS=()
+  for t in "${MEASURED[@]}"; do f=$(spec_of "$t" "$1") && SPECS+=(--spec "$f"); done
+  [ ${#SPECS[@]} -gt 0 ]
+}
+fail_all() { # key label: every measured target failed this figure
+  local t; for t in "${MEASURED[@]}"; do fail "$t" "$1" "$2"; done
+}
+
+# start and activation: the daemons take turns, round by round, so that
+# other work on the machine weighs on each alike.
 sec_start() {
-  local t sock
-  for t in "${TARGETS[@]}"; do
-    resident_stop
-    sock=$(sock_of "$t"); argv_of "$t" "unix://$sock" || continue; fresh_flags "$t"
-    log "== start: $t cold ($RUNS runs, fresh root each)"
-    "$LOAD" start --target "$t" --key start.cold --label "start, cold root" --tsv "$TSV" \
-        --sock "$sock" --notify "$STATE/$t-notify.sock" "${FRESH[@]}" --runs "$RUNS" \
-        --log "$OUT/logs/$t.log" --pids "$PIDS" -- "${ARGV[@]}" ||
-      { log "start $t cold failed"; fail "$t" start.cold.ping "start, cold root"; }
-    log "== start: $t warm ($RUNS runs, root reused)"
-    "$LOAD" start --target "$t" --key start.warm --label "start, warm root" --tsv "$TSV" \
-        --sock "$sock" --notify "$STATE/$t-notify.sock" --runs "$RUNS" \
-        --log "$OUT/logs/$t.log" --pids "$PIDS" -- "${ARGV[@]}" ||
-      { log "start $t warm failed"; fail "$t" start.warm.ping "start, warm root"; }
-  done
+  resident_stop
+  specs direct || return 1
+  log "== start: ${MEASURED[*]} taking turns, cold ($RUNS rounds, fresh roots before every start)"
+  "$LOAD" start --key start.cold --label "start, cold root" --tsv "$TSV" "${SPECS[@]}" --cold \
+      --runs "$RUNS" --pids "$PIDS" || { log "start, cold failed"; fail_all start.cold.ping "start, cold root"; }
+  log "== start: ${MEASURED[*]} taking turns, warm ($RUNS rounds, roots reused)"
+  "$LOAD" start --key start.warm --label "start, warm root" --tsv "$TSV" "${SPECS[@]}" \
+      --runs "$RUNS" --pids "$PIDS" || { log "start, warm failed"; fail_all start.warm.ping "start, warm root"; }
 }
 
 sec_rss() {
   local t
-  for t in "${TARGETS[@]}"; do
+  for t in "${MEASURED[@]}"; do
     log "== rss: $t, ${IDLE} s after start"
     resident_start "$t" || { fail "$t" rss.idle.total "idle RSS ${IDLE} s after start"; continue; }
     sleep "$IDLE"
@@ -274,7 +297,7 @@ sec_rss() {
 
 sec_api() {
   local t sock
-  for t in "${TARGETS[@]}"; do
+  for t in "${MEASURED[@]}"; do
     [ "$RES_TARGET" = "$t" ] || resident_start "$t" || { fail "$t" api.version.c1.p50 "GET /version c=1"; continue; }
     sock=$(sock_of "$t")
     log "== api: $t"
@@ -291,20 +314,15 @@ sec_api() {
 }
 
 sec_activation() {
-  local t mode asock
-  for t in "${TARGETS[@]}"; do
-    resident_stop
-    asock="$STATE/$t-act.sock"
-    argv_of "$t" fd:// || continue
-    for mode in warm cold; do
-      FRESH=(); [ $mode = cold ] && fresh_flags "$t"
-      log "== activation: $t, $mode root ($RUNS runs)"
-      "$LOAD" activate --target "$t" --key "activation.$mode" --label "socket activation, $mode root" --tsv "$TSV" \
-          --sock "$asock" --notify "$STATE/$t-notify.sock" "${FRESH[@]}" --runs "$RUNS" \
-          --log "$OUT/logs/$t-activation.log" --pids "$PIDS" -- \
-          systemd-socket-activate -l "$asock" --fdname=api -E NOTIFY_SOCKET "${ARGV[@]}" ||
-        { log "activation $t $mode failed"; fail "$t" "activation.$mode.answer" "socket activation, $mode root"; }
-    done
+  resident_stop
+  specs activated || return 1
+  local mode cold
+  for mode in warm cold; do
+    cold=(); [ $mode = cold ] && cold=(--cold)
+    log "== activation: ${MEASURED[*]} taking turns, $mode root ($RUNS rounds)"
+    "$LOAD" activate --key "activation.$mode" --label "socket activation, $mode root" --tsv "$TSV" \
+        "${SPECS[@]}" "${cold[@]}" --runs "$RUNS" --pids "$PIDS" ||
+      { log "activation, $mode failed"; fail_all "activation.$mode.answer" "socket activation, $mode root"; }
   done
 }
 

@@ -4,8 +4,9 @@
 // memory, stops them, and keeps every figure in a results TSV that its
 // table command renders side by side (see package report).
 //
-//	ctrload start    --target T --key K --sock S [--notify N] [--fresh DIR]... -- DAEMON ARGS...
-//	ctrload activate --target T --key K --sock S [--notify N] -- systemd-socket-activate -l S ... DAEMON -H fd://
+//	ctrload spec     --file F --target T --sock S [--notify N] [--root DIR]... [--log L] -- DAEMON ARGS...
+//	ctrload start    --key K --spec F [--spec F2]... [--cold]
+//	ctrload activate --key K --spec F [--spec F2]... [--cold]   (F's command: systemd-socket-activate -l S ... DAEMON -H fd://)
 //	ctrload wait     --sock S [--pid PID]
 //	ctrload rss      --target T --key K PID[:START]
 //	ctrload http     --target T --key K --sock S --path /version -n 2000 -c 1
@@ -65,7 +66,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newStart(), newActivate(), newWait(), newRSS(), newHTTP(), newStop(),
+	root.AddCommand(newSpec(), newStart(), newActivate(), newWait(), newRSS(), newHTTP(), newStop(),
 		newRecord(), newGoal(), newTable())
 	return root
 }
