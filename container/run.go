@@ -244,14 +244,14 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 	c.exits++
 	st.setExited(exit.Code, exit.OOMKilled, exit.ExitedAt, exit.Error)
 	c.mon, c.waiter = nil, nil
-	if c.rootfs != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := s.opts.Graph.Unmount(ctx, c.rec.LayerID); err != nil {
-			s.log.Warn("unmount after exit", "container", c.rec.ID, "error", err)
-		}
-		cancel()
-		c.rootfs = ""
+	// Unmount even when this ctrd did not mount it: an exit recorded at
+	// restore releases the mount an earlier ctrd left.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	if err := s.opts.Graph.Unmount(ctx, c.rec.LayerID); err != nil && !errdefs.IsNotFound(err) {
+		s.log.Warn("unmount after exit", "container", c.rec.ID, "error", err)
 	}
+	cancel()
+	c.rootfs = ""
 	restart := !s.isClosing() && !c.removed &&
 		shouldRestart(c.rec.HostConfig.RestartPolicy, exit.Code, c.rec.RestartCount, st.ManuallyStopped)
 	if restart {

@@ -94,6 +94,9 @@ func TestDaemonKill9(t *testing.T) {
 	if st := d.inspect("quitter").State; st.Running || st.ExitCode != 5 || st.Status != container.StateExited {
 		t.Errorf("quitter after the daemon's restart: %+v, want exited 5", st)
 	}
+	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), quitter.ID) {
+		t.Error("the root file system of a container that exited while no daemon ran is still mounted")
+	}
 	waitFor(t, "the phoenix to come back", func() bool {
 		st := d.inspect("phoenix").State
 		return st.Running && st.Pid != phoenix.State.Pid
