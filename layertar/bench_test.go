@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -54,17 +55,17 @@ func layerFile(b *testing.B, comp string) (string, int64) {
 // generateLayer writes a layer of at least total bytes of content in dir,
 // plain, gzip- and zstd-compressed: about 5000 files of mixed sizes (most
 // small, a few of several MB) in 200 folders up to three deep, with
-// symlinks and hard links; the content compresses about 2:1.
+// symlinks and hard links, listed folder by folder as image tools write
+// them; the content compresses about 2:1.
 func generateLayer(dir string, total int64) (map[string]string, int64, error) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	src := rand.NewChaCha8([32]byte{1})
-	plain := filepath.Join(dir, "layer.tar")
-	f, err := os.Create(plain)
-	if err != nil {
-		return nil, 0, err
+	type spec struct {
+		name string
+		kind byte // 'd', 'f', 's' (symlink), 'h' (hard link)
+		size int
 	}
-	tw := tar.NewWriter(f)
-	mtime := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	var specs []spec
 	var dirs []string
 	for i := range 200 {
 		d := fmt.Sprintf("d%03d", i)
@@ -72,42 +73,62 @@ func generateLayer(dir string, total int64) (map[string]string, int64, error) {
 			d = dirs[rng.IntN(len(dirs))] + "/" + d
 		}
 		dirs = append(dirs, d)
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: mtime}); err != nil {
-			return nil, 0, err
-		}
+		specs = append(specs, spec{name: d + "/", kind: 'd'})
 	}
-	buf := make([]byte, 8<<20)
-	var written int64
-	var regular []string
-	for n := 0; written < total; n++ {
-		name := fmt.Sprintf("%s/f%05d", dirs[rng.IntN(len(dirs))], n)
+	for n, sum := 0, int64(0); sum < total; n++ {
+		sp := spec{name: fmt.Sprintf("%s/f%05d", dirs[rng.IntN(len(dirs))], n), kind: 'f'}
 		switch r := rng.Float64(); {
-		case r < 0.04 && len(regular) > 0:
-			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: "/" + regular[rng.IntN(len(regular))], ModTime: mtime})
-		case r < 0.05 && len(regular) > 0:
-			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeLink, Name: name, Linkname: regular[rng.IntN(len(regular))], ModTime: mtime})
+		case r < 0.04:
+			sp.kind = 's'
+		case r < 0.05:
+			sp.kind = 'h'
 		default:
-			var size int
 			switch s := rng.Float64(); {
 			case s < 0.70:
-				size = rng.IntN(4 << 10)
+				sp.size = rng.IntN(4 << 10)
 			case s < 0.95:
-				size = 4<<10 + rng.IntN(28<<10)
+				sp.size = 4<<10 + rng.IntN(28<<10)
 			case s < 0.995:
-				size = 32<<10 + rng.IntN(480<<10)
+				sp.size = 32<<10 + rng.IntN(480<<10)
 			default:
-				size = 1<<20 + rng.IntN(7<<20)
+				sp.size = 1<<20 + rng.IntN(7<<20)
 			}
-			body := buf[:size]
+			sum += int64(sp.size)
+		}
+		specs = append(specs, sp)
+	}
+	sort.Slice(specs, func(i, j int) bool { return specs[i].name < specs[j].name })
+
+	plain := filepath.Join(dir, "layer.tar")
+	f, err := os.Create(plain)
+	if err != nil {
+		return nil, 0, err
+	}
+	tw := tar.NewWriter(f)
+	mtime := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	buf := make([]byte, 8<<20)
+	var regular []string // written so far: hard links point back to one
+	for _, sp := range specs {
+		if sp.kind != 'd' && sp.kind != 'f' && len(regular) == 0 {
+			sp.kind = 'f'
+		}
+		switch sp.kind {
+		case 'd':
+			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: sp.name, Mode: 0o755, ModTime: mtime})
+		case 's':
+			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: sp.name, Linkname: "/" + regular[rng.IntN(len(regular))], ModTime: mtime})
+		case 'h':
+			err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeLink, Name: sp.name, Linkname: regular[rng.IntN(len(regular))], ModTime: mtime})
+		default:
+			body := buf[:sp.size]
 			src.Read(body)
 			for i := range body {
 				body[i] = 'a' + body[i]&15 // 4 bits per byte: about 2:1
 			}
-			if err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(size), ModTime: mtime, Uid: 1000, Gid: 1000}); err == nil {
+			if err = tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: sp.name, Mode: 0o644, Size: int64(sp.size), ModTime: mtime, Uid: 1000, Gid: 1000}); err == nil {
 				_, err = tw.Write(body)
 			}
-			written += int64(size)
-			regular = append(regular, name)
+			regular = append(regular, sp.name)
 		}
 		if err != nil {
 			return nil, 0, err

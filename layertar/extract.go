@@ -58,6 +58,10 @@ type Options struct {
 	// ownership is taken from the archive when running as root, and left
 	// alone otherwise (as tar does).
 	NoChown bool
+
+	// noOpenat2 makes the extraction use the user-space path walk, as on
+	// kernels without openat2 (for tests).
+	noOpenat2 bool
 }
 
 // Stats describes a finished extraction.
@@ -108,8 +112,10 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) (Stats,
 		opts:  opts,
 		chown: !opts.NoChown && os.Geteuid() == 0,
 		umask: processUmask(),
-		buf:   make([]byte, 1<<20),
-		dirs:  make(map[string]*os.File),
+
+		noOpenat2: opts.noOpenat2,
+		buf:       make([]byte, 1<<20),
+		dirs:      make(map[string]*os.File),
 	}
 	if opts.Whiteouts == WhiteoutDelete {
 		x.created = make(map[string]struct{})
@@ -243,8 +249,10 @@ type dirTimes struct {
 	mtime time.Time
 }
 
-// maxCachedDirs bounds the handles kept on parent folders.
-const maxCachedDirs = 64
+// maxCachedDirs bounds the handles kept on parent folders. Layer tars
+// list a folder's entries together, so few are needed; more help tars
+// written in a scattered order.
+const maxCachedDirs = 256
 
 // extractor is the state of one Extract.
 type extractor struct {
@@ -253,7 +261,9 @@ type extractor struct {
 	opts  Options
 	chown bool
 	umask uint32
-	buf   []byte
+	// noOpenat2 is set once openat2 turned out to be unavailable.
+	noOpenat2 bool
+	buf       []byte
 	// dirs caches O_PATH handles on parent folders by name; it is
 	// emptied whenever anything is removed, since a removal can change
 	// what a name resolves to.
@@ -382,7 +392,7 @@ func (x *extractor) parent(p string, create bool) (int, error) {
 	if f, ok := x.dirs[p]; ok {
 		return int(f.Fd()), nil
 	}
-	f, err := pathrs.OpenatInRoot(x.root, p)
+	f, err := x.lookup(p)
 	if err != nil && create && errors.Is(err, os.ErrNotExist) {
 		f, err = pathrs.MkdirAllHandle(x.root, p, 0o755)
 		if err == nil && x.created != nil {
@@ -399,6 +409,33 @@ func (x *extractor) parent(p string, create bool) (int, error) {
 	}
 	x.dirs[p] = f
 	return int(f.Fd()), nil
+}
+
+// lookup opens folder p inside the root (O_PATH), resolving symlinks as
+// if the root were "/": with openat2 and RESOLVE_IN_ROOT, one system call,
+// where the kernel has it; with pathrs-lite's careful walk otherwise.
+func (x *extractor) lookup(p string) (*os.File, error) {
+	if !x.noOpenat2 {
+		how := unix.OpenHow{
+			Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+		}
+		for range 16 {
+			fd, err := unix.Openat2(int(x.root.Fd()), p, &how)
+			switch {
+			case err == nil:
+				return os.NewFile(uintptr(fd), p), nil
+			case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+				continue // a rename raced the lookup; try again
+			case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM):
+				x.noOpenat2 = true // old kernel, or a seccomp filter
+			default:
+				return nil, &os.PathError{Op: "openat2", Path: p, Err: err}
+			}
+			break
+		}
+	}
+	return pathrs.OpenatInRoot(x.root, p)
 }
 
 // dropDirs forgets every cached folder handle. The handles stay open

@@ -284,22 +284,29 @@ func TestExtractHostile(t *testing.T) {
 		}, refused},
 		{"unsupported type", WhiteoutDelete, []ent{{name: "s", typ: 'Z'}}, refused},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			s := newSandbox(t)
-			es := make([]ent, len(c.es))
-			for i, e := range c.es {
-				e.name = strings.ReplaceAll(e.name, "@OUT", s.outside)
-				e.link = strings.ReplaceAll(e.link, "@OUT", s.outside)
-				es[i] = e
+	for _, walk := range []bool{false, true} {
+		for _, c := range cases {
+			name := c.name
+			if walk {
+				name += " (path walk)"
 			}
-			_, err := extract(t, tarOf(t, es...), s.target, c.mode)
-			c.check(t, s, err)
-			s.checkContained(t)
-			if err != nil && !strings.Contains(err.Error(), "entry") {
-				t.Errorf("error %q does not name the entry", err)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				s := newSandbox(t)
+				es := make([]ent, len(c.es))
+				for i, e := range c.es {
+					e.name = strings.ReplaceAll(e.name, "@OUT", s.outside)
+					e.link = strings.ReplaceAll(e.link, "@OUT", s.outside)
+					es[i] = e
+				}
+				_, err := Extract(context.Background(), bytes.NewReader(tarOf(t, es...)), s.target,
+					Options{Whiteouts: c.mode, noOpenat2: walk})
+				c.check(t, s, err)
+				s.checkContained(t)
+				if err != nil && !strings.Contains(err.Error(), "entry") {
+					t.Errorf("error %q does not name the entry", err)
+				}
+			})
+		}
 	}
 }
 
