@@ -70,9 +70,14 @@ func Launch(ctx context.Context, opts LaunchOptions) (*Client, error) {
 		return nil, err
 	}
 	args := append(append([]string(nil), opts.Command[1:]...), "--exec-root", opts.ExecRoot, "--id", cfg.ID)
+	// ps shows "ctrd monitor …" rather than "/proc/self/exe monitor …".
+	argv0 := opts.Command[0]
+	if exe, err := os.Executable(); err == nil && argv0 == "/proc/self/exe" {
+		argv0 = filepath.Base(exe)
+	}
 	cmd := &osexec.Cmd{
 		Path:        opts.Command[0],
-		Args:        append([]string{opts.Command[0]}, args...),
+		Args:        append([]string{argv0}, args...),
 		Env:         launchEnv(),
 		Stderr:      stderr,
 		ExtraFiles:  []*os.File{w},
