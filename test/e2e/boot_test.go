@@ -38,6 +38,15 @@ func TestMachineBoots(t *testing.T) {
 	if hostNS == machineNS {
 		t.Errorf("the machine shares the host's PID namespace (%s)", hostNS)
 	}
+	// Its own network namespace, with loopback only.
+	hostNet, _ := os.Readlink("/proc/self/ns/net")
+	machineNet, _ := os.Readlink(filepath.Join("/proc", strconv.Itoa(m.Leader), "ns/net"))
+	if hostNet == "" || hostNet == machineNet {
+		t.Errorf("the machine shares the host's network namespace (%s)", hostNet)
+	}
+	if links := trim(run(t, m, "ls", "/sys/class/net")); links != "lo" {
+		t.Errorf("network links in the machine: %q, want lo only", links)
+	}
 
 	const p = "/var/tmp/ctr-e2e/hello"
 	if err := m.WriteFile(p, []byte("hello from the host\n"), 0o644); err != nil {

@@ -11,8 +11,9 @@
 //  2. masks, in the overlay's /etc/systemd/system, the services the host
 //     enables and the machine does not need (symlinks to /dev/null);
 //  3. runs `systemd-nspawn --directory=MERGED --register=no --keep-unit
-//     --boot --capability=all` in the background (no host systemd is needed:
-//     nothing is registered with machined and no scope is made);
+//     --boot --capability=all --private-network` in the background (no host
+//     systemd is needed: nothing is registered with machined and no scope is
+//     made; the machine has a network namespace of its own, with loopback);
 //  4. finds the machine's PID 1 (a child of systemd-nspawn in a new PID
 //     namespace) and runs commands inside with `nsenter -t PID -a`;
 //  5. waits until `systemctl is-system-running` says running or degraded.
@@ -194,6 +195,9 @@ func (m *Machine) start() error {
 		"--keep-unit",
 		"--boot",
 		"--capability=all",
+		// Its own network namespace with only loopback: what ctrd sets up
+		// there (bridges, NAT rules) never touches the host's network.
+		"--private-network",
 		"--console=pipe",
 		"--quiet",
 	)
