@@ -410,14 +410,21 @@ func TestDockerCLI(t *testing.T) {
 	until := strconv.FormatInt(time.Now().Add(2*time.Second).Unix(), 10)
 	out := run(t, m, "docker", "-H", host, "events", "--since", since, "--until", until, "--format", "{{json .}}")
 	t.Logf("docker events --since %s --until %s:\n%s", since, until, out)
+	reloads := 0
 	for _, line := range strings.Split(trim(out), "\n") {
 		if line == "" {
 			continue
 		}
-		var ev map[string]any
+		var ev struct{ Type, Action string }
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Errorf("docker events printed a line that is not JSON: %q", line)
 		}
+		if ev.Type == "daemon" && ev.Action == "reload" {
+			reloads++
+		}
+	}
+	if reloads == 0 {
+		t.Error("docker events --since --until shows no daemon reload event")
 	}
 	// ctrctl events reads the same history.
 	run(t, m, "ctrctl", "events", "--since", since, "--until", until)
