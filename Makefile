@@ -37,7 +37,7 @@ RPM := $(DIST)/ctr-$(PKG_VERSION).x86_64.rpm
 # containers; iproute2, nftables: network namespaces and NAT in root tests;
 # rpm: rpmbuild for make rpm; util-linux: nsenter; skopeo, umoci: image
 # interoperability tests; zstd: compressed layers.
-DEPS := systemd systemd-container dbus busybox-static iproute2 nftables rpm util-linux \
+DEPS := make systemd systemd-container dbus busybox-static iproute2 nftables rpm util-linux \
 	skopeo umoci zstd
 
 # Where each tier looks for tests. The end-to-end tier boots a machine, so
