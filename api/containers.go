@@ -351,55 +351,118 @@ func hijack(w http.ResponseWriter, r *http.Request, mediaType string) (net.Conn,
 	return conn, brw, nil
 }
 
-// lockedWriter serializes writes to a connection.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+// lazyConn takes the connection over when the job first writes or
+// flushes: a job that fails before (no such container, a bad parameter)
+// still gets an HTTP error reply with its status code, and a job flushes
+// once it is ready to stream (attach: once it will see the container's
+// first byte), so that the client starts the container only then.
+type lazyConn struct {
+	w     http.ResponseWriter
+	r     *http.Request
+	ct    string
+	once  sync.Once
+	ready chan struct{}
+	mu    sync.Mutex
+	conn  net.Conn
+	brw   *bufio.ReadWriter
+	err   error
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
+func newLazyConn(w http.ResponseWriter, r *http.Request, mediaType string) *lazyConn {
+	return &lazyConn{w: w, r: r, ct: mediaType, ready: make(chan struct{})}
+}
+
+// open hijacks the connection, once.
+func (l *lazyConn) open() error {
+	l.once.Do(func() {
+		l.conn, l.brw, l.err = hijack(l.w, l.r, l.ct)
+		close(l.ready)
+	})
+	return l.err
+}
+
+// opened reports whether the connection was taken over.
+func (l *lazyConn) opened() bool {
+	select {
+	case <-l.ready:
+		return l.err == nil
+	default:
+		return false
+	}
+}
+
+func (l *lazyConn) Write(p []byte) (int, error) {
+	if err := l.open(); err != nil {
+		return 0, err
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return l.conn.Write(p)
+}
+
+// Flush takes the connection over.
+func (l *lazyConn) Flush() { _ = l.open() }
+
+// Read reads the client's stdin once the connection is taken over.
+func (l *lazyConn) Read(p []byte) (int, error) {
+	<-l.ready
+	if l.err != nil {
+		return 0, l.err
+	}
+	return l.brw.Read(p)
 }
 
 // streamJob runs a streaming job (attach, exec_start) on a hijacked
 // connection: its stdin from the connection, its output to it, raw for a
-// terminal, else multiplexed. The connection is closed when the job ends.
+// terminal, else multiplexed. The connection is taken over when the job
+// first writes or flushes, and closed when the job ends.
 func (s *Server) streamJob(w http.ResponseWriter, r *http.Request, job *engine.Job, tty bool) {
 	ct := multiplexedStream
 	if tty {
 		ct = rawStream
 	}
-	conn, brw, err := hijack(w, r, ct)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	defer conn.Close()
+	lc := newLazyConn(w, r, ct)
+	// Until the take-over, the request's context ends when the client
+	// goes away; after it, only the stream's own end tells (a client
+	// that closed its writing half still reads).
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
 	defer context.AfterFunc(s.streams, cancel)()
-	out := &lockedWriter{w: conn}
-	_ = job.Stdin.Add(brw.Reader)
+	defer context.AfterFunc(r.Context(), func() {
+		if !lc.opened() {
+			cancel()
+		}
+	})()
+	_ = job.Stdin.Add(lc)
 	if tty {
-		_ = job.Stdout.Add(out)
-		_ = job.Stderr.Add(out)
+		_ = job.Stdout.Add(lc)
+		_ = job.Stderr.Add(lc)
 	} else {
-		_ = job.Stdout.Add(newStdWriter(out, stdcopy.Stdout))
-		_ = job.Stderr.Add(newStdWriter(out, stdcopy.Stderr))
+		_ = job.Stdout.Add(newStdWriter(lc, stdcopy.Stdout))
+		_ = job.Stderr.Add(newStdWriter(lc, stdcopy.Stderr))
 	}
-	if err := job.Run(ctx); err != nil && ctx.Err() == nil {
+	err := job.Run(ctx)
+	if !lc.opened() {
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if lc.open() != nil {
+			return
+		}
+	}
+	defer lc.conn.Close()
+	if err != nil && ctx.Err() == nil {
 		// The status line is gone: tell the client on the stream.
 		msg := []byte("Error: " + err.Error() + "\n")
 		if tty {
-			_, _ = out.Write(msg)
+			_, _ = lc.Write(msg)
 		} else {
-			_, _ = newStdWriter(out, stdcopy.Stderr).Write(msg)
+			_, _ = newStdWriter(lc, stdcopy.Stderr).Write(msg)
 		}
 	}
 	// Let the client read everything before the connection closes.
-	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+	if cw, ok := lc.conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
 }
@@ -482,6 +545,13 @@ type stdWriter struct {
 
 func newStdWriter(w io.Writer, stream stdcopy.StdType) *stdWriter {
 	return &stdWriter{w: w, stream: stream}
+}
+
+// Flush flushes the writer underneath, if it can.
+func (s *stdWriter) Flush() {
+	if f, ok := s.w.(interface{ Flush() }); ok {
+		f.Flush()
+	}
 }
 
 func (s *stdWriter) Write(p []byte) (int, error) {

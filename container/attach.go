@@ -122,7 +122,11 @@ type AttachRequest struct {
 // if asked, then the live streams until the container exits or the client
 // detaches. A container that is not running is waited for: `docker run`
 // and `start -a` attach before they start.
-func (s *Service) attach(ctx context.Context, c *ctr, req *AttachRequest, stdin io.Reader, stdout, stderr io.Writer) error {
+//
+// ready is called once the attach will see the container's output (before
+// the logs, if asked for): the HTTP transport then answers the client,
+// which may start the container.
+func (s *Service) attach(ctx context.Context, c *ctr, req *AttachRequest, stdin io.Reader, stdout, stderr io.Writer, ready func()) error {
 	keys, err := ParseDetachKeys(req.DetachKeys)
 	if err != nil {
 		return err
@@ -134,11 +138,13 @@ func (s *Service) attach(ctx context.Context, c *ctr, req *AttachRequest, stdin 
 		stderr = nil
 	}
 	if req.Logs {
+		ready()
 		if err := s.replayLogs(ctx, c, stdout, stderr); err != nil {
 			return err
 		}
 	}
 	if !req.Stream {
+		ready()
 		return nil
 	}
 	c.mu.Lock()
@@ -153,6 +159,7 @@ func (s *Service) attach(ctx context.Context, c *ctr, req *AttachRequest, stdin 
 		mon := c.mon
 		c.mu.Unlock()
 		stream, err = mon.Attach(ctx, opts)
+		ready()
 		if err != nil {
 			if errdefs.IsConflict(err) || errdefs.IsUnavailable(err) {
 				return nil // it ended meanwhile: nothing more to stream
@@ -163,6 +170,7 @@ func (s *Service) attach(ctx context.Context, c *ctr, req *AttachRequest, stdin 
 		p := &pendingAttach{opts: opts, ch: make(chan attachResult, 1)}
 		c.pending[p] = struct{}{}
 		c.mu.Unlock()
+		ready()
 		select {
 		case res := <-p.ch:
 			if res.err != nil {

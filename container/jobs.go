@@ -334,7 +334,7 @@ func (s *Service) jobAttach(ctx context.Context, job *engine.Job) error {
 	if err != nil {
 		return err
 	}
-	return s.attach(ctx, c, &req, job.Stdin, job.Stdout, job.Stderr)
+	return s.attach(ctx, c, &req, job.Stdin, job.Stdout, job.Stderr, job.Stdout.Flush)
 }
 
 func (s *Service) jobExecCreate(ctx context.Context, job *engine.Job) error {
@@ -373,6 +373,11 @@ func (s *Service) jobExecStart(ctx context.Context, job *engine.Job) error {
 	e, c, err := s.oneExec(job)
 	if err != nil {
 		return err
+	}
+	if !req.Detach {
+		// As Docker does, the stream opens before the process starts: a
+		// command that cannot run is reported on it, and in the exit code.
+		job.Stdout.Flush()
 	}
 	return s.execStart(ctx, e, c, &req, job.Stdin, job.Stdout, job.Stderr)
 }

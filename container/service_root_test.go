@@ -147,20 +147,37 @@ func (h *harness) run(cfg *container.Config, hc *container.HostConfig) (stdout, 
 	h.t.Helper()
 	id = h.create("", cfg, hc)
 	var wg sync.WaitGroup
-	var out *jobOut
+	out := &jobOut{}
 	var attachErr error
+	attached := &flushSignal{ch: make(chan struct{})}
+	aj := h.eng.Job("attach", id)
+	aj.Env.Set("stream", "true")
+	aj.Env.Set("stdout", "true")
+	aj.Env.Set("stderr", "true")
+	_ = aj.Stdout.Add(&lockedBuf{b: &out.stdout})
+	_ = aj.Stdout.Add(attached)
+	_ = aj.Stderr.Add(&lockedBuf{b: &out.stderr})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		out, attachErr = h.job("attach", []string{id}, map[string]any{"stream": true, "stdout": true, "stderr": true}, nil)
+		attachErr = aj.Run(context.Background())
 	}()
-	waitPending(h.t)
+	<-attached.ch // the attach waits for the start: it sees every byte
 	var wr container.WaitResponse
 	done := make(chan error, 1)
+	waiting := &flushSignal{ch: make(chan struct{})}
+	wj := h.eng.Job("wait", id)
+	wj.Env.Set("condition", "next-exit")
+	_ = wj.Stdout.Add(waiting)
 	go func() {
-		_, err := h.job("wait", []string{id}, map[string]any{"condition": "next-exit"}, &wr)
+		err := wj.Run(context.Background())
+		if err == nil {
+			res, _ := wj.Result()
+			wr, _ = res.(container.WaitResponse)
+		}
 		done <- err
 	}()
+	<-waiting.ch
 	if _, err := h.job("start", []string{id}, nil, nil); err != nil {
 		wg.Wait()
 		h.t.Fatalf("start: %v", err)
@@ -175,9 +192,15 @@ func (h *harness) run(cfg *container.Config, hc *container.HostConfig) (stdout, 
 	return out.stdout.String(), out.stderr.String(), int(wr.StatusCode), id
 }
 
-// waitPending gives an attach or wait job started in a goroutine the time
-// to register; a start before only loses output, which tests detect.
-func waitPending(t *testing.T) { time.Sleep(50 * time.Millisecond) }
+// flushSignal is a job destination that tells when the job first
+// flushes: attach and wait flush once they are in place.
+type flushSignal struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func (f *flushSignal) Write(p []byte) (int, error) { return len(p), nil }
+func (f *flushSignal) Flush()                      { f.once.Do(func() { close(f.ch) }) }
 
 func TestRunEcho(t *testing.T) {
 	h := newHarness(t)

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"encoding/json"
 	"io"
 	"net"
@@ -114,10 +115,11 @@ func TestEvents(t *testing.T) {
 	d := newDaemon(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	msgs, errs := d.cl.Events(ctx, client.EventsOptions{Filters: map[string][]string{"type": {"container"}}})
-	// The subscription is in place once the stream answered; an event
-	// published before that could be missed, so wait for it.
-	time.Sleep(100 * time.Millisecond)
+	// Since a moment before the actions: the history fills any gap before
+	// the subscription is in place.
+	start := time.Now().Add(-time.Second)
+	msgs, errs := d.cl.Events(ctx, client.EventsOptions{Since: fmt.Sprintf("%d.%09d", start.Unix(), start.Nanosecond()),
+		Filters: map[string][]string{"type": {"container"}}})
 	d.ctrctl("", "run", "--name", "ev", "-l", "team=blue", "busybox", "sh", "-c", "exit 6")
 	d.ctrctl("", "rename", "ev", "ev2")
 	d.ctrctl("", "rm", "ev2")
