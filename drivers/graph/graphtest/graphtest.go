@@ -375,6 +375,10 @@ func checkEmpty(t *testing.T, root string) {
 		}
 		rel, _ := filepath.Rel(root, p)
 		depth := strings.Count(rel, "/")
+		// A driver's record of its own probe is not a layer's leftover.
+		if depth == 1 && de.Name() == "probe-ok" {
+			return nil
+		}
 		if !de.IsDir() || depth >= 2 {
 			left = append(left, rel)
 		}

@@ -97,9 +97,20 @@ func reportsFileTypes(dir string) (bool, error) {
 // and deletes a lower file (which makes a whiteout), then unmounts and
 // removes it all. A failure is ErrNotSupported, unless the mount works
 // without the admin's extra options: then those are at fault.
+//
+// A successful probe is remembered in the driver's folder, keyed by the
+// kernel release, the backing file system and the mount options: the next
+// start on the same host skips it (mounting and unmounting an overlay can
+// take tens of milliseconds, which would dominate ctrd's start-up).
 func (d *Driver) probe() error {
+	key := d.probeKey()
+	if b, err := os.ReadFile(d.path(probeFile)); err == nil && string(b) == key {
+		return nil
+	}
 	err := d.probeMount(d.mountOpts)
 	if err == nil {
+		// Best effort: without the record the next start probes again.
+		d.rememberProbe(key)
 		return nil
 	}
 	if d.mountOpts != "" && d.probeMount("") == nil {
@@ -107,6 +118,32 @@ func (d *Driver) probe() error {
 			OptMountOpt, strings.TrimPrefix(d.mountOpts, ","), err)
 	}
 	return fmt.Errorf("overlay probe on %s (%s): %v: %w", d.home, d.backing, err, graph.ErrNotSupported)
+}
+
+// probeFile records a successful probe (see probe).
+const probeFile = "probe-ok"
+
+// probeKey describes what a probe result depends on.
+func (d *Driver) probeKey() string {
+	var u unix.Utsname
+	_ = unix.Uname(&u)
+	return fmt.Sprintf("kernel=%s\nbacking=%s\nmountopt=%s\n", unix.ByteSliceToString(u.Release[:]), d.backing, d.mountOpts)
+}
+
+// rememberProbe writes key to probeFile atomically.
+func (d *Driver) rememberProbe(key string) {
+	tmp, err := os.CreateTemp(d.path("tmp"), "probe-ok-")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.WriteString(key)
+	if cerr := tmp.Close(); werr != nil || cerr != nil {
+		os.Remove(tmp.Name())
+		return
+	}
+	if err := os.Rename(tmp.Name(), d.path(probeFile)); err != nil {
+		os.Remove(tmp.Name())
+	}
 }
 
 func (d *Driver) probeMount(extra string) (err error) {
@@ -136,8 +173,10 @@ func (d *Driver) probeMount(extra string) (err error) {
 		return fmt.Errorf("mount: %w", err)
 	}
 	defer func() {
-		if uerr := layerfs.Unmount(p("merged")); uerr != nil && err == nil {
-			err = uerr
+		// Detached: nothing uses the probe mount, and a synchronous
+		// unmount of an overlay can take tens of milliseconds.
+		if uerr := unix.Unmount(p("merged"), unix.MNT_DETACH); uerr != nil && err == nil {
+			err = fmt.Errorf("unmount: %w", uerr)
 		}
 	}()
 	for _, name := range []string{"a", "b"} {
