@@ -25,14 +25,16 @@ ctr_sysusers_tmpfiles() {
 
 # ctr_configure UPGRADE: after the files are in place. UPGRADE is "1" on an
 # upgrade, empty on a first install. Only when systemd runs as PID 1:
-# reload units, then on a first install enable and start ctr.socket (the
-# service starts on the first connection); on an upgrade restart ctr.service
-# if it runs (KillMode=process: containers keep running).
+# reload units; enable and start ctr.socket on a first install, and on an
+# upgrade when it was enabled before (an admin's disable is kept); restart
+# ctr.service if it runs, so that the new ctrd serves (KillMode=process:
+# containers keep running). The service itself starts on the first
+# connection to the socket.
 ctr_configure() {
 	ctr_sysusers_tmpfiles
 	ctr_systemd_running || return 0
 	systemctl daemon-reload || true
-	if [ -z "$1" ]; then
+	if ctr_want_enabled "$1"; then
 		if command -v deb-systemd-helper >/dev/null 2>&1; then
 			deb-systemd-helper unmask ctr.socket >/dev/null || true
 			deb-systemd-helper enable ctr.socket >/dev/null || true
@@ -40,8 +42,23 @@ ctr_configure() {
 			systemctl enable ctr.socket >/dev/null 2>&1 || true
 		fi
 		systemctl start ctr.socket || true
+	elif command -v deb-systemd-helper >/dev/null 2>&1; then
+		deb-systemd-helper update-state ctr.socket >/dev/null || true
+	fi
+	systemctl try-restart ctr.service || true
+}
+
+# ctr_want_enabled UPGRADE: whether ctr.socket is to be enabled. With
+# deb-systemd-helper, its record decides (no record, as on a first install
+# or after a removal, means yes); otherwise yes on a first install, and on
+# an upgrade only if it is enabled now.
+ctr_want_enabled() {
+	if command -v deb-systemd-helper >/dev/null 2>&1; then
+		deb-systemd-helper --quiet was-enabled ctr.socket
+	elif [ -z "$1" ]; then
+		return 0
 	else
-		systemctl try-restart ctr.service || true
+		systemctl --quiet is-enabled ctr.socket
 	fi
 }
 

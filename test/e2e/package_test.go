@@ -119,3 +119,50 @@ func keys(m map[string]string) []string {
 	sort.Strings(k)
 	return k
 }
+
+// TestPackageUpgradeAndRemove runs the deb's maintainer scripts through an
+// upgrade (reinstalling restarts a running ctrd), a removal (socket and
+// service stopped, enablement gone, files gone), a fresh install again, and
+// an upgrade after an admin disabled the socket (it stays disabled). It
+// leaves the machine as installedMachine made it.
+func TestPackageUpgradeAndRemove(t *testing.T) {
+	m := installedMachine(t)
+	dumpOnFailure(t, m)
+	serviceActive(t, m)
+	before := show(t, m, "ctr.service", "MainPID")["MainPID"]
+	const deb = "/var/tmp/ctr-e2e/ctr.deb"
+
+	run(t, m, "dpkg", "-i", deb)
+	waitActive(t, m)
+	if after := show(t, m, "ctr.service", "MainPID")["MainPID"]; after == before {
+		t.Errorf("an upgrade left ctrd %s running: postinst did not restart it", before)
+	}
+
+	run(t, m, "dpkg", "-r", "ctr")
+	for _, u := range []string{"ctr.socket", "ctr.service"} {
+		if s := activeState(t, m, u); s != "inactive" {
+			t.Errorf("%s is %s after dpkg -r", u, s)
+		}
+	}
+	if _, err := try(m, "test", "-e", "/usr/bin/ctrd"); err == nil {
+		t.Error("/usr/bin/ctrd is still there after dpkg -r")
+	}
+	if _, err := try(m, "test", "-L", "/etc/systemd/system/sockets.target.wants/ctr.socket"); err == nil {
+		t.Error("ctr.socket is still enabled after dpkg -r")
+	}
+
+	run(t, m, "dpkg", "-i", deb)
+	if got := trim(run(t, m, "systemctl", "is-enabled", "ctr.socket")); got != "enabled" {
+		t.Errorf("ctr.socket is %s after installing again", got)
+	}
+	serviceActive(t, m)
+
+	// An upgrade keeps an admin's choice to disable the socket.
+	run(t, m, "systemctl", "disable", "ctr.socket")
+	run(t, m, "dpkg", "-i", deb)
+	if got, _ := try(m, "systemctl", "is-enabled", "ctr.socket"); trim(got) != "disabled" {
+		t.Errorf("ctr.socket is %s after an upgrade, want it left disabled", trim(got))
+	}
+	run(t, m, "systemctl", "enable", "ctr.socket")
+	serviceActive(t, m)
+}
