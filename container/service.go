@@ -353,6 +353,32 @@ func (s *Service) OwnsLayer(id string) bool {
 	return ok
 }
 
+// Counts says how many containers there are in each state, for the info
+// job.
+type Counts struct {
+	Total, Running, Paused, Stopped int
+}
+
+// Counts returns the number of containers by state.
+func (s *Service) Counts() Counts {
+	var n Counts
+	for _, c := range s.list() {
+		c.mu.Lock()
+		st := c.rec.State.Status
+		c.mu.Unlock()
+		n.Total++
+		switch st {
+		case container.StateRunning:
+			n.Running++
+		case container.StatePaused:
+			n.Paused++
+		default:
+			n.Stopped++
+		}
+	}
+	return n
+}
+
 // list returns the containers, oldest first.
 func (s *Service) list() []*ctr {
 	s.mu.Lock()

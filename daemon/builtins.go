@@ -152,8 +152,13 @@ func (d *Daemon) jobInfo(ctx context.Context, job *engine.Job) error {
 	if err != nil {
 		return err
 	}
+	counts := d.containers.Counts()
 	info := system.Info{
 		ID:                 d.state.id,
+		Containers:         counts.Total,
+		ContainersRunning:  counts.Running,
+		ContainersPaused:   counts.Paused,
+		ContainersStopped:  counts.Stopped,
 		Images:             len(images),
 		Driver:             d.graph.Name(),
 		DriverStatus:       d.graph.Status(),

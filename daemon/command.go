@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"example.org/ctr/internal/version"
+	"example.org/ctr/monitor"
 )
 
 // Exit codes of ctrd.
@@ -119,6 +120,8 @@ func newCommand(stdout, stderr io.Writer, run func(Config) error) *cobra.Command
 	f.IntVar(&cfg.MTU, "mtu", cfg.MTU, "MTU of container interfaces (0: the bridge's)")
 	f.BoolVar(&cfg.SELinuxEnabled, "selinux-enabled", cfg.SELinuxEnabled, "SELinux labelling (not supported: refused)")
 
+	// The per-container monitor is this binary re-executed (hidden).
+	cmd.AddCommand(monitor.NewCommand())
 	cmd.AddCommand(&cobra.Command{
 		Use:   "version",
 		Short: "Print ctrd's version",

@@ -35,6 +35,7 @@ import (
 
 	"example.org/ctr/activation"
 	"example.org/ctr/api"
+	"example.org/ctr/container"
 	"example.org/ctr/dbus"
 	"example.org/ctr/drivers/graph"
 	"example.org/ctr/engine"
@@ -75,9 +76,10 @@ type Daemon struct {
 
 	faults *faults
 
-	graph    graph.Driver
-	images   *image.Store
-	imageSvc *image.Service
+	graph      graph.Driver
+	images     *image.Store
+	imageSvc   *image.Service
+	containers *container.Service
 }
 
 // Run runs ctrd until a TERM or INT signal (or ctx) ends it, and returns
@@ -142,6 +144,11 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	d.eng.OnShutdown("state", func(context.Context) error { return st.close() })
 	_ = d.notifier.Status("starting: images")
 	if err := d.openImages(ctx); err != nil {
+		d.shutdownAfterFailedStart()
+		return err
+	}
+	_ = d.notifier.Status("starting: containers")
+	if err := d.openContainers(ctx); err != nil {
 		d.shutdownAfterFailedStart()
 		return err
 	}

@@ -1,0 +1,38 @@
+package daemon
+
+import (
+	"context"
+	"path/filepath"
+
+	"example.org/ctr/container"
+	"example.org/ctr/monitor"
+)
+
+// openContainers builds the container service on the exec driver, the
+// storage driver and the image store; restores the containers (re-attaching
+// to those whose monitors kept running while ctrd was down, recording the
+// exits that happened meanwhile, starting those whose restart policy says
+// so); removes the layers nothing owns; and installs the container jobs.
+func (d *Daemon) openContainers(ctx context.Context) error {
+	ctrs, err := container.New(ctx, container.Options{
+		Root:      d.cfg.Root,
+		ExecRoot:  d.cfg.ExecRoot,
+		Driver:    monitor.DriverConfig{Name: d.cfg.ExecDriver, Root: filepath.Join(d.cfg.ExecRoot, "native")},
+		Graph:     d.graph,
+		Images:    container.StoreImages{Store: d.images},
+		Events:    d.events,
+		DNS:       d.cfg.DNS,
+		DNSSearch: d.cfg.DNSSearch,
+		Log:       d.log,
+	})
+	if err != nil {
+		return err
+	}
+	d.eng.OnShutdown("containers", ctrs.Close)
+	d.containers = ctrs
+	d.imageSvc.SetUsageChecker(ctrs)
+	if _, err := d.images.RemoveUnknownLayers(ctx, ctrs.OwnsLayer); err != nil {
+		d.log.Warn("cannot remove the layers nothing uses", "error", err)
+	}
+	return ctrs.Install(d.eng)
+}
