@@ -51,6 +51,10 @@ type Descriptor struct {
 	// Mutates is true when the job changes state; transports use it to
 	// decide who may call it.
 	Mutates bool
+	// Interruptible is true for a job that follows or waits on something
+	// with no end of its own (an event stream, logs -f, a container wait,
+	// an attach): Shutdown cancels it at once instead of waiting for it.
+	Interruptible bool
 	// Handler runs the job.
 	Handler Handler
 }
@@ -244,9 +248,9 @@ func (e *Engine) ShuttingDown() bool {
 // was slow.
 const hookGrace = time.Second
 
-// Shutdown stops the engine: new jobs fail as Unavailable at once; running
-// jobs get until ctx's deadline to finish, then their contexts are
-// cancelled; then the OnShutdown hooks run in reverse order. A second call
+// Shutdown stops the engine: new jobs fail as Unavailable at once;
+// interruptible jobs are cancelled at once; other running jobs get until
+// ctx's deadline to finish, then their contexts are cancelled; then the OnShutdown hooks run in reverse order. A second call
 // waits like the first but runs no hooks. The error joins the hooks' errors
 // and says whether jobs had to be cancelled.
 func (e *Engine) Shutdown(ctx context.Context) error {
@@ -254,6 +258,11 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	first := !e.shutdown
 	e.shutdown = true
 	hooks := slices.Clone(e.hooks)
+	for _, j := range e.running {
+		if j.desc.Interruptible {
+			j.cancel()
+		}
+	}
 	e.mu.Unlock()
 
 	var errs []error

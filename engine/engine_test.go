@@ -332,3 +332,32 @@ func TestShutdownHookErrorsJoined(t *testing.T) {
 		t.Errorf("second shutdown: %v", err)
 	}
 }
+
+func TestShutdownInterruptsFollowers(t *testing.T) {
+	e := New(nil)
+	started := make(chan struct{})
+	_ = e.Register(Descriptor{Name: "follow", Interruptible: true, Handler: func(ctx context.Context, _ *Job) error {
+		close(started)
+		<-ctx.Done()
+		return nil
+	}})
+	done := make(chan error, 1)
+	go func() { done <- e.Job("follow").Run(context.Background()) }()
+	<-started
+	// A long deadline: the follower must not hold shutdown until it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- e.Shutdown(ctx) }()
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("shutdown waited for an interruptible job")
+	}
+	if err := <-done; err != nil {
+		t.Errorf("follower: %v", err)
+	}
+}

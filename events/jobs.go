@@ -43,7 +43,9 @@ func (l *Log) Install(eng *engine.Engine) error {
 			Name:    "events",
 			Help:    "Stream events as JSON lines: history since a time, then live ones until a time",
 			Request: FollowRequest{},
-			Handler: l.jobFollow,
+			// A follower has no end of its own; shutdown ends it.
+			Interruptible: true,
+			Handler:       l.jobFollow,
 		},
 		{
 			Name:    "log",
