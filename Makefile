@@ -6,7 +6,7 @@
 # activated sockets) and end-to-end (CTR_TEST_E2E=1: a real systemd booted
 # in systemd-nspawn, with the built .deb installed in it). `make test` runs
 # all three with CTR_TEST_STRICT=1, so a tier that cannot run here fails
-# instead of being skipped; .ci/run runs `make deps check test`.
+# instead of being skipped. .ci/run runs make deps, check, run (once) and test.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
