@@ -2,6 +2,7 @@ package layertar
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -58,6 +59,11 @@ type Options struct {
 	// ownership is taken from the archive when running as root, and left
 	// alone otherwise (as tar does).
 	NoChown bool
+	// Index, when set, is given the stream as it is read (see Indexer),
+	// so that it can be rebuilt exactly from the layer later.
+	Index Indexer
+	// InputDigest asks for Stats.InputDigest.
+	InputDigest bool
 
 	// noOpenat2 makes the extraction use the user-space path walk, as on
 	// kernels without openat2 (for tests).
@@ -75,6 +81,10 @@ type Stats struct {
 	// 64 hex digits: an image config's rootfs.diff_ids entry for the
 	// layer.
 	DiffID string
+	// InputDigest is the digest of the input as given, compressed or
+	// not (the digest of a layer blob), when Options.InputDigest asks
+	// for it.
+	InputDigest string
 	// Compression is the compression found on the input.
 	Compression Compression
 	// Entries is the number of tar entries read.
@@ -92,10 +102,22 @@ type Stats struct {
 // written, and the caller removes it.
 func Extract(ctx context.Context, r io.Reader, dir string, opts Options) (Stats, error) {
 	var st Stats
-	plain, comp, err := Decompress(sourceReader{r})
+	// The input's first bytes tell its compression; a compressed input
+	// whose own digest is asked for is hashed as the decompressor reads
+	// it, on the decompressor's goroutine.
+	br := bufio.NewReaderSize(sourceReader{r}, 64<<10)
+	head, _ := br.Peek(6)
+	var in io.Reader = br
+	var raw *countHash
+	if opts.InputDigest && DetectCompression(head) != Uncompressed {
+		raw = &countHash{r: br, h: sha256.New()}
+		in = raw
+	}
+	dec, comp, err := Decompress(in)
 	if err != nil {
 		return st, err
 	}
+	plain := &onceCloser{rc: dec}
 	defer plain.Close()
 	st.Compression = comp
 
@@ -105,7 +127,16 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) (Stats,
 	}
 	defer root.Close()
 
-	hr := &hashReader{r: plain, h: sha256.New()}
+	// The plain stream is read and hashed (the diff id) on a goroutine
+	// of its own while this one writes the files.
+	ahead := newAheadReader(plain, sha256.New())
+	defer ahead.close()
+	var top io.Reader = ahead
+	var rec *recorder
+	if opts.Index != nil {
+		rec = &recorder{r: ahead, ix: opts.Index}
+		top = rec
+	}
 	x := &extractor{
 		ctx:   ctx,
 		root:  root,
@@ -116,6 +147,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) (Stats,
 		noOpenat2: opts.noOpenat2,
 		buf:       make([]byte, 1<<20),
 		dirs:      make(map[string]*os.File),
+		rec:       rec,
 	}
 	if opts.Whiteouts == WhiteoutDelete {
 		x.created = make(map[string]struct{})
@@ -125,7 +157,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) (Stats,
 		x.closeRetired()
 	}()
 
-	tr := tar.NewReader(hr)
+	tr := tar.NewReader(top)
 	last := ""
 	// end is where the last entry's data and padding end. The tar reader
 	// takes a stream that stops inside that padding for a clean end;
@@ -139,7 +171,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) (Stats,
 		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			if hr.n < end {
+			if ahead.n < end {
 				return st, streamError(last, io.ErrUnexpectedEOF)
 			}
 			break
@@ -151,7 +183,7 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) (Stats,
 		last = hdr.Name
 		end = -1 // sparse files take less room than their size
 		if hdr.Typeflag != tar.TypeGNUSparse && !isSparse(hdr) {
-			end = hr.n + (hdr.Size+511)&^511
+			end = ahead.n + (hdr.Size+511)&^511
 		}
 		n, err := x.entry(hdr, tr)
 		x.closeRetired()
@@ -165,12 +197,46 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) (Stats,
 	}
 	// The tar stream ends with zero blocks that the reader does not
 	// consume; the digest covers them, so read to the end.
-	if _, err := io.CopyBuffer(io.Discard, hr, x.buf); err != nil {
+	if _, err := io.CopyBuffer(io.Discard, top, x.buf); err != nil {
 		return st, streamError(last, err)
 	}
-	st.TarSize = hr.n
-	st.DiffID = "sha256:" + hex.EncodeToString(hr.h.Sum(nil))
+	if rec != nil {
+		if err := rec.flush(); err != nil {
+			return st, err
+		}
+	}
+	st.TarSize = ahead.n
+	st.DiffID = "sha256:" + hex.EncodeToString(ahead.Sum())
+	if opts.InputDigest {
+		st.InputDigest = st.DiffID
+		if raw != nil {
+			// The decompressor is done with the input; read what it
+			// left (nothing, for a well-formed one) so that the digest
+			// covers the input to its end.
+			plain.Close()
+			if _, err := io.CopyBuffer(io.Discard, raw, x.buf); err != nil {
+				return st, streamError(last, err)
+			}
+			st.InputDigest = "sha256:" + hex.EncodeToString(raw.h.Sum(nil))
+		}
+	}
 	return st, nil
+}
+
+// onceCloser closes its reader once, however often it is called.
+type onceCloser struct {
+	rc     io.ReadCloser
+	closed bool
+}
+
+func (o *onceCloser) Read(p []byte) (int, error) { return o.rc.Read(p) }
+
+func (o *onceCloser) Close() error {
+	if o.closed {
+		return nil
+	}
+	o.closed = true
+	return o.rc.Close()
 }
 
 // isSparse reports whether hdr is a PAX sparse file.
@@ -197,7 +263,10 @@ func streamError(last string, err error) error {
 // readFailure classes err, met reading the layer stream at where.
 func readFailure(where string, err error) error {
 	var se sourceError
+	var ie indexError
 	switch {
+	case errors.As(err, &ie):
+		return ie
 	case errors.As(err, &se):
 		return fmt.Errorf("read layer stream %s: %w", where, se.err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -226,17 +295,15 @@ type sourceError struct{ err error }
 func (e sourceError) Error() string { return e.err.Error() }
 func (e sourceError) Unwrap() error { return e.err }
 
-// hashReader counts and hashes what is read through it.
-type hashReader struct {
+// countHash hashes what is read through it.
+type countHash struct {
 	r io.Reader
 	h hash.Hash
-	n int64
 }
 
-func (h *hashReader) Read(p []byte) (int, error) {
-	n, err := h.r.Read(p)
-	h.h.Write(p[:n])
-	h.n += int64(n)
+func (c *countHash) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
 	return n, err
 }
 
@@ -276,6 +343,8 @@ type extractor struct {
 	// created holds the names this layer made (WhiteoutDelete only):
 	// an opaque marker removes everything else.
 	created map[string]struct{}
+	// rec records the stream for Options.Index; nil without one.
+	rec *recorder
 }
 
 // cleanName turns a tar entry name into a clean relative path ("" for the
@@ -543,9 +612,20 @@ func (x *extractor) file(pd int, base string, hdr *tar.Header, tr io.Reader) (in
 		return 0, err
 	}
 	defer unix.Close(fd)
+	// The content goes to the layer, so the index only names the file;
+	// a sparse file's content is kept raw (it is not stored as read).
+	indexed := x.rec != nil && hdr.Size > 0 && !isSparse(hdr)
+	if indexed {
+		if err := x.rec.file(hdr.Name, hdr.Size); err != nil {
+			return 0, err
+		}
+	}
 	n, err := x.copy(fd, tr)
 	if err != nil {
 		return n, err
+	}
+	if indexed {
+		x.rec.fileDone()
 	}
 	if err := x.meta(fd, hdr, !direct); err != nil {
 		return n, err

@@ -33,9 +33,7 @@ type WriteOptions struct {
 // hold them. The folder itself has no entry. The caller keeps dir from
 // changing while it is written.
 func WriteTar(ctx context.Context, w io.Writer, dir string, opts WriteOptions) error {
-	tw := tar.NewWriter(w)
-	links := make(map[[2]uint64]string)
-	buf := make([]byte, 1<<20)
+	tw := NewWriter(w, opts)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -50,17 +48,54 @@ func WriteTar(ctx context.Context, w io.Writer, dir string, opts WriteOptions) e
 		if rel == "." {
 			return nil
 		}
-		rel = filepath.ToSlash(rel)
-		if err := writeEntry(tw, p, rel, links, buf, opts); err != nil {
-			return fmt.Errorf("write %q to layer tar: %w", rel, err)
-		}
-		return nil
+		return tw.Add(p, filepath.ToSlash(rel))
 	})
 	if err != nil {
 		return err
 	}
 	return tw.Close()
 }
+
+// Writer writes a layer tar stream entry by entry, for callers that choose
+// what goes in (a diff between two folders). Entries are written as
+// WriteTar writes them.
+type Writer struct {
+	tw    *tar.Writer
+	opts  WriteOptions
+	links map[[2]uint64]string
+	buf   []byte
+}
+
+// NewWriter returns a Writer on w.
+func NewWriter(w io.Writer, opts WriteOptions) *Writer {
+	return &Writer{tw: tar.NewWriter(w), opts: opts, links: make(map[[2]uint64]string), buf: make([]byte, 1<<20)}
+}
+
+// Add writes the file at path p (not followed if a symlink) as the entry
+// name, a slash-separated path relative to the layer root. A regular file
+// with several links that was added before under another name is written
+// as a hard link to it.
+func (w *Writer) Add(p, name string) error {
+	if err := writeEntry(w.tw, p, name, w.links, w.buf, w.opts); err != nil {
+		return fmt.Errorf("write %q to layer tar: %w", name, err)
+	}
+	return nil
+}
+
+// AddWhiteout writes a whiteout deleting name, a slash-separated path
+// relative to the layer root.
+func (w *Writer) AddWhiteout(name string) error {
+	dir, base := path.Split(name)
+	return w.tw.WriteHeader(&tar.Header{
+		Typeflag: tar.TypeReg,
+		Name:     dir + WhiteoutPrefix + base,
+		Mode:     0o600,
+		Format:   tar.FormatPAX,
+	})
+}
+
+// Close ends the tar stream (it does not close the underlying writer).
+func (w *Writer) Close() error { return w.tw.Close() }
 
 // writeEntry writes the entry for path p, named rel in the stream.
 func writeEntry(tw *tar.Writer, p, rel string, links map[[2]uint64]string, buf []byte, opts WriteOptions) error {

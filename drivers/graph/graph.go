@@ -56,8 +56,9 @@ type Driver interface {
 	// it wrote, including the digest of the tar stream. A layer is whole
 	// or absent: when ApplyDiff fails, the layer id is removed, and the
 	// error (InvalidArgument for a bad or hostile stream) names the
-	// entry at fault.
-	ApplyDiff(ctx context.Context, id string, diff io.Reader) (layertar.Stats, error)
+	// entry at fault. opts ask for more (an index of the stream, the
+	// digest of the input as given).
+	ApplyDiff(ctx context.Context, id string, diff io.Reader, opts ...ApplyOpt) (layertar.Stats, error)
 
 	// Mount mounts layer id with its parents below it, read-write, and
 	// returns the path of the root file system. Mounts are counted:
@@ -78,6 +79,69 @@ type Driver interface {
 	// Status describes the driver for `info`, as label and value pairs
 	// such as {"Backing Filesystem", "extfs"}.
 	Status() [][2]string
+}
+
+// ApplyConfig is what ApplyDiff's options ask for.
+type ApplyConfig struct {
+	// Index is given the stream as it is read (layertar.Options.Index).
+	Index layertar.Indexer
+	// InputDigest asks for layertar.Stats.InputDigest.
+	InputDigest bool
+}
+
+// ApplyOpt is an option of ApplyDiff.
+type ApplyOpt func(*ApplyConfig)
+
+// WithIndex has ApplyDiff give the stream to ix as it reads it, so that
+// the exact stream can be rebuilt from the layer later.
+func WithIndex(ix layertar.Indexer) ApplyOpt { return func(c *ApplyConfig) { c.Index = ix } }
+
+// WithInputDigest has ApplyDiff return the digest of its input as given
+// (compressed or not) in layertar.Stats.InputDigest.
+func WithInputDigest() ApplyOpt { return func(c *ApplyConfig) { c.InputDigest = true } }
+
+// ExtractOptions returns the options of layertar.Extract that opts ask
+// for, with whiteouts in form w: drivers call it in ApplyDiff.
+func ExtractOptions(w layertar.WhiteoutMode, opts []ApplyOpt) layertar.Options {
+	var c ApplyConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	return layertar.Options{Whiteouts: w, Index: c.Index, InputDigest: c.InputDigest}
+}
+
+// ParentSetter is a driver whose layers' own content does not depend on
+// their parent (overlay: a layer holds only its own diff), so that a
+// layer can be made and filled first and put on its parent afterwards.
+// The image store uses it to apply a layer from a stream before it knows
+// which layer goes below it.
+type ParentSetter interface {
+	// SetParent puts layer id, made by Create without a parent, on top
+	// of layer parent. The layer must not be mounted and no layer may
+	// have it as parent yet (a Conflict error otherwise); a missing
+	// layer or parent is a NotFound error.
+	SetParent(ctx context.Context, id, parent string) error
+}
+
+// Syncer is a driver that can make the layers it wrote durable.
+type Syncer interface {
+	// Sync returns once everything the driver wrote so far is on
+	// stable storage (one syncfs(2) of the file system that holds its
+	// folder). The image store calls it before it records an image, so
+	// that a power cut never leaves an image whose files were lost.
+	Sync(ctx context.Context) error
+}
+
+// Differ is the optional ability to write a layer's own changes as a tar
+// stream, the reverse of ApplyDiff: what `commit` records of a container
+// and what `save` writes for a layer whose original blob is gone. Both
+// ctr drivers have it; test with a type assertion.
+type Differ interface {
+	// Diff writes the changes of layer id against its parent to w as a
+	// tar stream with ".wh." whiteouts. A missing layer is a NotFound
+	// error. The layer may be mounted, but should not change meanwhile
+	// (pause a running container first).
+	Diff(ctx context.Context, id string, w io.Writer) error
 }
 
 // ErrNotSupported is wrapped by the error of a driver's constructor when

@@ -25,7 +25,7 @@ func (fake) Mount(context.Context, string) (string, error) { return "", nil }
 func (fake) Unmount(context.Context, string) error         { return nil }
 func (fake) Size(context.Context, string) (int64, error)   { return 0, nil }
 func (fake) Status() [][2]string                           { return nil }
-func (fake) ApplyDiff(context.Context, string, io.Reader) (layertar.Stats, error) {
+func (fake) ApplyDiff(context.Context, string, io.Reader, ...graph.ApplyOpt) (layertar.Stats, error) {
 	return layertar.Stats{}, nil
 }
 

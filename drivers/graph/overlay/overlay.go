@@ -58,7 +58,11 @@ type Driver struct {
 	locks     layerfs.Locks
 }
 
-var _ graph.Driver = (*Driver)(nil)
+var (
+	_ graph.Driver       = (*Driver)(nil)
+	_ graph.ParentSetter = (*Driver)(nil)
+	_ graph.Syncer       = (*Driver)(nil)
+)
 
 // New makes the overlay driver keeping its state in root/overlay, after
 // probing that overlay works there. It returns an error wrapping
@@ -150,26 +154,9 @@ func (d *Driver) Create(ctx context.Context, id, parent string) (err error) {
 	}
 	lower := ""
 	if parent != "" {
-		if err := graph.ValidateID(parent); err != nil {
+		var err error
+		if lower, err = d.lowerOn(id, parent); err != nil {
 			return err
-		}
-		link, err := os.ReadFile(d.layer(parent, "link"))
-		if errors.Is(err, fs.ErrNotExist) {
-			return errdefs.NotFound("parent layer %s not found", parent)
-		}
-		if err != nil {
-			return fmt.Errorf("read parent layer %s: %w", parent, err)
-		}
-		lower = "l/" + string(link)
-		plower, err := os.ReadFile(d.layer(parent, "lower"))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("read parent layer %s: %w", parent, err)
-		}
-		if len(plower) > 0 {
-			lower += ":" + string(plower)
-		}
-		if strings.Count(lower, ":")+1 > MaxDepth {
-			return errdefs.InvalidArgument("layer %s: more than %d parents", id, MaxDepth)
 		}
 	}
 
@@ -216,6 +203,84 @@ func (d *Driver) Create(ctx context.Context, id, parent string) (err error) {
 		return fmt.Errorf("create layer %s: %w", id, err)
 	}
 	return nil
+}
+
+// lowerOn returns the lowerdir list of layer id on parent: the parent's
+// short name, then its own parents.
+func (d *Driver) lowerOn(id, parent string) (string, error) {
+	if err := graph.ValidateID(parent); err != nil {
+		return "", err
+	}
+	link, err := os.ReadFile(d.layer(parent, "link"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", errdefs.NotFound("parent layer %s not found", parent)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read parent layer %s: %w", parent, err)
+	}
+	lower := "l/" + string(link)
+	plower, err := os.ReadFile(d.layer(parent, "lower"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read parent layer %s: %w", parent, err)
+	}
+	if len(plower) > 0 {
+		lower += ":" + string(plower)
+	}
+	if strings.Count(lower, ":")+1 > MaxDepth {
+		return "", errdefs.InvalidArgument("layer %s: more than %d parents", id, MaxDepth)
+	}
+	return lower, nil
+}
+
+// SetParent puts layer id, made without a parent, on parent. A layer's
+// diff does not depend on what is below it, so only its lowerdir list
+// changes; the caller makes sure no layer is on top of id yet.
+func (d *Driver) SetParent(ctx context.Context, id, parent string) error {
+	if err := graph.ValidateID(id); err != nil {
+		return err
+	}
+	if id == parent {
+		return errdefs.InvalidArgument("layer %s cannot be its own parent", id)
+	}
+	lower, err := d.lowerOn(id, parent)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(":"+lower+":", ":l/"+d.linkOf(id)+":") {
+		return errdefs.InvalidArgument("layer %s is below %s already", id, parent)
+	}
+	c := d.locks.Lock(id)
+	defer d.locks.Unlock(id)
+	if !d.exists(id) {
+		return errdefs.NotFound("layer %s not found", id)
+	}
+	if m, _ := layerfs.IsMountPoint(d.layer(id, "merged")); m || c.Mounts() > 0 {
+		return errdefs.Conflict("layer %s is mounted", id)
+	}
+	if _, err := os.Lstat(d.layer(id, "lower")); err == nil {
+		return errdefs.Conflict("layer %s has a parent already", id)
+	}
+	// Written aside and renamed: the layer has its parent whole, or none.
+	tmp := d.layer(id, "lower.tmp")
+	if err := os.WriteFile(tmp, []byte(lower), 0o600); err != nil {
+		return fmt.Errorf("set parent of layer %s: %w", id, err)
+	}
+	if err := os.Rename(tmp, d.layer(id, "lower")); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("set parent of layer %s: %w", id, err)
+	}
+	return nil
+}
+
+// linkOf returns the short name of layer id, "" when it cannot be read.
+func (d *Driver) linkOf(id string) string {
+	b, _ := os.ReadFile(d.layer(id, "link"))
+	return string(b)
+}
+
+// Sync flushes the file system that holds the driver's folder.
+func (d *Driver) Sync(ctx context.Context) error {
+	return layerfs.Syncfs(d.home)
 }
 
 // newLink makes a fresh short name pointing to layer id's diff.
@@ -308,7 +373,7 @@ func (d *Driver) remove(id string) error {
 
 // ApplyDiff extracts diff into layer id's own folder, with overlay
 // whiteouts. On failure the layer is removed.
-func (d *Driver) ApplyDiff(ctx context.Context, id string, diff io.Reader) (layertar.Stats, error) {
+func (d *Driver) ApplyDiff(ctx context.Context, id string, diff io.Reader, opts ...graph.ApplyOpt) (layertar.Stats, error) {
 	if err := graph.ValidateID(id); err != nil {
 		return layertar.Stats{}, err
 	}
@@ -320,7 +385,7 @@ func (d *Driver) ApplyDiff(ctx context.Context, id string, diff io.Reader) (laye
 	if m, _ := layerfs.IsMountPoint(d.layer(id, "merged")); m || c.Mounts() > 0 {
 		return layertar.Stats{}, errdefs.Conflict("layer %s is mounted", id)
 	}
-	st, err := layertar.Extract(ctx, diff, d.layer(id, "diff"), layertar.Options{Whiteouts: layertar.WhiteoutOverlay})
+	st, err := layertar.Extract(ctx, diff, d.layer(id, "diff"), graph.ExtractOptions(layertar.WhiteoutOverlay, opts))
 	if err != nil {
 		if rerr := d.remove(id); rerr != nil {
 			return st, fmt.Errorf("apply diff to layer %s: %w (and removing it failed: %v)", id, err, rerr)
@@ -415,6 +480,21 @@ func (d *Driver) Size(ctx context.Context, id string) (int64, error) {
 		return 0, errdefs.NotFound("layer %s not found", id)
 	}
 	return layerfs.Size(ctx, d.layer(id, "diff"))
+}
+
+// Diff writes layer id's own folder as a tar stream, with its overlay
+// whiteouts and opaque folders in ".wh." form.
+func (d *Driver) Diff(ctx context.Context, id string, w io.Writer) error {
+	if err := graph.ValidateID(id); err != nil {
+		return err
+	}
+	if !d.exists(id) {
+		return errdefs.NotFound("layer %s not found", id)
+	}
+	if err := layertar.WriteTar(ctx, w, d.layer(id, "diff"), layertar.WriteOptions{OverlayWhiteouts: true}); err != nil {
+		return fmt.Errorf("diff of layer %s: %w", id, err)
+	}
+	return nil
 }
 
 // cleanup removes what a crash may have left: staging folders and short

@@ -42,7 +42,10 @@ type Driver struct {
 	locks layerfs.Locks
 }
 
-var _ graph.Driver = (*Driver)(nil)
+var (
+	_ graph.Driver = (*Driver)(nil)
+	_ graph.Syncer = (*Driver)(nil)
+)
 
 // New makes the vfs driver keeping its state in root/vfs. Unknown or
 // ill-valued options are an InvalidArgument error; bind mounts without
@@ -213,7 +216,7 @@ func (d *Driver) remove(id string) error {
 
 // ApplyDiff extracts diff into layer id, carrying out whiteouts. On
 // failure the layer is removed.
-func (d *Driver) ApplyDiff(ctx context.Context, id string, diff io.Reader) (layertar.Stats, error) {
+func (d *Driver) ApplyDiff(ctx context.Context, id string, diff io.Reader, opts ...graph.ApplyOpt) (layertar.Stats, error) {
 	if err := graph.ValidateID(id); err != nil {
 		return layertar.Stats{}, err
 	}
@@ -225,7 +228,7 @@ func (d *Driver) ApplyDiff(ctx context.Context, id string, diff io.Reader) (laye
 	if m, _ := layerfs.IsMountPoint(d.layer(id, "fs")); m || c.Mounts() > 0 {
 		return layertar.Stats{}, errdefs.Conflict("layer %s is mounted", id)
 	}
-	st, err := layertar.Extract(ctx, diff, d.layer(id, "fs"), layertar.Options{Whiteouts: layertar.WhiteoutDelete})
+	st, err := layertar.Extract(ctx, diff, d.layer(id, "fs"), graph.ExtractOptions(layertar.WhiteoutDelete, opts))
 	if err != nil {
 		if rerr := d.remove(id); rerr != nil {
 			return st, fmt.Errorf("apply diff to layer %s: %w (and removing it failed: %v)", id, err, rerr)
@@ -298,4 +301,9 @@ func (d *Driver) Size(ctx context.Context, id string) (int64, error) {
 		return 0, errdefs.NotFound("layer %s not found", id)
 	}
 	return layerfs.Size(ctx, d.layer(id, "fs"))
+}
+
+// Sync flushes the file system that holds the driver's folder.
+func (d *Driver) Sync(ctx context.Context) error {
+	return layerfs.Syncfs(d.home)
 }

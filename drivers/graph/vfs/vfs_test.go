@@ -62,7 +62,6 @@ func TestMountPath(t *testing.T) {
 	if err := d.Create(ctx, "a", ""); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := os.ReadFile("/proc/self/mountinfo")
 	p, err := d.Mount(ctx, "a")
 	if err != nil {
 		t.Fatal(err)
@@ -70,9 +69,8 @@ func TestMountPath(t *testing.T) {
 	if p != filepath.Join(root, "vfs", "layers", "a", "fs") {
 		t.Errorf("Mount = %s", p)
 	}
-	after, _ := os.ReadFile("/proc/self/mountinfo")
-	if string(before) != string(after) {
-		t.Errorf("vfs.mount=path mounted something")
+	if info, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(info), " "+root) {
+		t.Errorf("vfs.mount=path mounted something under %s", root)
 	}
 	if err := d.Unmount(ctx, "a"); err != nil {
 		t.Fatal(err)

@@ -211,3 +211,17 @@ func (c *Counter) Mounts() int { return c.e.mounts }
 
 // Set sets the mount count.
 func (c *Counter) Set(n int) { c.e.mounts = n }
+
+// Syncfs writes out everything cached for the file system that holds
+// path (syncfs(2)) and returns once it is on stable storage.
+func Syncfs(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("syncfs %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("syncfs %s: %w", path, err)
+	}
+	return nil
+}
