@@ -396,6 +396,23 @@ func (e *Engine) finish(job *Job) {
 	observers := e.observers
 	e.mu.Unlock()
 	job.release()
+	// One log entry per job run: debug when it went well or the caller
+	// was at fault, warn when the engine itself failed.
+	level := slog.LevelDebug
+	if job.status == Status(errdefs.Unknown.String()) {
+		level = slog.LevelWarn
+	}
+	if e.log.Enabled(context.Background(), level) {
+		attrs := []any{"job", job.Name, "job_id", job.id, "status", string(job.status),
+			"duration", time.Since(job.started).String(), "caller", job.Caller.Transport}
+		if job.Caller.UID >= 0 {
+			attrs = append(attrs, "uid", job.Caller.UID, "pid", job.Caller.PID)
+		}
+		if job.err != nil {
+			attrs = append(attrs, "error", job.err.Error())
+		}
+		e.log.Log(context.Background(), level, "job finished", attrs...)
+	}
 	ev := JobEvent{Kind: JobRemoved, Job: job.info(), Status: job.status, Err: job.err}
 	for _, fn := range observers {
 		fn(ev)

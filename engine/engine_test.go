@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -361,3 +362,31 @@ func TestShutdownInterruptsFollowers(t *testing.T) {
 		t.Errorf("follower: %v", err)
 	}
 }
+
+func TestEveryJobIsLoggedWithItsNameAndID(t *testing.T) {
+	var buf strings.Builder
+	var mu sync.Mutex
+	h := slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelDebug})
+	e := New(slog.New(h))
+	_ = e.Register(Descriptor{Name: "ok", Handler: nop})
+	_ = e.Register(Descriptor{Name: "broken", Handler: func(context.Context, *Job) error { return errors.New("disk on fire") }})
+	_ = e.Job("ok").Run(context.Background())
+	_ = e.Job("broken").Run(context.Background())
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if !strings.Contains(out, "level=DEBUG msg=\"job finished\" job=ok job_id=1 status=OK") {
+		t.Errorf("no debug entry for the ok job:\n%s", out)
+	}
+	if !strings.Contains(out, "level=WARN msg=\"job finished\" job=broken job_id=2 status=Internal") || !strings.Contains(out, "disk on fire") {
+		t.Errorf("no warning for the failed job:\n%s", out)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
