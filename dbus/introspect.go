@@ -20,6 +20,7 @@ var interfacesXML []byte
 const (
 	ifaceManager        = "org.example.Ctr"
 	ifaceJob            = "org.example.Ctr.Job"
+	ifaceContainer      = "org.example.Ctr.Container"
 	ifaceIntrospectable = "org.freedesktop.DBus.Introspectable"
 	ifacePeer           = "org.freedesktop.DBus.Peer"
 	ifaceProperties     = "org.freedesktop.DBus.Properties"

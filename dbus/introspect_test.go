@@ -16,6 +16,7 @@ import (
 var adapterTypes = map[string]reflect.Type{
 	ifaceManager:        reflect.TypeOf(manager{}),
 	ifaceJob:            reflect.TypeOf(jobAdapter{}),
+	ifaceContainer:      reflect.TypeOf(containerAdapter{}),
 	ifaceIntrospectable: reflect.TypeOf(introspectable{}),
 	ifaceProperties:     reflect.TypeOf(properties{}),
 	ifaceObjectManager:  reflect.TypeOf(objectManager{}),
@@ -104,8 +105,8 @@ func TestInterfacesXML(t *testing.T) {
 	if err := xml.Unmarshal(interfacesXML, &node); err != nil {
 		t.Fatal(err)
 	}
-	if len(node.Interfaces) != 2 {
-		t.Errorf("%d interfaces, want org.example.Ctr and org.example.Ctr.Job", len(node.Interfaces))
+	if len(node.Interfaces) != 3 {
+		t.Errorf("%d interfaces, want org.example.Ctr, org.example.Ctr.Job and org.example.Ctr.Container", len(node.Interfaces))
 	}
 	valid := func(where, sig string) {
 		if _, err := godbus.ParseSignature(sig); err != nil || sig == "" {

@@ -101,10 +101,8 @@ func (m manager) RunJob(sender godbus.Sender, name string, args []string, env ma
 			return "", "", busError(errdefs.InvalidArgument("env key %q: a key is not empty and has no '='", k))
 		}
 	}
-	if d, ok := s.eng.Lookup(name); !ok || d.Mutates {
-		if err := s.authorize(ctx, s.connection(), string(sender)); err != nil {
-			return "", "", busError(fmt.Errorf("%s: %w", name, err))
-		}
+	if err := s.mayRun(ctx, sender, name); err != nil {
+		return "", "", busError(err)
 	}
 	job := s.newJob(s.withCaller(ctx, sender), name, args...)
 	job.Env = engine.EnvFromMap(env)
@@ -190,6 +188,41 @@ func jsonUint32(obj map[string]any, path string) uint32 {
 		return 0
 	}
 	return uint32(math.Min(f, math.MaxUint32))
+}
+
+// mayRun returns nil when sender may run the job name: anyone may run a
+// job that changes nothing (the bus policy decides who may call at all);
+// a job that changes state, or one that is not registered (a catchall may
+// handle it), only root and the members of the server's group.
+func (s *Server) mayRun(ctx context.Context, sender godbus.Sender, name string) error {
+	if d, ok := s.eng.Lookup(name); ok && !d.Mutates {
+		return nil
+	}
+	if err := s.authorize(ctx, s.connection(), string(sender)); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+// runCall runs the job name with args and env for a method call of
+// sender, once mayRun let it, and returns the job (for its reply). Every
+// method of ctr's interfaces goes through the engine this way, so that
+// D-Bus and HTTP run the same jobs, with the same errors and events. An
+// empty sender is the server itself, which runs only jobs that change
+// nothing.
+func (s *Server) runCall(ctx context.Context, sender godbus.Sender, name string, args []string, env engine.Env) (*engine.Job, error) {
+	if err := s.mayRun(ctx, sender, name); err != nil {
+		return nil, err
+	}
+	if sender != "" {
+		ctx = s.withCaller(ctx, sender)
+	}
+	job := s.newJob(ctx, name, args...)
+	job.Env = env
+	if err := s.runJob(ctx, job); err != nil {
+		return nil, err
+	}
+	return job, nil
 }
 
 type callerKey struct{}
@@ -281,4 +314,95 @@ func (c *capBuffer) Write(p []byte) (int, error) {
 	}
 	c.buf.Write(p)
 	return len(p), nil
+}
+
+// ContainerRow is a row of ListContainers: (s id, s name, s image,
+// s state, s status, o container).
+type ContainerRow struct {
+	ID     string
+	Name   string
+	Image  string
+	State  string
+	Status string
+	Path   godbus.ObjectPath
+}
+
+// ListContainers runs the containers job: the running containers, or all
+// of them; newest first.
+func (m manager) ListContainers(sender godbus.Sender, all bool) ([]ContainerRow, *godbus.Error) {
+	ctx, cancel := m.s.callContext()
+	defer cancel()
+	rows, err := m.s.listContainers(ctx, sender, all)
+	if err != nil {
+		return nil, busError(err)
+	}
+	out := make([]ContainerRow, 0, len(rows))
+	for _, r := range rows {
+		name := ""
+		if len(r.Names) > 0 {
+			name = strings.TrimPrefix(r.Names[0], "/")
+		}
+		out = append(out, ContainerRow{
+			ID: busString(r.ID), Name: busString(name), Image: busString(r.Image),
+			State: busString(r.State), Status: busString(r.Status), Path: ContainerPath(r.ID),
+		})
+	}
+	return out, nil
+}
+
+// CreateContainer runs the create job for image with cmd (empty: the
+// image's) and options, and returns the container's id and object, which
+// exists when the call returns.
+func (m manager) CreateContainer(sender godbus.Sender, image string, cmd []string, options map[string]godbus.Variant) (string, godbus.ObjectPath, *godbus.Error) {
+	s := m.s
+	ctx, cancel := s.callContext()
+	defer cancel()
+	req, err := buildCreate(image, cmd, options)
+	if err != nil {
+		return "", "", busError(err)
+	}
+	var env engine.Env
+	if req.name != "" {
+		env.Set("name", req.name)
+	}
+	if err := env.SetJSON("config", req.cfg); err != nil {
+		return "", "", busError(err)
+	}
+	if err := env.SetJSON("host_config", req.hc); err != nil {
+		return "", "", busError(err)
+	}
+	job, err := s.runCall(ctx, sender, "create", nil, env)
+	if err != nil {
+		return "", "", busError(err)
+	}
+	var reply struct {
+		ID string `json:"Id"`
+	}
+	if err := decodeReply(job, &reply); err != nil || reply.ID == "" {
+		return "", "", busError(fmt.Errorf("create: no container id in the reply (%v)", err))
+	}
+	s.settle(ctx, reply.ID)
+	return reply.ID, ContainerPath(reply.ID), nil
+}
+
+// StartContainer runs the start job for a container (id, prefix or name).
+func (m manager) StartContainer(sender godbus.Sender, container string) *godbus.Error {
+	return busError(m.s.startContainer(sender, container))
+}
+
+// StopContainer runs the stop job: the container's stop signal, then
+// SIGKILL after timeout seconds (0: the container's own stop timeout).
+func (m manager) StopContainer(sender godbus.Sender, container string, timeout uint32) *godbus.Error {
+	return busError(m.s.stopContainer(sender, container, timeout))
+}
+
+// KillContainer runs the kill job with signal (SIGKILL when "").
+func (m manager) KillContainer(sender godbus.Sender, container, signal string) *godbus.Error {
+	return busError(m.s.killContainer(sender, container, signal))
+}
+
+// RemoveContainer runs the container_delete job; force removes a running
+// container.
+func (m manager) RemoveContainer(sender godbus.Sender, container string, force bool) *godbus.Error {
+	return busError(m.s.removeContainer(sender, container, force))
 }

@@ -85,13 +85,19 @@ func (t *tree) all() []*object {
 // addObject serves o and announces it with InterfacesAdded. An object
 // already at that path is replaced.
 func (s *Server) addObject(ctx context.Context, o *object) {
+	s.putObject(o)
+	s.emit(ManagerPath, ifaceObjectManager, "InterfacesAdded", o.path, s.interfacesAndProperties(ctx, o))
+}
+
+// putObject serves o without announcing it (at start-up, before ctrd
+// owns its name). An object already at that path is replaced.
+func (s *Server) putObject(o *object) {
 	s.tree.mu.Lock()
+	defer s.tree.mu.Unlock()
 	if s.tree.objects == nil {
 		s.tree.objects = make(map[godbus.ObjectPath]*object)
 	}
 	s.tree.objects[o.path] = o
-	s.tree.mu.Unlock()
-	s.emit(ManagerPath, ifaceObjectManager, "InterfacesAdded", o.path, s.interfacesAndProperties(ctx, o))
 }
 
 // removeObject stops serving the object at path and announces it with
@@ -153,12 +159,15 @@ func (s *Server) lookup(path godbus.ObjectPath) (*object, bool) {
 	return nil, false
 }
 
-// paths returns the paths of ctrd's objects and of the folder of job
-// objects, which is there even when no job runs.
+// paths returns the paths of ctrd's objects and of the folders of job and
+// container objects, which are there even when they are empty.
 func (s *Server) paths() []string {
-	paths := []string{string(ManagerPath), strings.TrimSuffix(JobPathPrefix, "/")}
+	paths := []string{string(ManagerPath), strings.TrimSuffix(JobPathPrefix, "/"), strings.TrimSuffix(ContainerPathPrefix, "/")}
 	for _, j := range s.runningJobs() {
 		paths = append(paths, string(jobPath(j.ID)))
+	}
+	for _, id := range s.endedJobs() {
+		paths = append(paths, string(jobPath(id)))
 	}
 	for _, o := range s.tree.all() {
 		paths = append(paths, string(o.path))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
+	apievents "github.com/moby/moby/api/types/events"
 
 	"example.org/ctr/engine"
 	"example.org/ctr/events"
@@ -24,6 +25,7 @@ const (
 	DefaultGroup             = "ctr"
 	DefaultCallTimeout       = 30 * time.Second
 	DefaultAnnounceJobsAfter = 100 * time.Millisecond
+	DefaultKeepEndedJobs     = time.Minute
 )
 
 // MaxCapture is how much of each of a job's streams RunJob returns.
@@ -46,6 +48,10 @@ type Options struct {
 	// signals. DefaultAnnounceJobsAfter when zero; negative announces
 	// every job at once.
 	AnnounceJobsAfter time.Duration
+	// KeepEndedJobs is how long the object of a job a method started in
+	// the background (LoadImage) stays after the job ended, with its
+	// result. DefaultKeepEndedJobs when zero; negative keeps none.
+	KeepEndedJobs time.Duration
 }
 
 // Server serves an engine on D-Bus as org.example.Ctr. Make it with New
@@ -76,6 +82,7 @@ type Server struct {
 	jobs jobTable
 	tree tree
 	out  emitter
+	ctrs containerSet
 }
 
 // New returns a server for eng. It registers an observer of eng's jobs (for
@@ -94,6 +101,9 @@ func New(eng *engine.Engine, evlog *events.Log, log *slog.Logger, opts Options) 
 	}
 	if opts.AnnounceJobsAfter == 0 {
 		opts.AnnounceJobsAfter = DefaultAnnounceJobsAfter
+	}
+	if opts.KeepEndedJobs == 0 {
+		opts.KeepEndedJobs = DefaultKeepEndedJobs
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
@@ -179,7 +189,7 @@ func (s *Server) Connect(ctx context.Context, choice string) error {
 }
 
 func (s *Server) connect(ctx context.Context, bus Bus) error {
-	opts := []godbus.ConnOption{godbus.WithHandler(handler{s})}
+	opts := []godbus.ConnOption{godbus.WithHandler(handler{s}), godbus.WithIncomingInterceptor(guardFDs)}
 	var conn *godbus.Conn
 	var err error
 	switch bus.Kind {
@@ -212,6 +222,8 @@ func (s *Server) connect(ctx context.Context, bus Bus) error {
 	go func() { defer s.wg.Done(); s.out.run(conn, stop, s.log) }()
 	go func() { defer s.wg.Done(); s.forwardEvents(stop) }()
 	go s.watch(conn)
+	// The container objects are made before the name is requested.
+	s.startContainers(ctx, stop)
 
 	var reply godbus.RequestNameReply
 	err = conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.RequestName", 0, BusName, godbus.NameFlagDoNotQueue).Store(&reply)
@@ -303,6 +315,27 @@ func (s *Server) callContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.ctx, s.opts.CallTimeout)
 }
 
+// invalidatedBy returns the manager's counting properties an event may
+// change (the "invalidates" of org.example.Ctr.xml): a client reads them
+// again when it needs them.
+func invalidatedBy(m apievents.Message) []string {
+	switch m.Type {
+	case apievents.ContainerEventType:
+		switch m.Action {
+		case apievents.ActionCreate, apievents.ActionDestroy:
+			return []string{"Containers", "ContainersRunning"}
+		case apievents.ActionStart, apievents.ActionDie, apievents.ActionPause, apievents.ActionUnPause:
+			return []string{"ContainersRunning"}
+		}
+	case apievents.ImageEventType:
+		switch m.Action {
+		case apievents.ActionLoad, apievents.ActionImport, apievents.ActionPull, apievents.ActionDelete:
+			return []string{"Images"}
+		}
+	}
+	return nil
+}
+
 // forwardEvents turns every event of the events log into an Event signal
 // until stop is closed. If the log drops it for lagging, it says so and
 // follows again.
@@ -325,6 +358,9 @@ func (s *Server) forwardEvents(stop <-chan struct{}) {
 				attrs := m.Actor.Attributes
 				s.emit(ManagerPath, ifaceManager, "Event", busString(string(m.Type)), busString(string(m.Action)),
 					busString(m.Actor.ID), busStringMap(attrs), m.TimeNano)
+				if names := invalidatedBy(m); len(names) > 0 {
+					s.emit(ManagerPath, ifaceProperties, "PropertiesChanged", ifaceManager, map[string]godbus.Variant{}, names)
+				}
 			}
 		}
 		if !sub.Dropped() {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -399,6 +400,16 @@ func TestEventSignals(t *testing.T) {
 		}
 		if tn := s.Body[4].(int64); tn == 0 || (m.TimeNano != 0 && tn != m.TimeNano) {
 			t.Errorf("Event %d: time_nano %d", i, tn)
+		}
+		// A container start may change ContainersRunning, an image pull
+		// Images: the manager says so right after the event.
+		want := map[events.Action][]string{events.ActionStart: {"ContainersRunning"}, events.ActionPull: {"Images"}}[m.Action]
+		if want != nil {
+			ch := waitSignal(t, c, ifaceProperties+".PropertiesChanged")
+			if ch.Path != ManagerPath || ch.Body[0] != ifaceManager || len(ch.Body[1].(map[string]godbus.Variant)) != 0 ||
+				!slices.Equal(ch.Body[2].([]string), want) {
+				t.Errorf("after %s %s: PropertiesChanged %v, want %v invalidated", m.Type, m.Action, ch.Body, want)
+			}
 		}
 	}
 	// An event published by a job run over D-Bus comes back as a signal.

@@ -1,6 +1,7 @@
 package dbus
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -34,6 +35,12 @@ type emitter struct {
 	queue   []signal
 	dropped int
 	wake    chan struct{}
+
+	// queued counts the signals queued so far, done those the sender has
+	// dealt with (sent, or failed); progress is closed and replaced when
+	// done grows or the emitter stops, for flush.
+	queued, done uint64
+	progress     chan struct{}
 }
 
 // start makes the emitter take signals.
@@ -42,9 +49,43 @@ func (e *emitter) start() {
 	defer e.mu.Unlock()
 	e.active = true
 	e.queue = nil
+	e.done = e.queued
 	if e.wake == nil {
 		e.wake = make(chan struct{}, 1)
 	}
+	if e.progress == nil {
+		e.progress = make(chan struct{})
+	}
+}
+
+// advance records that n more signals were dealt with; e.mu is held.
+func (e *emitter) advanceLocked(n int) {
+	e.done += uint64(n)
+	if e.progress != nil {
+		close(e.progress)
+		e.progress = make(chan struct{})
+	}
+}
+
+// flush waits until the signals queued before it was called have been
+// written to the connection, the emitter stops, or ctx ends. A method
+// calls it before it returns, so that its caller sees the signals the
+// call caused (InterfacesAdded, PropertiesChanged, JobNew) before the
+// reply: the bus keeps one sender's messages in order.
+func (e *emitter) flush(ctx context.Context) {
+	e.mu.Lock()
+	target := e.queued
+	for e.active && e.done < target {
+		ch := e.progress
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+		e.mu.Lock()
+	}
+	e.mu.Unlock()
 }
 
 // push queues sig; without a connection it is dropped.
@@ -59,6 +100,7 @@ func (e *emitter) push(sig signal) {
 		return
 	}
 	e.queue = append(e.queue, sig)
+	e.queued++
 	select {
 	case e.wake <- struct{}{}:
 	default:
@@ -83,6 +125,11 @@ func (e *emitter) run(conn *godbus.Conn, stop <-chan struct{}, log *slog.Logger)
 		if dropped > 0 {
 			log.Warn("dropped D-Bus signals: the bus does not take them fast enough", "dropped", dropped)
 		}
+		defer func() {
+			e.mu.Lock()
+			e.advanceLocked(len(q))
+			e.mu.Unlock()
+		}()
 		for _, sig := range q {
 			if !deadline.IsZero() && time.Now().After(deadline) {
 				return false
@@ -114,6 +161,7 @@ func (e *emitter) run(conn *godbus.Conn, stop <-chan struct{}, log *slog.Logger)
 func (e *emitter) stopTaking() {
 	e.mu.Lock()
 	e.active = false
+	e.advanceLocked(0)
 	e.mu.Unlock()
 }
 
