@@ -113,10 +113,12 @@ func TestDaemonKill9(t *testing.T) {
 		out, _, _ := d.ctrctl("", "logs", "ticker")
 		return strings.Contains(out, "tick 5\n")
 	})
-	out, _, _ := d.ctrctl("", "logs", "phoenix")
-	if out != "life\nlife\n" {
-		t.Errorf("phoenix logs: %q, want two lives", out)
-	}
+	// The new life is running; its first line reaches the log a moment
+	// later.
+	waitFor(t, "the phoenix's second life in its logs", func() bool {
+		out, _, _ := d.ctrctl("", "logs", "phoenix")
+		return out == "life\nlife\n"
+	})
 	// The daemon supervises the re-attached container: stop works.
 	ctrctl("stop", "-t", "1", "ticker")
 	if st := d.inspect("ticker").State; st.Running || st.ExitCode != 137 {
