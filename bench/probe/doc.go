@@ -1,8 +1,9 @@
 // Package probe measures a daemon that speaks the Docker Engine API over a
 // unix socket: how long it takes from exec to READY=1 and to its first
 // answered GET /_ping, how it answers when socket-activated, how much
-// memory it holds, and how fast it serves a request in a loop or under
-// concurrency.
+// memory it holds, how fast it serves a request in a loop or under
+// concurrency, and how long a container's create, start, wait and remove
+// take over its API, with the arrival of the matching events.
 //
 // It is the measuring half of ctr's benchmark harness (bench/run.sh runs it
 // through cmd/ctrload; bench's Go benchmarks call it directly). Every

@@ -311,3 +311,49 @@ func unescapeMount(s string) string {
 	}
 	return b.String()
 }
+
+// WithArg lists the running processes (zombies aside), other than this
+// one, that were given arg, a path, as an argument after the command name:
+// the path itself, a path under it, or either as the value of a
+// --flag=VALUE argument. Given a private folder that only the harness's
+// own processes are told about, it finds the helpers a daemon started in
+// a session of their own, which outlive it and are no longer its
+// descendants.
+func WithArg(arg string) []*Proc {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []*Proc
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := bytes.Split(bytes.TrimRight(b, "\x00"), []byte{0})
+		for _, a := range args[min(1, len(args)):] {
+			if mentions(string(a), arg) {
+				if st, err := readStat(pid); err == nil && st.state != 'Z' {
+					out = append(out, &Proc{PID: pid, Start: st.start})
+				}
+				break
+			}
+		}
+	}
+	return out
+}
+
+// mentions reports whether argument a is path, a path under it, or
+// --flag= either.
+func mentions(a, path string) bool {
+	under := func(s string) bool { return s == path || strings.HasPrefix(s, path+"/") }
+	if under(a) {
+		return true
+	}
+	_, v, ok := strings.Cut(a, "=")
+	return ok && under(v)
+}

@@ -12,10 +12,12 @@
 // figure's name in the table and detail how it was measured (raw runs,
 // command line). The goals file has the header
 //
-//	key	against	op	bound	source
+//	key	target	against	against_target	op	bound	source
 //
-// and says: target's value of key, divided by the baseline's value of
-// against, must be below (op "<") or above (op ">") bound.
+// and says: target's value of key, divided by against_target's value of
+// against, must be below (op "<") or above (op ">") bound. An empty target
+// is the table's subject (its first column that is not the baseline), an
+// empty against the same key, an empty against_target the baseline.
 package report
 
 import (
@@ -34,11 +36,17 @@ type Row struct {
 	Key, Target, Value, Unit, Label, Detail string
 }
 
-// Goal is a bound on the ratio of a target's figure to the baseline's.
+// Goal is a bound on the ratio of a target's figure to another figure,
+// by default the baseline's figure of the same key.
 type Goal struct {
-	// Key is the target's figure, Against the baseline's figure it is
-	// divided by (often the same key).
+	// Key is the target's figure, Against the figure it is divided by
+	// (empty: the same key).
 	Key, Against string
+	// Target is whose Key is bounded (empty: the table's subject, its
+	// first target that is not the baseline); AgainstTarget whose Against
+	// it is divided by (empty: the baseline). A goal that compares two
+	// figures of one target names it in both.
+	Target, AgainstTarget string
 	// Op is "<" or ">".
 	Op string
 	// Bound is the ratio's limit.
@@ -49,7 +57,7 @@ type Goal struct {
 
 const (
 	rowHeader  = "key\ttarget\tvalue\tunit\tlabel\tdetail"
-	goalHeader = "key\tagainst\top\tbound\tsource"
+	goalHeader = "key\ttarget\tagainst\tagainst_target\top\tbound\tsource"
 )
 
 // clean keeps a field on one TSV line.
@@ -103,8 +111,11 @@ func AppendGoals(path string, goals ...Goal) error {
 		if g.Op != "<" && g.Op != ">" {
 			return fmt.Errorf("report: goal op %q: want < or >", g.Op)
 		}
-		lines[i] = strings.Join([]string{clean(g.Key), clean(g.Against), g.Op,
-			strconv.FormatFloat(g.Bound, 'g', -1, 64), clean(g.Source)}, "\t")
+		if g.Key == "" {
+			return errors.New("report: a goal needs a key")
+		}
+		lines[i] = strings.Join([]string{clean(g.Key), clean(g.Target), clean(g.Against), clean(g.AgainstTarget),
+			g.Op, strconv.FormatFloat(g.Bound, 'g', -1, 64), clean(g.Source)}, "\t")
 	}
 	return appendLines(path, goalHeader, lines)
 }
@@ -154,25 +165,27 @@ func ReadRows(path string) ([]Row, error) {
 
 // ReadGoals reads a goals file.
 func ReadGoals(path string) ([]Goal, error) {
-	recs, err := readTSV(path, goalHeader, 5)
+	recs, err := readTSV(path, goalHeader, 7)
 	if err != nil {
 		return nil, err
 	}
 	goals := make([]Goal, len(recs))
 	for i, f := range recs {
-		b, err := strconv.ParseFloat(f[3], 64)
+		b, err := strconv.ParseFloat(f[5], 64)
 		if err != nil {
-			return nil, fmt.Errorf("report: goal %s bound %q: %w", f[0], f[3], err)
+			return nil, fmt.Errorf("report: goal %s bound %q: %w", f[0], f[5], err)
 		}
-		goals[i] = Goal{Key: f[0], Against: f[1], Op: f[2], Bound: b, Source: f[4]}
+		goals[i] = Goal{Key: f[0], Target: f[1], Against: f[2], AgainstTarget: f[3], Op: f[4], Bound: b, Source: f[6]}
 	}
 	return goals, nil
 }
 
 // Markdown writes rows as one table: a line per key in the order keys
-// first appear, a column per target in targets (values of other targets
-// are left out), then, when base is one of targets, the ratio of the
-// first other target to base, and the goal that applies to the key.
+// first appear, a column per target in targets that has at least one
+// value (values of other targets are left out; base always has its
+// column), then, when base is one of targets, the ratio of the first
+// other target (the subject) to base (when neither is negative), and the
+// goals that apply to the key.
 // A later row for the same key and target replaces an earlier one.
 func Markdown(w io.Writer, rows []Row, goals []Goal, targets []string, base string) error {
 	type line struct {
@@ -181,6 +194,7 @@ func Markdown(w io.Writer, rows []Row, goals []Goal, targets []string, base stri
 	}
 	var order []string
 	lines := map[string]*line{}
+	has := map[string]bool{}
 	for _, r := range rows {
 		l, ok := lines[r.Key]
 		if !ok {
@@ -195,6 +209,7 @@ func Markdown(w io.Writer, rows []Row, goals []Goal, targets []string, base stri
 			l.unit = r.Unit
 		}
 		l.val[r.Target] = r.Value
+		has[r.Target] = true
 	}
 	value := func(key, target string) (float64, bool) {
 		l, ok := lines[key]
@@ -213,15 +228,21 @@ func Markdown(w io.Writer, rows []Row, goals []Goal, targets []string, base stri
 			subject = t
 		}
 	}
+	var cols []string
+	for _, t := range targets {
+		if t == base || t == subject || has[t] {
+			cols = append(cols, t)
+		}
+	}
 	ratios := hasBase && subject != ""
-	goalOf := map[string]Goal{}
+	goalsOf := map[string][]Goal{}
 	for _, g := range goals {
-		goalOf[g.Key] = g
+		goalsOf[g.Key] = append(goalsOf[g.Key], g)
 	}
 
 	head := []string{"figure", "unit"}
 	align := []string{"---", "---"}
-	for _, t := range targets {
+	for _, t := range cols {
 		head = append(head, t)
 		align = append(align, "---:")
 	}
@@ -238,7 +259,7 @@ func Markdown(w io.Writer, rows []Row, goals []Goal, targets []string, base stri
 			label = key
 		}
 		cells := []string{label, l.unit}
-		for _, t := range targets {
+		for _, t := range cols {
 			v := l.val[t]
 			if v == "" {
 				v = "–"
@@ -249,10 +270,14 @@ func Markdown(w io.Writer, rows []Row, goals []Goal, targets []string, base stri
 			ratio := "–"
 			s, ok1 := value(key, subject)
 			bv, ok2 := value(key, base)
-			if ok1 && ok2 && bv != 0 {
+			if ok1 && ok2 && bv > 0 && s >= 0 {
 				ratio = formatRatio(s / bv)
 			}
-			cells = append(cells, ratio, goalCell(goalOf, key, subject, base, value))
+			var gc []string
+			for _, g := range goalsOf[key] {
+				gc = append(gc, goalCell(g, subject, base, value))
+			}
+			cells = append(cells, ratio, strings.Join(gc, "; "))
 		}
 		fmt.Fprintf(&b, "| %s |\n", strings.Join(cells, " | "))
 	}
@@ -260,25 +285,36 @@ func Markdown(w io.Writer, rows []Row, goals []Goal, targets []string, base stri
 	return err
 }
 
-// goalCell renders the goal of key, if any, and whether it is met.
-func goalCell(goals map[string]Goal, key, subject, base string, value func(string, string) (float64, bool)) string {
-	g, ok := goals[key]
-	if !ok {
-		return ""
+// goalCell renders goal g and whether it is met. subject and base are the
+// targets an empty Target and AgainstTarget stand for.
+func goalCell(g Goal, subject, base string, value func(string, string) (float64, bool)) string {
+	target, against, againstTarget := g.Target, g.Against, g.AgainstTarget
+	if target == "" {
+		target = subject
 	}
-	against := g.Against
 	if against == "" {
-		against = key
+		against = g.Key
 	}
+	if againstTarget == "" {
+		againstTarget = base
+	}
+	plain := target == subject && against == g.Key && againstTarget == base
 	text := fmt.Sprintf("%s %s×", g.Op, formatRatio(g.Bound))
-	if against != key {
-		text += " " + base + "'s " + against
+	if target != subject {
+		text = target + " " + text
+	}
+	switch {
+	case plain:
+	case against == g.Key:
+		text += " " + againstTarget
+	default:
+		text += " " + againstTarget + "'s " + against
 	}
 	if g.Source != "" {
 		text += " (" + g.Source + ")"
 	}
-	s, ok1 := value(key, subject)
-	bv, ok2 := value(against, base)
+	s, ok1 := value(g.Key, target)
+	bv, ok2 := value(against, againstTarget)
 	if !ok1 || !ok2 || bv == 0 {
 		return text + ": not measured"
 	}
@@ -288,7 +324,7 @@ func goalCell(goals map[string]Goal, key, subject, base string, value func(strin
 	if met {
 		verdict = "met"
 	}
-	if against != key {
+	if !plain {
 		return fmt.Sprintf("%s: %s (%s)", text, verdict, formatRatio(r))
 	}
 	return text + ": " + verdict

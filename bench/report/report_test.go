@@ -113,3 +113,52 @@ func TestGoalAgainstAnotherFigure(t *testing.T) {
 		t.Errorf("table lacks %q:\n%s", want, b.String())
 	}
 }
+
+func TestGoalsAgainstOtherTargets(t *testing.T) {
+	rows := []Row{
+		{Key: "run.rm", Target: "ctrd", Value: "30", Unit: "ms", Label: "run --rm"},
+		{Key: "run.rm", Target: "dockerd", Value: "150", Unit: "ms"},
+		{Key: "run.rm", Target: "floor", Value: "10", Unit: "ms"},
+		{Key: "dbus.p50", Target: "ctrd", Value: "0.3", Unit: "ms", Label: "D-Bus"},
+		{Key: "http.p50", Target: "ctrd", Value: "0.1", Unit: "ms", Label: "HTTP"},
+		{Key: "lag", Target: "ctrd", Value: "-0.1", Unit: "ms", Label: "lag"},
+		{Key: "lag", Target: "dockerd", Value: "0.2", Unit: "ms"},
+	}
+	goals := []Goal{
+		{Key: "run.rm", Target: "ctrd", AgainstTarget: "floor", Op: "<", Bound: 1.5, Source: "issue 4"},
+		{Key: "run.rm", Op: "<", Bound: 0.3333, Source: "issue 4"},
+		{Key: "dbus.p50", Target: "ctrd", Against: "http.p50", AgainstTarget: "ctrd", Op: "<", Bound: 2},
+	}
+	var b strings.Builder
+	if err := Markdown(&b, rows, goals, []string{"ctrd", "dockerd", "podman", "floor"}, "dockerd"); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	for _, want := range []string{
+		// podman has no figure: no column
+		"| figure | unit | ctrd | dockerd | floor | ctrd/dockerd | goal |",
+		"| run --rm | ms | 30 | 150 | 10 | 0.20 | < 1.50× floor (issue 4): **missed** (3.00); < 0.33× (issue 4): met |",
+		"| D-Bus | ms | 0.3 | – | – | – | < 2.00× ctrd's http.p50: **missed** (3.00) |",
+		// a negative figure has no ratio
+		"| lag | ms | -0.1 | 0.2 | – | – |  |",
+	} {
+		if !strings.Contains(got, want+"\n") {
+			t.Errorf("table lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestGoalsFileKeepsTargets(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "goals.tsv")
+	g := Goal{Key: "a", Target: "ctrd", Against: "b", AgainstTarget: "floor", Op: ">", Bound: 2.5, Source: "issue 9"}
+	if err := AppendGoals(f, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := AppendGoals(f, Goal{Op: "<"}); err == nil {
+		t.Error("a goal without a key was accepted")
+	}
+	gs, err := ReadGoals(f)
+	if err != nil || len(gs) != 1 || gs[0] != g {
+		t.Errorf("ReadGoals = %+v, %v; want [%+v]", gs, err, g)
+	}
+}

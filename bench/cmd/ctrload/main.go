@@ -10,10 +10,16 @@
 //	ctrload wait     --sock S [--pid PID]
 //	ctrload rss      --target T --key K PID[:START]
 //	ctrload http     --target T --key K --sock S --path /version -n 2000 -c 1
-//	ctrload stop     [--pids FILE] [PID[:START]...]
+//	ctrload stop     [--pids FILE] [--with-arg ARG] [PID[:START]...]
 //	ctrload record   --target T --key K --value V ...
-//	ctrload goal     --key K [--against K2] --op '<' --bound 0.1
-//	ctrload table    --tsv FILE [--goals FILE] --targets ctrd,dockerd --base dockerd
+//	ctrload median   --target T --key K VALUE...
+//	ctrload image    --out F --layers-dir D [--mib 220] [--layers 4]
+//	ctrload lifecycle --key K --daemon NAME=SOCK[=NETWORKMODE]... [-n 50] [--events]
+//	ctrload hyperfine --tsv F [--label KEY=LABEL]... FILE.json...
+//	ctrload gobench  --target T --file OUT --sub NAME=KEY=LABEL...
+//	ctrload ocispec  --file config.json --args true --readonly
+//	ctrload goal     --key K [--target T] [--against K2] [--against-target T2] --op '<' --bound 0.1
+//	ctrload table    --tsv FILE [--goals FILE] --targets ctrd,dockerd,podman,floor --base dockerd
 //
 // Every process it starts is its child in its own process group; it is
 // stopped with its descendants before ctrload moves on, and on SIGINT or
@@ -67,6 +73,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newSpec(), newStart(), newActivate(), newWait(), newRSS(), newHTTP(), newStop(),
-		newRecord(), newGoal(), newTable())
+		newRecord(), newMedian(), newImage(), newLifecycle(), newHyperfine(), newGoBench(), newOCISpec(),
+		newGoal(), newTable())
 	return root
 }

@@ -106,13 +106,17 @@ by --figures.`,
 
 func newStop() *cobra.Command {
 	var pids string
+	var withArgs []string
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "stop [--pids FILE] [PID[:START]...]",
+		Use:   "stop [--pids FILE] [--with-arg ARG]... [PID[:START]...]",
 		Short: "Stop processes and their descendants (SIGTERM, then SIGKILL)",
 		Long: `stop ends each named process that still runs with the recorded start time,
 and then whatever it had started, last named first. A process given as a bare
-PID is taken to be whatever runs under that PID now.`,
+PID is taken to be whatever runs under that PID now. With --with-arg it then
+also stops every process that was given ARG as an argument (a private folder
+of the harness): helpers such as ctrd's container monitors, which run in a
+session of their own and outlive the daemon.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			list := append([]string(nil), args...)
 			if pids != "" {
@@ -146,10 +150,20 @@ PID is taken to be whatever runs under that PID now.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "stopping %s\n", p)
 				errs = append(errs, p.Stop(timeout))
 			}
+			for _, a := range withArgs {
+				if a == "" {
+					continue
+				}
+				for _, p := range probe.WithArg(a) {
+					fmt.Fprintf(cmd.OutOrStdout(), "stopping %s (given %s)\n", p, a)
+					errs = append(errs, p.Stop(timeout))
+				}
+			}
 			return errors.Join(errs...)
 		},
 	}
 	cmd.Flags().StringVar(&pids, "pids", "", "file of PID:START lines (as start --pids writes)")
+	cmd.Flags().StringArrayVar(&withArgs, "with-arg", nil, "also stop every process given this argument; repeatable")
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "SIGTERM grace before SIGKILL")
 	return cmd
 }
@@ -182,16 +196,23 @@ func newGoal() *cobra.Command {
 	var g report.Goal
 	var file string
 	cmd := &cobra.Command{
-		Use:   "goal --goals F --key K [--against K2] --op '<'|'>' --bound B [--source S]",
-		Short: "Declare a goal: target's KEY / baseline's AGAINST must be below or above BOUND",
-		Args:  cobra.NoArgs,
+		Use:   "goal --goals F --key K [--target T] [--against K2] [--against-target T2] --op '<'|'>' --bound B [--source S]",
+		Short: "Declare a goal: T's KEY / T2's K2 must be below or above BOUND",
+		Long: `goal declares that TARGET's figure KEY divided by AGAINST-TARGET's figure
+AGAINST must be below (--op '<') or above (--op '>') BOUND. TARGET defaults to
+the table's subject (its first column that is not the baseline), AGAINST to
+KEY, AGAINST-TARGET to the baseline: "ctrd's start.cold.ready below 0.1 times
+dockerd's". The table prints every goal of a key beside it, met or missed.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return report.AppendGoals(file, g)
 		},
 	}
 	cmd.Flags().StringVar(&file, "goals", "", "goals file")
 	cmd.Flags().StringVar(&g.Key, "key", "", "figure key")
-	cmd.Flags().StringVar(&g.Against, "against", "", "baseline's figure key (default: the same)")
+	cmd.Flags().StringVar(&g.Target, "target", "", "whose figure is bounded (default: the table's subject)")
+	cmd.Flags().StringVar(&g.Against, "against", "", "figure key it is divided by (default: the same)")
+	cmd.Flags().StringVar(&g.AgainstTarget, "against-target", "", "whose figure it is divided by (default: the baseline)")
 	cmd.Flags().StringVar(&g.Op, "op", "<", "< or >")
 	cmd.Flags().Float64Var(&g.Bound, "bound", 1, "ratio bound")
 	cmd.Flags().StringVar(&g.Source, "source", "", "where the goal comes from")
