@@ -239,12 +239,12 @@ cleanup() {
   umount_under "$STATE"
   local p cg stray=()
   for p in "${SIDE[@]}"; do
-    [ -e "$STATE/pre/$(echo "$p" | tr / _)" ] || { umount_under "$p"; rm -rf "$p"; }
+    [ -e "$p" ] && [ ! -e "$STATE/pre/$(echo "$p" | tr / _)" ] && { umount_under "$p"; rm -rf "$p"; log "removed $p"; }
   done
   for p in "${SIDE_EMPTY[@]}"; do
     [ -e "$STATE/pre/$(echo "$p" | tr / _)" ] || [ ! -d "$p" ] && continue
     mountpoint -q "$p" && [ -z "$(ls -A "$p")" ] && umount "$p"
-    rmdir "$p" 2>/dev/null || log "left $p in place: not empty"
+    if rmdir "$p" 2>/dev/null; then log "removed $p"; else log "left $p in place: not empty"; fi
   done
   for p in "${CTRD_SIDE[@]}"; do
     [ -e "$p" ] && [ ! -e "$STATE/pre/$(echo "$p" | tr / _)" ] && stray+=("$p")
