@@ -20,6 +20,7 @@ import (
 	godbus "github.com/godbus/dbus/v5"
 	"github.com/moby/moby/api/types/system"
 
+	"example.org/ctr/container/containertest"
 	"example.org/ctr/engine"
 	"example.org/ctr/events"
 	"example.org/ctr/internal/errdefs"
@@ -29,11 +30,26 @@ import (
 // TestMain runs the test binary as a D-Bus client instead of the tests
 // when CTR_DBUS_TEST_CLIENT=1: the tests start it as another user to see
 // what the bus policy and ctrd let that user do (see clientMain).
+//
+// The binary also plays a container's init and its monitor, as ctrd does,
+// for the root tier's container service (containertest.Main).
 func TestMain(m *testing.M) {
 	if os.Getenv("CTR_DBUS_TEST_CLIENT") == "1" {
 		os.Exit(clientMain())
 	}
-	os.Exit(m.Run())
+	containertest.Main(m)
+}
+
+// runCommand runs a program and fails t when it fails.
+func runCommand(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
 
 // waitLong bounds every wait of the tests: generous, for a loaded machine.
@@ -230,6 +246,9 @@ type echoRequest struct {
 //	fail     fails with the class named by its argument
 //	block    waits until its context ends
 //	stubborn ignores its context; returns when release is closed
+//	load     (mutates) reads stdin to its end: "ARCHIVE ..." replies
+//	         {"images": ["sha256:1"], "tags": ["x:latest"]}, anything else
+//	         is an InvalidArgument error
 type testEngine struct {
 	eng     *engine.Engine
 	events  *events.Log
@@ -280,6 +299,18 @@ func newTestEngine(t testing.TB) *testEngine {
 			Handler: func(ctx context.Context, _ *engine.Job) error {
 				<-ctx.Done()
 				return ctx.Err()
+			}},
+		{Name: "load", Help: "Load an archive from stdin", Mutates: true,
+			Handler: func(ctx context.Context, j *engine.Job) error {
+				b, err := io.ReadAll(j.Stdin)
+				if err != nil {
+					return fmt.Errorf("read the archive: %w", err)
+				}
+				if !strings.HasPrefix(string(b), "ARCHIVE") {
+					return errdefs.InvalidArgument("input is not an image archive (%d bytes)", len(b))
+				}
+				j.Reply(map[string][]string{"images": {"sha256:1"}, "tags": {"x:latest"}})
+				return nil
 			}},
 		{Name: "stubborn", Help: "Ignore cancellation",
 			Handler: func(context.Context, *engine.Job) error {
@@ -473,6 +504,14 @@ func clientMain() int {
 			value = strconv.Itoa(len(m))
 		case "ping":
 			err = mgr.Call(ifacePeer+".Ping", 0).Err
+		case "fdarray":
+			// A property read with an array of fds attached.
+			var f *os.File
+			if f, err = os.Open("/dev/null"); err == nil {
+				fd := godbus.UnixFD(f.Fd())
+				err = mgr.Call(ifaceProperties+".Get", 0, ifaceManager, "Version", []godbus.UnixFD{fd, fd}).Err
+				f.Close()
+			}
 		case "managed":
 			var m map[godbus.ObjectPath]map[string]map[string]godbus.Variant
 			err = mgr.Call(ifaceObjectManager+".GetManagedObjects", 0).Store(&m)
