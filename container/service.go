@@ -252,6 +252,13 @@ func (s *Service) restore(ctx context.Context, c *ctr) {
 	exit, err := monitor.ReadExit(c.path(exitFile))
 	if err != nil || exit.RunID != st.RunID {
 		exit = &monitor.Exit{RunID: st.RunID, Code: 255, ExitedAt: time.Now().UTC(), Error: "the container's monitor is gone and left no exit record"}
+		// The monitor died (killed with ctrd's cgroup, say) while its
+		// container may still run: nothing holds its output or can
+		// record its exit, so it is ended, as lostMonitor does, rather
+		// than left running unseen beside a restarted copy.
+		if err := s.exec.Delete(ctx, c.rec.ID); err != nil && !errdefs.IsNotFound(err) {
+			s.log.Warn("exec driver cleanup", "container", c.rec.ID, "error", err)
+		}
 	}
 	s.log.Info("recording an exit that happened while ctrd was away", "container", c.rec.ID, "code", exit.Code)
 	c.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 
 	"example.org/ctr/activation"
 	"example.org/ctr/api"
+	"example.org/ctr/drivers/cgroups"
 	"example.org/ctr/engine"
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/internal/version"
@@ -237,12 +238,11 @@ func cgroupVersion() string {
 	return "1"
 }
 
-// cgroupDriver is "systemd" when ctrd runs under systemd, else "cgroupfs".
+// cgroupDriver is the cgroup driver the exec driver chooses here:
+// "systemd" (a transient scope per container) when systemd is the init
+// system, else "cgroupfs".
 func cgroupDriver() string {
-	if _, err := os.Stat("/run/systemd/system"); err == nil {
-		return "systemd"
-	}
-	return "cgroupfs"
+	return string(cgroups.DetectDriver())
 }
 
 func unameMachine() string {

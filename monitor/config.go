@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"example.org/ctr/drivers/cgroups"
 	"example.org/ctr/drivers/exec"
 	"example.org/ctr/drivers/exec/native"
 	"example.org/ctr/internal/errdefs"
@@ -48,13 +49,20 @@ type DriverConfig struct {
 	Root string `json:"root,omitempty"`
 	// CgroupParent is the cgroup containers go under.
 	CgroupParent string `json:"cgroup_parent,omitempty"`
+	// CgroupDriver is "systemd", "cgroupfs" or "" (systemd when it is
+	// the init system; see cgroups.Open).
+	CgroupDriver string `json:"cgroup_driver,omitempty"`
 }
 
 // OpenDriver opens the exec driver c names.
 func OpenDriver(c DriverConfig) (exec.Driver, error) {
 	switch c.Name {
 	case "", native.Name:
-		return native.New(native.Options{Root: c.Root, CgroupParent: c.CgroupParent})
+		cd, err := cgroups.ParseDriver(c.CgroupDriver)
+		if err != nil {
+			return nil, err
+		}
+		return native.New(native.Options{Root: c.Root, CgroupParent: c.CgroupParent, CgroupDriver: cd})
 	}
 	return nil, errdefs.InvalidArgument("unknown exec driver %q (known: native)", c.Name)
 }

@@ -9,13 +9,16 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
+	"example.org/ctr/drivers/cgroups"
 	"example.org/ctr/drivers/exec"
+	"example.org/ctr/drivers/exec/native"
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/logger"
 )
@@ -124,6 +127,9 @@ func (s *server) setup() error {
 	if s.drv, err = OpenDriver(cfg.Driver); err != nil {
 		return err
 	}
+	if cg, ok := s.drv.(interface{ Cgroups() cgroups.Manager }); ok && cg.Cgroups().Driver() == cgroups.DriverSystemd {
+		go s.leaveService()
+	}
 	sock := filepath.Join(s.dir, sockFile)
 	_ = os.Remove(sock)
 	if s.ln, err = listenUnix(sock); err != nil {
@@ -135,6 +141,34 @@ func (s *server) setup() error {
 	}
 	return nil
 }
+
+// leaveService moves the monitor into a transient scope of its own,
+// ctr-monitor-ID.scope beside the container's scope, so that nothing done
+// to ctr.service (systemctl kill, a stop whatever its KillMode) ends it:
+// ctrd started it, but it belongs to the container. It runs beside the
+// start; should it fail, the monitor stays in ctrd's cgroup, where
+// KillMode=process keeps it through stops and restarts of ctrd.
+func (s *server) leaveService() {
+	parent := s.cfg.Driver.CgroupParent
+	if parent == "" {
+		parent = native.DefaultCgroupParent
+	}
+	slice, _, err := cgroups.ScopeUnit(path.Join(parent, s.cfg.ID))
+	if err != nil {
+		s.log.Warn("no scope for the monitor", "error", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	unit := MonitorScope(s.cfg.ID)
+	if err := cgroups.StartScope(ctx, unit, slice, "ctr monitor of container "+s.cfg.ID, os.Getpid()); err != nil {
+		s.log.Warn("cannot move into a scope of its own; staying in ctrd's cgroup", "scope", unit, "error", err)
+	}
+}
+
+// MonitorScope is the scope unit a container's monitor moves into under
+// systemd.
+func MonitorScope(id string) string { return "ctr-monitor-" + id + ".scope" }
 
 // cleanupFiles removes the socket and pid file.
 func (s *server) cleanupFiles() {

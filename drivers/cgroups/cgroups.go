@@ -1,14 +1,18 @@
 // Package cgroups places ctr's containers in control groups, limits them,
 // freezes them, counts their OOM kills and removes their groups.
 //
-// It works on the cgroup filesystems directly ("cgroupfs"): cgroup v2
+// Two drivers make the groups. The cgroupfs driver (New) works on the
+// cgroup filesystems directly: cgroup v2
 // (https://docs.kernel.org/admin-guide/cgroup-v2.html) where the host's
 // unified hierarchy carries the controllers, cgroup v1
 // (https://docs.kernel.org/admin-guide/cgroup-v1/) where the host still
-// mounts them one by one, as "hybrid" hosts do. Detect decides from
-// /proc/self/mountinfo; nothing is assumed. A Manager is a small interface so
-// that a systemd implementation (a transient scope per container, through
-// systemd's D-Bus API) can be added beside this one.
+// mounts them one by one, as "hybrid" hosts do; Hierarchies.Decide chooses
+// from /proc/self/mountinfo, nothing is assumed. The systemd driver
+// (NewSystemd) asks systemd, through its D-Bus API, for a transient scope
+// unit per container (ctr-ID.scope in ctr.slice, Delegate=yes, the limits
+// as unit properties), so that containers are accounted and limited as
+// systemd units and are no part of ctr.service. Open chooses: systemd
+// when it is the init system, cgroupfs elsewhere.
 package cgroups
 
 import (
@@ -20,6 +24,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +35,8 @@ import (
 type Manager interface {
 	// Mode is V1 or V2.
 	Mode() Mode
+	// Driver is DriverCgroupfs or DriverSystemd.
+	Driver() Driver
 	// Create makes the cgroup name (a path such as "ctr/ID", relative to
 	// each hierarchy's root) and applies r. It is a Conflict error if the
 	// cgroup exists already. On error nothing is left behind.
@@ -122,8 +129,10 @@ type Stats struct {
 	PidsLimit     uint64
 }
 
-// Options configure New.
+// Options configure New, NewSystemd and Open.
 type Options struct {
+	// Driver chooses the driver for Open; DriverAuto detects it.
+	Driver Driver
 	// Mode forces V1 or V2; Auto detects it.
 	Mode Mode
 	// MountInfo is the mountinfo file to read; "" is /proc/self/mountinfo.
@@ -144,10 +153,16 @@ var v1Controllers = []string{"memory", "cpu", "cpuacct", "pids", "freezer", "dev
 var v2Controllers = []string{"memory", "cpu", "pids"}
 
 // Hierarchies describes what is mounted: v1 controllers by name and the
-// cgroup2 mount, if any.
+// cgroup2 mount, if any. Read-only mounts are left out (systemd-nspawn
+// mounts a hybrid host's v1 controllers read-only in its machines: no
+// group can be made there).
 type Hierarchies struct {
-	V1 map[string]string // controller → mount point
-	V2 string            // the cgroup2 mount point, "" if none
+	V1      map[string]string // controller → mount point
+	V2      string            // the cgroup2 mount point, "" if none
+	Systemd string            // systemd's v1 name=systemd mount point, "" if none
+	// ReadOnly lists the v1 controllers and "cgroup2" when they are
+	// mounted, but only read-only.
+	ReadOnly []string
 }
 
 // ReadHierarchies parses a mountinfo file (proc(5)) for cgroup mounts.
@@ -181,6 +196,19 @@ func parseHierarchies(r io.Reader) (*Hierarchies, error) {
 		}
 		mnt := unescapeMount(fields[4])
 		fstype, super := fields[sep+1], fields[sep+3]
+		if fstype == "cgroup" || fstype == "cgroup2" {
+			if slices.Contains(strings.Split(fields[5], ","), "ro") {
+				if fstype == "cgroup2" {
+					h.ReadOnly = append(h.ReadOnly, "cgroup2")
+				}
+				for _, opt := range strings.Split(super, ",") {
+					if slices.Contains(v1Controllers, opt) {
+						h.ReadOnly = append(h.ReadOnly, opt)
+					}
+				}
+				continue
+			}
+		}
 		switch fstype {
 		case "cgroup2":
 			// Prefer the canonical location when several are mounted.
@@ -189,6 +217,9 @@ func parseHierarchies(r io.Reader) (*Hierarchies, error) {
 			}
 		case "cgroup":
 			for _, opt := range strings.Split(super, ",") {
+				if opt == "name=systemd" && h.Systemd == "" {
+					h.Systemd = mnt
+				}
 				for _, c := range v1Controllers {
 					if opt == c {
 						if _, dup := h.V1[c]; !dup {

@@ -19,6 +19,8 @@ type v1Manager struct {
 
 func (m *v1Manager) Mode() Mode { return V1 }
 
+func (m *v1Manager) Driver() Driver { return DriverCgroupfs }
+
 // v1Devices is the device allowlist of a container that is not privileged:
 // any node may be created, only these may be opened.
 var v1Devices = []string{

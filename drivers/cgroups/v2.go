@@ -23,6 +23,8 @@ type v2Manager struct {
 
 func (m *v2Manager) Mode() Mode { return V2 }
 
+func (m *v2Manager) Driver() Driver { return DriverCgroupfs }
+
 func (m *v2Manager) Create(ctx context.Context, name string, r *Resources) (Cgroup, error) {
 	name, err := checkName(name)
 	if err != nil {

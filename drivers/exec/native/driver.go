@@ -53,9 +53,14 @@ type Options struct {
 	// CgroupParent is the cgroup containers go under, relative to each
 	// hierarchy's root; "" is DefaultCgroupParent.
 	CgroupParent string
-	// Cgroups places containers in cgroups; nil detects the host's
-	// cgroupfs layout (cgroups.New).
+	// Cgroups places containers in cgroups; nil opens the manager
+	// CgroupDriver names (cgroups.Open).
 	Cgroups cgroups.Manager
+	// CgroupDriver chooses the cgroup driver when Cgroups is nil:
+	// cgroups.DriverSystemd (a transient scope per container),
+	// cgroups.DriverCgroupfs, or cgroups.DriverAuto (systemd when it is
+	// the init system).
+	CgroupDriver cgroups.Driver
 }
 
 // Driver is the native exec driver. It implements exec.Driver.
@@ -78,7 +83,7 @@ func New(opts Options) (*Driver, error) {
 		d.parent = DefaultCgroupParent
 	}
 	if d.cg == nil {
-		m, err := cgroups.New(cgroups.Options{})
+		m, err := cgroups.Open(cgroups.Options{Driver: opts.CgroupDriver})
 		if err != nil {
 			return nil, err
 		}
