@@ -447,7 +447,7 @@ func (s *Service) publish(c *ctr, action events.Action, extra map[string]string)
 }
 
 // updateBootMarker keeps Root/restart-at-boot present exactly while some
-// container has a restart policy that starts it at boot: ctr-restart.service
+// container has a restart policy that starts it at boot: ctr-autostart.service
 // starts only then (ConditionPathExists), so that a host with only
 // ctr.socket enabled does not start ctrd at boot for nothing.
 func (s *Service) updateBootMarker() {

@@ -23,42 +23,54 @@ ctr_sysusers_tmpfiles() {
 	fi
 }
 
+# The units enabled on install: the socket, and the boot-time start of
+# containers that have a restart policy (ctr-autostart.service, skipped at
+# boot unless /var/lib/ctr/restart-at-boot exists).
+CTR_UNITS="ctr.socket ctr-autostart.service"
+
 # ctr_configure UPGRADE: after the files are in place. UPGRADE is "1" on an
 # upgrade, empty on a first install. Only when systemd runs as PID 1:
-# reload units; enable and start ctr.socket on a first install, and on an
-# upgrade when it was enabled before (an admin's disable is kept); restart
-# ctr.service if it runs, so that the new ctrd serves (KillMode=process:
-# containers keep running). The service itself starts on the first
-# connection to the socket.
+# reload units; enable ctr.socket and ctr-autostart.service on a first
+# install, and on an upgrade when they were enabled before (an admin's
+# disable is kept); start ctr.socket; restart ctr.service if it runs, so
+# that the new ctrd serves (KillMode=process: containers keep running). The
+# service itself starts on the first connection to the socket, or at boot
+# through ctr-autostart.service when containers want it.
 ctr_configure() {
 	ctr_sysusers_tmpfiles
 	ctr_systemd_running || return 0
 	systemctl daemon-reload || true
-	if ctr_want_enabled "$1"; then
-		if command -v deb-systemd-helper >/dev/null 2>&1; then
-			deb-systemd-helper unmask ctr.socket >/dev/null || true
-			deb-systemd-helper enable ctr.socket >/dev/null || true
-		else
-			systemctl enable ctr.socket >/dev/null 2>&1 || true
+	for unit in $CTR_UNITS; do
+		if ctr_want_enabled "$unit" "$1"; then
+			if command -v deb-systemd-helper >/dev/null 2>&1; then
+				deb-systemd-helper unmask "$unit" >/dev/null || true
+				deb-systemd-helper enable "$unit" >/dev/null || true
+			else
+				systemctl enable "$unit" >/dev/null 2>&1 || true
+			fi
+			if [ "$unit" = ctr.socket ]; then
+				systemctl start ctr.socket || true
+			fi
+		elif command -v deb-systemd-helper >/dev/null 2>&1; then
+			deb-systemd-helper update-state "$unit" >/dev/null || true
 		fi
-		systemctl start ctr.socket || true
-	elif command -v deb-systemd-helper >/dev/null 2>&1; then
-		deb-systemd-helper update-state ctr.socket >/dev/null || true
-	fi
+	done
 	systemctl try-restart ctr.service || true
 }
 
-# ctr_want_enabled UPGRADE: whether ctr.socket is to be enabled. With
-# deb-systemd-helper, its record decides (no record, as on a first install
-# or after a removal, means yes); otherwise yes on a first install, and on
-# an upgrade only if it is enabled now.
+# ctr_want_enabled UNIT UPGRADE: whether UNIT is to be enabled. With
+# deb-systemd-helper, its record decides (no record, as on a first install,
+# after a removal or for a unit new in this version, means yes); otherwise
+# yes on a first install, and on an upgrade only if it is enabled now
+# (an rpm upgrade from a version without ctr-autostart.service leaves it
+# disabled: systemctl enable ctr-autostart.service).
 ctr_want_enabled() {
 	if command -v deb-systemd-helper >/dev/null 2>&1; then
-		deb-systemd-helper --quiet was-enabled ctr.socket
-	elif [ -z "$1" ]; then
+		deb-systemd-helper --quiet was-enabled "$1"
+	elif [ -z "$2" ]; then
 		return 0
 	else
-		systemctl --quiet is-enabled ctr.socket
+		systemctl --quiet is-enabled "$1"
 	fi
 }
 
@@ -71,11 +83,12 @@ ctr_stop() {
 # ctr_disable: after removal: forget the enablement links.
 ctr_disable() {
 	if command -v deb-systemd-helper >/dev/null 2>&1; then
-		deb-systemd-helper purge ctr.socket ctr.service >/dev/null || true
-		deb-systemd-helper unmask ctr.socket ctr.service >/dev/null || true
+		deb-systemd-helper purge $CTR_UNITS ctr.service >/dev/null || true
+		deb-systemd-helper unmask $CTR_UNITS ctr.service >/dev/null || true
 	fi
 	rm -f /etc/systemd/system/sockets.target.wants/ctr.socket \
-		/etc/systemd/system/multi-user.target.wants/ctr.service
+		/etc/systemd/system/multi-user.target.wants/ctr.service \
+		/etc/systemd/system/multi-user.target.wants/ctr-autostart.service
 	if ctr_systemd_running; then
 		systemctl daemon-reload || true
 	fi
