@@ -2,13 +2,16 @@ package dbus
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	godbus "github.com/godbus/dbus/v5"
+	apicontainer "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/system"
 
 	"example.org/ctr/container"
@@ -469,5 +472,237 @@ func TestContainerObjectsFollowOtherTransports(t *testing.T) {
 	}
 	if m := managed(t, c); len(m) != 1 {
 		t.Errorf("GetManagedObjects after the removal = %v", m)
+	}
+}
+
+// loadBusybox loads the busybox image through the engine.
+func (e *servicesEnv) loadBusybox() {
+	e.t.Helper()
+	f, err := os.Open(busyboxArchive(e.t))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	load := e.eng.Job("load")
+	_ = load.Stdin.Add(f)
+	if err := load.Run(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// TestCreateContainerOptions: every option of CreateContainer reaches the
+// create job's request; bad options and bad values are errors by name.
+func TestCreateContainerOptions(t *testing.T) {
+	e := newServicesEnv(t, Options{})
+	e.loadBusybox()
+	e.connect(busConfig{})
+	c := e.c
+	bind := t.TempDir()
+	v := godbus.MakeVariant
+	options := map[string]godbus.Variant{
+		"name":         v("ctrt-dbus-opts"),
+		"env":          v([]string{"A=1", "B=two"}),
+		"entrypoint":   v([]string{"/bin/sh", "-c"}),
+		"workdir":      v("/tmp"),
+		"user":         v("nobody"),
+		"hostname":     v("h1"),
+		"domainname":   v("example.org"),
+		"tty":          v(true),
+		"labels":       v(map[string]string{"a": "b"}),
+		"stop_signal":  v("SIGINT"),
+		"stop_timeout": v(int32(5)),
+		"memory":       v(uint32(64 << 20)), // any integer type
+		"memory_swap":  v(int64(128 << 20)),
+		"cpu_shares":   v(int64(512)),
+		"nano_cpus":    v(int64(5e8)),
+		"pids_limit":   v(int64(100)),
+		"restart":      v("on-failure:2"),
+		"network":      v("none"),
+		"auto_remove":  v(false),
+		"binds":        v([]string{bind + ":/mnt:ro"}),
+		"read_only":    v(true),
+		"cap_add":      v([]string{"NET_ADMIN"}),
+		"cap_drop":     v([]string{"MKNOD"}),
+		"dns":          v([]string{"192.0.2.53"}),
+		"dns_search":   v([]string{"example.org"}),
+		"extra_hosts":  v([]string{"h2:192.0.2.2"}),
+		"log_driver":   v("local"),
+		"log_options":  v(map[string]string{"max-size": "1m"}),
+		"privileged":   v(false),
+		"init":         v(false),
+	}
+	if len(options) != len(CreateOptionNames()) {
+		t.Fatalf("the test sets %d options of %d", len(options), len(CreateOptionNames()))
+	}
+	var id string
+	var path godbus.ObjectPath
+	if err := c.call("CreateContainer", []any{"busybox", []string{"echo $A"}, options}, &id, &path); err != nil {
+		t.Fatalf("CreateContainer with every option: %v", err)
+	}
+	var r apicontainer.InspectResponse
+	if err := runInternal(context.Background(), e.eng, "container_inspect", nil, &r, id); err != nil {
+		t.Fatal(err)
+	}
+	cfg, hc := r.Config, r.HostConfig
+	checks := map[string][2]any{
+		"name":         {r.Name, "/ctrt-dbus-opts"},
+		"cmd":          {strings.Join(cfg.Cmd, " "), "echo $A"},
+		"env":          {strings.Contains(strings.Join(cfg.Env, ","), "A=1,B=two"), true},
+		"entrypoint":   {strings.Join(cfg.Entrypoint, " "), "/bin/sh -c"},
+		"workdir":      {cfg.WorkingDir, "/tmp"},
+		"user":         {cfg.User, "nobody"},
+		"hostname":     {cfg.Hostname, "h1"},
+		"domainname":   {cfg.Domainname, "example.org"},
+		"tty":          {cfg.Tty, true},
+		"labels":       {cfg.Labels["a"], "b"},
+		"stop_signal":  {cfg.StopSignal, "SIGINT"},
+		"stop_timeout": {*cfg.StopTimeout, 5},
+		"memory":       {hc.Memory, int64(64 << 20)},
+		"memory_swap":  {hc.MemorySwap, int64(128 << 20)},
+		"cpu_shares":   {hc.CPUShares, int64(512)},
+		"nano_cpus":    {hc.NanoCPUs, int64(5e8)},
+		"pids_limit":   {*hc.PidsLimit, int64(100)},
+		"restart":      {string(hc.RestartPolicy.Name) + ":" + strconv.Itoa(hc.RestartPolicy.MaximumRetryCount), "on-failure:2"},
+		"network":      {string(hc.NetworkMode), "none"},
+		"auto_remove":  {hc.AutoRemove, false},
+		"binds":        {strings.Join(hc.Binds, ","), bind + ":/mnt:ro"},
+		"read_only":    {hc.ReadonlyRootfs, true},
+		"cap_add":      {strings.Join(hc.CapAdd, ","), "NET_ADMIN"},
+		"cap_drop":     {strings.Join(hc.CapDrop, ","), "MKNOD"},
+		"dns":          {fmt.Sprint(hc.DNS), "[192.0.2.53]"},
+		"dns_search":   {strings.Join(hc.DNSSearch, ","), "example.org"},
+		"extra_hosts":  {strings.Join(hc.ExtraHosts, ","), "h2:192.0.2.2"},
+		"log_driver":   {hc.LogConfig.Type, "local"},
+		"log_options":  {hc.LogConfig.Config["max-size"], "1m"},
+		"privileged":   {hc.Privileged, false},
+		"init":         {hc.Init != nil && !*hc.Init, true},
+	}
+	for name, ch := range checks {
+		if fmt.Sprint(ch[0]) != fmt.Sprint(ch[1]) {
+			t.Errorf("option %s: the container has %v, want %v", name, ch[0], ch[1])
+		}
+	}
+	if v, err := c.obj(path).GetProperty(ifaceContainer + ".Name"); err != nil || v.Value() != "ctrt-dbus-opts" {
+		t.Errorf("the object's Name = %v, %v", v, err)
+	}
+	// auto_remove, which a restart policy excludes.
+	if err := c.call("CreateContainer", []any{"busybox", []string{"true"}, map[string]godbus.Variant{"auto_remove": v(true)}}, &id, &path); err != nil {
+		t.Fatal(err)
+	}
+	if err := runInternal(context.Background(), e.eng, "container_inspect", nil, &r, id); err != nil || !r.HostConfig.AutoRemove {
+		t.Errorf("auto_remove: %v, %v", r.HostConfig.AutoRemove, err)
+	}
+}
+
+// TestContainerErrors: bad calls get the errors their jobs give, by name,
+// with messages cut when they quote something huge; ctrd keeps serving.
+func TestContainerErrors(t *testing.T) {
+	e := newServicesEnv(t, Options{})
+	e.loadBusybox()
+	e.connect(busConfig{})
+	c := e.c
+	v := godbus.MakeVariant
+	create := func(image string, options map[string]godbus.Variant) error {
+		var id string
+		var path godbus.ObjectPath
+		return c.call("CreateContainer", []any{image, []string{}, options}, &id, &path)
+	}
+	var id string
+	var path godbus.ObjectPath
+	if err := c.call("CreateContainer", []any{"busybox", []string{"sleep", "1000"}, map[string]godbus.Variant{"name": v("ctrt-dbus-err")}}, &id, &path); err != nil {
+		t.Fatal(err)
+	}
+	huge := strings.Repeat("x", 3<<20)
+	const (
+		invalid  = "org.example.Ctr.Error.InvalidArgument"
+		notFound = "org.example.Ctr.Error.NotFound"
+		conflict = "org.example.Ctr.Error.Conflict"
+	)
+	cases := []struct {
+		name     string
+		err      error
+		want     string
+		mentions string
+	}{
+		{"unknown option", create("busybox", map[string]godbus.Variant{"nosuch": v(1)}), invalid, `"nosuch"`},
+		{"option of the wrong type", create("busybox", map[string]godbus.Variant{"memory": v("64m")}), invalid, `"memory"`},
+		{"integer out of range", create("busybox", map[string]godbus.Variant{"memory": v(uint64(1 << 63))}), invalid, `"memory"`},
+		{"stop_timeout out of range", create("busybox", map[string]godbus.Variant{"stop_timeout": v(int64(1 << 40))}), invalid, `"stop_timeout"`},
+		{"bad restart count", create("busybox", map[string]godbus.Variant{"restart": v("on-failure:x")}), invalid, `"restart"`},
+		{"bad dns", create("busybox", map[string]godbus.Variant{"dns": v([]string{"nameserver"})}), invalid, `"dns"`},
+		{"memory too small (the job's check)", create("busybox", map[string]godbus.Variant{"memory": v(int64(1))}), invalid, "Minimum memory"},
+		{"unknown restart policy", create("busybox", map[string]godbus.Variant{"restart": v("sometimes")}), invalid, ""},
+		{"restart with auto_remove", create("busybox", map[string]godbus.Variant{"restart": v("always"), "auto_remove": v(true)}), invalid, ""},
+		{"unknown network", create("busybox", map[string]godbus.Variant{"network": v("nosuchnet")}), notFound, ""},
+		{"no image", create("", nil), invalid, ""},
+		{"unknown image", create("nosuch:latest", nil), notFound, "nosuch"},
+		{"huge image name", create(huge, nil), "", ""},
+		{"huge bad name", create("busybox", map[string]godbus.Variant{"name": v(huge + "!")}), invalid, "Invalid container name"},
+		{"name taken", create("busybox", map[string]godbus.Variant{"name": v("ctrt-dbus-err")}), conflict, ""},
+		{"start unknown", c.call("StartContainer", []any{"nosuch"}), notFound, ""},
+		{"start huge", c.call("StartContainer", []any{huge}), notFound, ""},
+		{"stop unknown with the longest timeout", c.call("StopContainer", []any{"nosuch", uint32(1<<32 - 1)}), notFound, ""},
+		{"kill not running", c.call("KillContainer", []any{id, ""}), conflict, "not running"},
+		{"kill bad signal", c.call("KillContainer", []any{id, "SIGNOPE"}), invalid, ""},
+		{"remove unknown", c.call("RemoveContainer", []any{"nosuch", true}), notFound, ""},
+		{"remove an image in use", c.call("RemoveImage", []any{"busybox", false}), conflict, ""},
+		{"remove an unknown image", c.call("RemoveImage", []any{"nosuch:1", false}), notFound, ""},
+		{"wrong signature", c.call("StopContainer", []any{id, "1"}), "org.freedesktop.DBus.Error.InvalidArgs", ""},
+		{"ListContainers without its argument", c.call("ListContainers", nil), "org.freedesktop.DBus.Error.InvalidArgs", ""},
+		{"a method of the job interface on a container", c.callAt(path, ifaceJob+".Cancel", nil), "org.freedesktop.DBus.Error.UnknownInterface", ""},
+		{"a container that never was", c.callAt(ContainerPath("0123"), ifaceContainer+".Start", nil), "org.freedesktop.DBus.Error.NoSuchObject", ""},
+	}
+	for _, tc := range cases {
+		got := errName(tc.err)
+		if tc.want == "" {
+			// Any ctr error, with a message of bounded size.
+			if !strings.HasPrefix(got, ErrorPrefix) {
+				t.Errorf("%s: %q (%.200v)", tc.name, got, tc.err)
+			}
+		} else if got != tc.want {
+			t.Errorf("%s: %q (%.300v), want %s", tc.name, got, tc.err, tc.want)
+		}
+		if tc.err != nil && len(tc.err.Error()) > maxErrorMessage+256 {
+			t.Errorf("%s: a message of %d bytes", tc.name, len(tc.err.Error()))
+		}
+		if tc.mentions != "" && (tc.err == nil || !strings.Contains(tc.err.Error(), tc.mentions)) {
+			t.Errorf("%s: the message %.300v does not mention %s", tc.name, tc.err, tc.mentions)
+		}
+	}
+	// Nothing was made by the failed creates.
+	var rows []ContainerRow
+	if err := c.call("ListContainers", []any{true}, &rows); err != nil || len(rows) != 1 {
+		t.Errorf("ListContainers(true) after the failures: %d rows, %v", len(rows), err)
+	}
+	var ver map[string]string
+	if err := c.call("Version", nil, &ver); err != nil || ver["Version"] == "" {
+		t.Errorf("Version after the bad calls: %v", err)
+	}
+}
+
+// TestContainerWaitDeadline: Container.Wait on a container that keeps
+// running ends at the call's deadline with DeadlineExceeded.
+func TestContainerWaitDeadline(t *testing.T) {
+	e := newServicesEnv(t, Options{CallTimeout: 2 * time.Second})
+	e.loadBusybox()
+	e.connect(busConfig{})
+	c := e.c
+	var id string
+	var path godbus.ObjectPath
+	if err := c.call("CreateContainer", []any{"busybox", []string{"sleep", "1000"}, noOptions()}, &id, &path); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.callAt(path, ifaceContainer+".Start", nil); err != nil {
+		t.Fatal(err)
+	}
+	var code int32
+	if got := errName(c.callAt(path, ifaceContainer+".Wait", nil, &code)); got != "org.example.Ctr.Error.DeadlineExceeded" {
+		t.Errorf("Wait on a running container past the deadline: %q", got)
+	}
+	if v, err := c.obj(path).GetProperty(ifaceContainer + ".State"); err != nil || v.Value() != "running" {
+		t.Errorf("State after the Wait = %v, %v", v, err)
+	}
+	if err := c.call("RemoveContainer", []any{id, true}); err != nil {
+		t.Errorf("RemoveContainer(force): %v", err)
 	}
 }
