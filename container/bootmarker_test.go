@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 )
@@ -61,5 +62,47 @@ func TestBootMarker(t *testing.T) {
 		if exists() {
 			t.Errorf("the marker stays once the %s container is gone", p)
 		}
+	}
+}
+
+// Supervising, from records alone: restart policies of running
+// containers, pending restarts, exec instances waiting for their start.
+func TestSupervisingRecords(t *testing.T) {
+	s := &Service{opts: Options{Root: t.TempDir()}, containers: map[string]*ctr{}, execs: map[string]*execConfig{}}
+	add := func(id string, status container.ContainerState, p container.RestartPolicyMode) *ctr {
+		c := &ctr{}
+		c.rec.ID = id
+		c.rec.State.Status = status
+		c.rec.HostConfig = &container.HostConfig{RestartPolicy: container.RestartPolicy{Name: p}}
+		s.containers[id] = c
+		return c
+	}
+	add("running-no-policy", container.StateRunning, container.RestartPolicyDisabled)
+	add("exited-always", container.StateExited, container.RestartPolicyAlways)
+	if r := s.Supervising(); r != "" {
+		t.Errorf("nothing to supervise: %q", r)
+	}
+	add("paused-on-failure", container.StatePaused, container.RestartPolicyOnFailure)
+	if r := s.Supervising(); !strings.Contains(r, "on-failure") {
+		t.Errorf("a paused container with restart policy on-failure: %q", r)
+	}
+	delete(s.containers, "paused-on-failure")
+	add("restarting", container.StateRestarting, container.RestartPolicyAlways)
+	if r := s.Supervising(); !strings.Contains(r, "restart") {
+		t.Errorf("a pending restart: %q", r)
+	}
+	delete(s.containers, "restarting")
+	s.execs["fresh"] = &execConfig{ID: "fresh", Created: time.Now()}
+	if r := s.Supervising(); !strings.Contains(r, "exec fresh") {
+		t.Errorf("an exec waiting for its start: %q", r)
+	}
+	s.execs["fresh"].started = true
+	s.execs["stale"] = &execConfig{ID: "stale", Created: time.Now().Add(-time.Hour)}
+	if r := s.Supervising(); r != "" {
+		t.Errorf("a started exec and one created an hour ago: %q", r)
+	}
+	s.background.Add(1)
+	if r := s.Supervising(); !strings.Contains(r, "background") {
+		t.Errorf("background work: %q", r)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
@@ -23,6 +24,7 @@ type execConfig struct {
 	ID          string
 	ContainerID string
 	Config      container.ExecCreateRequest
+	Created     time.Time
 
 	mu       sync.Mutex
 	started  bool
@@ -84,7 +86,7 @@ func (s *Service) execCreate(c *ctr, req *container.ExecCreateRequest) (string, 
 		c.mu.Unlock()
 		return "", err
 	}
-	e := &execConfig{ID: newID(), ContainerID: c.rec.ID, Config: *req, done: make(chan struct{})}
+	e := &execConfig{ID: newID(), ContainerID: c.rec.ID, Config: *req, Created: time.Now(), done: make(chan struct{})}
 	c.execs[e.ID] = e
 	c.mu.Unlock()
 	s.execMu.Lock()

@@ -281,8 +281,10 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 // autoRemove removes a container that ended (--rm) in the background.
 func (s *Service) autoRemove(c *ctr) {
 	s.wg.Add(1)
+	s.background.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.background.Add(-1)
 		if err := s.remove(context.Background(), c, false, true); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
 			s.log.Warn("auto-remove failed", "container", c.rec.ID, "error", err)
 		}

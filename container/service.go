@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -111,6 +112,11 @@ type Service struct {
 
 	wg sync.WaitGroup // exit watchers and restarts
 
+	// background counts work that runs outside any job (starts at
+	// daemon start, removals of --rm containers, cut-short removals),
+	// for Supervising.
+	background atomic.Int32
+
 	execMu sync.Mutex
 	execs  map[string]*execConfig
 }
@@ -156,8 +162,10 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	}
 	s.updateBootMarker()
 	s.wg.Add(1)
+	s.background.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.background.Add(-1)
 		s.startAtBoot()
 	}()
 	return s, nil
@@ -209,8 +217,10 @@ func (s *Service) restore(ctx context.Context, c *ctr) {
 	case container.StateRemoving, container.StateDead:
 		// A removal was cut short: finish it in the background.
 		s.wg.Add(1)
+		s.background.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.background.Add(-1)
 			if err := s.remove(context.Background(), c, true, false); err != nil {
 				s.log.Warn("cannot finish removing a container", "container", c.rec.ID, "error", err)
 			}
@@ -333,6 +343,63 @@ func (s *Service) isClosing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closing
+}
+
+// execStartWindow is how long an exec instance that was created but not
+// started keeps ctrd from an idle exit: a client creates and starts one in
+// quick succession, and its configuration lives only in ctrd.
+const execStartWindow = 5 * time.Minute
+
+// Supervising says why ctrd must keep running for the containers, or ""
+// when it may exit (an idle exit, ctrd --idle-timeout) and be started
+// again by its socket later. Running containers do not need ctrd by
+// themselves: their monitors hold their output and record their exits,
+// and the next ctrd re-attaches. What does need it:
+//
+//   - a running (or paused) container whose restart policy is not "no":
+//     only ctrd restarts a container that dies, so it stays to watch;
+//   - a restart by policy that is pending (back-off), a start at daemon
+//     start, the removal of a --rm container that ended: work that runs
+//     outside any job;
+//   - an exec instance created less than execStartWindow ago and not
+//     started yet: it exists only in ctrd's memory.
+func (s *Service) Supervising() string {
+	if n := s.background.Load(); n > 0 {
+		return fmt.Sprintf("%d container operations run in the background", n)
+	}
+	for _, c := range s.list() {
+		c.mu.Lock()
+		p := c.rec.HostConfig.RestartPolicy
+		st := c.rec.State
+		pending := c.restartTimer != nil
+		id := c.rec.ID
+		c.mu.Unlock()
+		if pending || st.Status == container.StateRestarting {
+			return "container " + shortID(id) + " waits for its restart"
+		}
+		if st.Running() && !p.IsNone() {
+			return "container " + shortID(id) + " runs with restart policy " + string(p.Name)
+		}
+	}
+	s.execMu.Lock()
+	defer s.execMu.Unlock()
+	for _, e := range s.execs {
+		e.mu.Lock()
+		waiting := !e.started && time.Since(e.Created) < execStartWindow
+		e.mu.Unlock()
+		if waiting {
+			return "exec " + shortID(e.ID) + " waits for its start"
+		}
+	}
+	return ""
+}
+
+// shortID is the first 12 characters of an id.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 // InUse returns a container that uses image id, if any, so that the

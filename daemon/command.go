@@ -103,6 +103,7 @@ func newCommand(stdout, stderr io.Writer, run func(Config) error) *cobra.Command
 	f.StringVarP(&cfg.LogLevel, "log-level", "l", cfg.LogLevel, "Log level: debug, info, warn, error, fatal")
 	f.BoolVarP(&cfg.Debug, "debug", "D", cfg.Debug, "Debug logging (same as --log-level=debug)")
 	f.IntVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "Seconds to let running jobs finish on shutdown before they are cancelled")
+	f.StringVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "Exit after this long without clients, jobs or containers to supervise (such as 5m; off by default); the socket starts ctrd again")
 	f.StringArrayVar(&cfg.DNS, "dns", nil, "DNS server for containers")
 	f.StringArrayVar(&cfg.DNSSearch, "dns-search", nil, "DNS search domain for containers")
 	f.StringArrayVar(&cfg.Mirrors, "registry-mirror", nil, "Registry mirror to try before the registry itself")
@@ -153,6 +154,7 @@ func resolveConfig(flags *pflag.FlagSet, flagCfg Config, configFile string) (Con
 		"log-level":        func() { cfg.LogLevel = flagCfg.LogLevel },
 		"debug":            func() { cfg.Debug = flagCfg.Debug },
 		"shutdown-timeout": func() { cfg.ShutdownTimeout = flagCfg.ShutdownTimeout },
+		"idle-timeout":     func() { cfg.IdleTimeout = flagCfg.IdleTimeout },
 		"dns":              func() { cfg.DNS = flagCfg.DNS },
 		"dns-search":       func() { cfg.DNSSearch = flagCfg.DNSSearch },
 		"registry-mirror":  func() { cfg.Mirrors = flagCfg.Mirrors },

@@ -46,6 +46,9 @@ type Config struct {
 	ShutdownTimeout int    `json:"shutdown-timeout,omitempty"`
 	Group           string `json:"group,omitempty"`
 	DBus            string `json:"dbus,omitempty"`
+	// IdleTimeout, a Go duration such as "5m", makes ctrd exit when it
+	// has been idle that long (see idle.go); "" or "0" never.
+	IdleTimeout string `json:"idle-timeout,omitempty"`
 
 	// ConfigFile is where the JSON form was read from; not itself a key.
 	ConfigFile string `json:"-"`
@@ -177,6 +180,9 @@ func (c *Config) Validate() error {
 	if _, err := dbus.ParseBus(c.DBus); err != nil {
 		bad("%v", err)
 	}
+	if _, err := c.idleTimeout(); err != nil {
+		bad("%v", err)
+	}
 	if len(errs) > 0 {
 		return errdefs.InvalidArgument("invalid configuration: %s", strings.Join(errs, "; "))
 	}
@@ -204,6 +210,18 @@ func parseLevel(s string) (slog.Level, error) {
 		return slog.LevelError, nil
 	}
 	return 0, errdefs.InvalidArgument("--log-level %q is not one of debug, info, warn, error, fatal", s)
+}
+
+// idleTimeout parses IdleTimeout: 0 when unset.
+func (c *Config) idleTimeout() (time.Duration, error) {
+	if c.IdleTimeout == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(c.IdleTimeout)
+	if err != nil || d < 0 {
+		return 0, errdefs.InvalidArgument("--idle-timeout %q is not a duration such as 90s or 10m", c.IdleTimeout)
+	}
+	return d, nil
 }
 
 // shutdownTimeout returns the shutdown deadline as a duration.

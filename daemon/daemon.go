@@ -153,6 +153,18 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		return err
 	}
 
+	// The idle exit watches client jobs, through an observer added before
+	// the freeze.
+	idleTimeout, _ := cfg.idleTimeout()
+	var idle *idleWatch
+	if idleTimeout > 0 {
+		idle = newIdleWatch(idleTimeout)
+		if err := d.eng.Observe(idle.observe); err != nil {
+			d.shutdownAfterFailedStart()
+			return err
+		}
+	}
+
 	// 6. serveapi: listeners, the HTTP server, D-Bus. The table is frozen
 	// first: what transports see is final.
 	d.eng.Freeze()
@@ -172,16 +184,23 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	wdCtx, stopWatchdog := context.WithCancel(context.Background())
 	defer stopWatchdog()
 	go activation.RunWatchdog(wdCtx, d.notifier, d.watchdog, d.healthCheck, log)
+	var idleCh chan struct{}
+	if idle != nil {
+		idleCh = make(chan struct{})
+		go idle.run(wdCtx, d.busy, idleCh)
+	}
 
-	return d.loop(ctx, sigs, stopWatchdog)
+	return d.loop(ctx, sigs, idleCh, stopWatchdog)
 }
 
-// loop waits for signals until the daemon is told to stop.
-func (d *Daemon) loop(ctx context.Context, sigs <-chan os.Signal, stopWatchdog func()) error {
+// loop waits for signals until the daemon is told to stop, or is idle.
+func (d *Daemon) loop(ctx context.Context, sigs <-chan os.Signal, idle <-chan struct{}, stopWatchdog func()) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return d.shutdown("context ended", stopWatchdog)
+		case <-idle:
+			return d.idleExit(stopWatchdog)
 		case err := <-d.serveErr:
 			d.log.Error("serving failed", "error", err)
 			_ = d.shutdown("serving failed", stopWatchdog)
