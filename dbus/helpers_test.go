@@ -455,7 +455,9 @@ func errName(err error) string {
 // error's name. The commands:
 //
 //	version | runjob NAME | cancel PATH | introspect | get PROP | getall
-//	ping | managed | own | subscribe | events
+//	ping | managed | own | subscribe | events | fdarray
+//	listcontainers | create | startc REF | removeimage REF | loadimage FILE
+//	cstart PATH | cget PATH PROP | cwait PATH
 //
 // "events" makes a round trip to ctrd (Peer.Ping) and then answers how
 // many Event signals came: ctrd sends its signals before its replies, so
@@ -504,6 +506,34 @@ func clientMain() int {
 			value = strconv.Itoa(len(m))
 		case "ping":
 			err = mgr.Call(ifacePeer+".Ping", 0).Err
+		case "listcontainers":
+			var rows []ContainerRow
+			err = mgr.Call(ifaceManager+".ListContainers", 0, true).Store(&rows)
+			value = strconv.Itoa(len(rows))
+		case "create":
+			var id string
+			var path godbus.ObjectPath
+			err = mgr.Call(ifaceManager+".CreateContainer", 0, "busybox", []string{"true"}, map[string]godbus.Variant{}).Store(&id, &path)
+		case "startc":
+			err = mgr.Call(ifaceManager+".StartContainer", 0, f[1]).Err
+		case "removeimage":
+			err = mgr.Call(ifaceManager+".RemoveImage", 0, f[1], false).Err
+		case "loadimage":
+			var file *os.File
+			if file, err = os.Open(f[1]); err == nil {
+				err = mgr.Call(ifaceManager+".LoadImage", 0, godbus.UnixFD(file.Fd())).Err
+				file.Close()
+			}
+		case "cstart":
+			err = conn.Object(BusName, godbus.ObjectPath(f[1])).Call(ifaceContainer+".Start", 0).Err
+		case "cget":
+			var v godbus.Variant
+			err = conn.Object(BusName, godbus.ObjectPath(f[1])).Call(ifaceProperties+".Get", 0, ifaceContainer, f[2]).Store(&v)
+			value = v.String()
+		case "cwait":
+			var code int32
+			err = conn.Object(BusName, godbus.ObjectPath(f[1])).Call(ifaceContainer+".Wait", 0).Store(&code)
+			value = strconv.Itoa(int(code))
 		case "fdarray":
 			// A property read with an array of fds attached.
 			var f *os.File

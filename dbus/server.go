@@ -283,7 +283,8 @@ func (s *Server) Close() error {
 	s.jobs.stopTimers()
 	var err error
 	if conn != nil && owned {
-		if _, rerr := conn.ReleaseName(BusName); rerr != nil && !errors.Is(rerr, godbus.ErrClosed) {
+		// A bus that went away took the name with it.
+		if _, rerr := conn.ReleaseName(BusName); rerr != nil && !errors.Is(rerr, godbus.ErrClosed) && conn.Connected() {
 			err = fmt.Errorf("dbus: release %s: %w", BusName, rerr)
 		}
 	}

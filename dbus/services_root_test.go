@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,6 +143,12 @@ func (e *servicesEnv) connect(cfg busConfig) {
 	if err := e.srv.Connect(context.Background(), e.addr); err != nil {
 		e.t.Fatal(err)
 	}
+	// Closed before the bus goes (cleanups run last first).
+	e.t.Cleanup(func() {
+		if err := e.srv.Close(); err != nil {
+			e.t.Errorf("close: %v", err)
+		}
+	})
 	e.c = dial(e.t, e.addr)
 }
 
@@ -349,7 +356,9 @@ func TestContainersOverDBus(t *testing.T) {
 		t.Errorf("ContainersRunning = %v, %v; want 1", v, err)
 	}
 
-	// Stop, by id prefix: its trap makes it exit 3.
+	// Stop, by id prefix: its trap makes it exit 3, once its shell has
+	// set the trap.
+	waitTrap(t, p["Pid"].Value().(uint32), syscall.SIGTERM)
 	if err := c.call("StopContainer", []any{id[:12], uint32(30)}); err != nil {
 		t.Fatalf("StopContainer: %v", err)
 	}
@@ -399,6 +408,29 @@ func TestContainersOverDBus(t *testing.T) {
 	}
 	if err := c.call("ListImages", nil, &images); err != nil || len(images) != 0 {
 		t.Errorf("ListImages after RemoveImage = %v, %v", images, err)
+	}
+}
+
+// waitTrap waits until process pid catches sig (its shell ran trap).
+func waitTrap(t *testing.T, pid uint32, sig syscall.Signal) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatalf("the container's process: %v", err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "SigCgt:"); ok {
+				if mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil && mask&(1<<(sig-1)) != 0 {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d never caught %v", pid, sig)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
