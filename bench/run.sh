@@ -98,7 +98,8 @@
 # cgroups, each only if it did not exist before the run; it warns about any
 # path ctrd created outside its private roots.
 #
-# Needs: root, Go, and what bench/deps.sh installs. Takes about ten minutes.
+# Needs: root, Go, and what bench/deps.sh installs. Takes five to ten
+# minutes, depending on how busy the machine is.
 set -uo pipefail
 export LC_ALL=C
 
@@ -641,6 +642,8 @@ sec_run() {
   local podman_ok=0
   if has_podman; then
     fresh_roots podman; podman_setup && load_busybox podman && podman_ok=1
+  else
+    log "run: podman left out (PODMAN=$PODMAN; podman and conmon installed?)"
   fi
   local crun_ok=0
   if command -v crun >/dev/null; then
@@ -702,7 +705,9 @@ sec_lifecycle() {
     daemon_up "$t" fresh && load_busybox "$t" && daemons+=(--daemon "$t=$(sock_of "$t")") ||
       fail "$t" lifecycle.sum "$N_LIFE× create, start, wait, rm over the API"
   done
-  if has_podman; then
+  if ! has_podman; then
+    log "lifecycle: podman left out (PODMAN=$PODMAN; podman and conmon installed?)"
+  else
     fresh_roots podman
     podman_setup && load_busybox podman && daemon_up podman && daemons+=(--daemon "podman=$(sock_of podman)=none") ||
       fail podman lifecycle.sum "$N_LIFE× create, start, wait, rm over the API"

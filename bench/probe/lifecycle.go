@@ -61,6 +61,9 @@ type LifecycleResult struct {
 	EventLag map[string][]time.Duration
 	// EventErr says why events were not measured, if they were not.
 	EventErr error
+	// Err is the call that failed, after which the daemon did no more
+	// cycles (the others went on).
+	Err error
 }
 
 // Sum is the time of all cycles together.
@@ -98,8 +101,13 @@ func (r *LifecycleResult) Phase(name string) []time.Duration {
 // /containers/ID on every target, strictly one call after another and
 // one daemon after another: in each round every daemon does one cycle, in
 // alternating order, so that other work on the machine weighs on all of
-// them alike. It stops at the first failed call.
+// them alike. A daemon whose call fails does no more cycles (its result's
+// Err says why); the others go on. Lifecycle itself fails only when ctx
+// ends or no daemon is given.
 func Lifecycle(ctx context.Context, targets []LifecycleTarget, spec LifecycleSpec) (map[string]*LifecycleResult, error) {
+	if len(targets) == 0 {
+		return nil, errors.New("probe: no daemon to cycle containers on")
+	}
 	if spec.Timeout == 0 {
 		spec.Timeout = time.Minute
 	}
@@ -132,9 +140,16 @@ func Lifecycle(ctx context.Context, targets []LifecycleTarget, spec LifecycleSpe
 			if round%2 == 1 {
 				s = states[len(states)-1-j]
 			}
+			if s.res.Err != nil {
+				continue
+			}
 			c, err := cycle(ctx, s.c, s.t.NetworkMode, spec)
+			if err := ctx.Err(); err != nil {
+				return out, err
+			}
 			if err != nil {
-				return out, fmt.Errorf("probe: %s, cycle %d: %w", s.t.Name, round+1, err)
+				s.res.Err = fmt.Errorf("probe: %s, cycle %d: %w", s.t.Name, round+1, err)
+				continue
 			}
 			s.res.Cycles = append(s.res.Cycles, c)
 		}

@@ -156,15 +156,21 @@ func TestLifecycleTakesTurnsAndTimesEvents(t *testing.T) {
 	}
 }
 
-func TestLifecycleStopsAtAFailedCall(t *testing.T) {
-	f := &fakeEngine{failAt: "POST /containers/c2/start"}
-	res, err := Lifecycle(context.Background(), []LifecycleTarget{{Name: "x", Sock: serveFake(t, f)}},
+func TestLifecycleDropsAFailingDaemonOnly(t *testing.T) {
+	bad, good := &fakeEngine{failAt: "POST /containers/c2/start"}, &fakeEngine{}
+	res, err := Lifecycle(context.Background(), []LifecycleTarget{{Name: "bad", Sock: serveFake(t, bad)}, {Name: "good", Sock: serveFake(t, good)}},
 		LifecycleSpec{Image: "i", Cmd: []string{"true"}, N: 5})
-	if err == nil || !strings.Contains(err.Error(), "cycle 2: start") || !strings.Contains(err.Error(), "500") {
-		t.Fatalf("err = %v", err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(res["x"].Cycles) != 1 {
-		t.Errorf("%d cycles kept, want 1", len(res["x"].Cycles))
+	if e := res["bad"].Err; e == nil || !strings.Contains(e.Error(), "cycle 2: start") || !strings.Contains(e.Error(), "500") {
+		t.Errorf("bad's error = %v", e)
+	}
+	if len(res["bad"].Cycles) != 1 || len(res["good"].Cycles) != 5 || res["good"].Err != nil {
+		t.Errorf("cycles kept: bad %d (want 1), good %d (want 5, error %v)", len(res["bad"].Cycles), len(res["good"].Cycles), res["good"].Err)
+	}
+	if _, err := Lifecycle(context.Background(), nil, LifecycleSpec{N: 1}); err == nil {
+		t.Error("Lifecycle without daemons succeeded")
 	}
 }
 

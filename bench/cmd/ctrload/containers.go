@@ -95,7 +95,9 @@ func newLifecycle() *cobra.Command {
 		Short: "Time create, start, wait and remove over the API, daemons taking turns",
 		Long: `lifecycle runs -n cycles of POST /containers/create, POST /start, POST
 /wait and DELETE on each daemon, one call after another; in each round every
-daemon does one cycle, in alternating order. It records, per daemon, KEY.sum
+daemon does one cycle, in alternating order; a daemon whose call fails does
+no more (its KEY.sum is FAIL, and lifecycle exits non-zero once all figures
+are recorded). It records, per daemon, KEY.sum
 (all cycles, s), KEY.cycle.p50 and the median of each phase (KEY.create.p50,
 KEY.start.p50, KEY.wait.p50, KEY.rm.p50, ms). With --events it follows GET
 /events on each daemon meanwhile and records EVENTS-KEY.ACTION.after: the
@@ -126,9 +128,17 @@ create, start and destroy (podman's remove counts as destroy).`,
 			}
 			netNote := "NetworkMode: " + strings.Join(modes, ", ")
 			var rows []report.Row
+			var failed []string
 			for _, t := range targets {
 				r := res[t.Name]
 				ff := figureFlags{target: t.Name, key: key, tsv: tsv}
+				if r.Err != nil {
+					failed = append(failed, r.Err.Error())
+					ff.label = fmt.Sprintf("%d× create, start, wait, rm over the API", spec.N)
+					rows = append(rows, ff.row("sum", "all cycles ("+netNote+")", "FAIL", "s",
+						fmt.Sprintf("%v (after %d good cycles)", r.Err, len(r.Cycles))))
+					continue
+				}
 				cycles := r.Phase("cycle")
 				detail := fmt.Sprintf("%d cycles, image %s, cmd %v, NetworkMode %q; cycles (ms): [%s]",
 					len(cycles), spec.Image, spec.Cmd, t.NetworkMode, msList(cycles))
@@ -161,7 +171,13 @@ create, start and destroy (podman's remove counts as destroy).`,
 				}
 			}
 			ff := figureFlags{tsv: tsv}
-			return ff.emit(cmd, rows...)
+			if err := ff.emit(cmd, rows...); err != nil {
+				return err
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("%s", strings.Join(failed, "; "))
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "lifecycle", "figure key prefix")

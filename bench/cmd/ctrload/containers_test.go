@@ -2,9 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"example.org/ctr/bench/report"
@@ -163,5 +167,63 @@ func TestParseDaemon(t *testing.T) {
 		if _, err := parseDaemon(bad); err == nil {
 			t.Errorf("parseDaemon(%q) succeeded", bad)
 		}
+	}
+}
+
+// fakeDaemon answers create, start, wait and delete on a unix socket;
+// with fail set every start answers 500.
+func fakeDaemon(t *testing.T, fail bool) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/containers/create":
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprintf(w, `{"Id":"c%d"}`, n.Add(1))
+		case strings.HasSuffix(r.URL.Path, "/start") && fail:
+			http.Error(w, `{"message":"cannot start"}`, http.StatusInternalServerError)
+		case strings.HasSuffix(r.URL.Path, "/start"), r.Method == http.MethodDelete:
+			w.WriteHeader(http.StatusNoContent)
+		case strings.HasSuffix(r.URL.Path, "/wait"):
+			fmt.Fprint(w, `{"StatusCode":0}`)
+		default:
+			http.NotFound(w, r)
+		}
+	})}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close() })
+	return sock
+}
+
+func TestLifecycleRecordsPhasesAndFailures(t *testing.T) {
+	tsv := filepath.Join(t.TempDir(), "r.tsv")
+	root := newRoot()
+	var out strings.Builder
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"lifecycle", "--tsv", tsv, "-n", "3", "--daemon", "ctrd=" + fakeDaemon(t, false),
+		"--daemon", "dockerd=" + fakeDaemon(t, true) + "=none"})
+	err := root.Execute()
+	if err == nil || !strings.Contains(err.Error(), "cannot start") {
+		t.Errorf("lifecycle with a failing daemon: err = %v", err)
+	}
+	got, rows := rowsOf(t, tsv)
+	for _, want := range []string{"ctrd:lifecycle.sum=", "ctrd:lifecycle.cycle.p50=", "ctrd:lifecycle.create.p50=",
+		"ctrd:lifecycle.start.p50=", "ctrd:lifecycle.wait.p50=", "ctrd:lifecycle.rm.p50=", "dockerd:lifecycle.sum=FAIL"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("rows lack %s: %s", want, got)
+		}
+	}
+	if strings.Contains(got, "dockerd:lifecycle.cycle") || strings.Contains(got, "events.") {
+		t.Errorf("rows for a failed daemon or for events not asked for: %s", got)
+	}
+	if !strings.Contains(rows[0].Label, "3× create, start, wait, rm over the API") ||
+		!strings.Contains(rows[0].Label, "NetworkMode: ctrd default, dockerd none") {
+		t.Errorf("label %q", rows[0].Label)
 	}
 }
