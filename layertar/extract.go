@@ -64,6 +64,10 @@ type Options struct {
 	Index Indexer
 	// InputDigest asks for Stats.InputDigest.
 	InputDigest bool
+	// Writeback starts writing each file's content to disk as soon as
+	// it is extracted, for a caller that syncs the layer afterwards:
+	// the sync then has little left to wait for.
+	Writeback bool
 
 	// noOpenat2 makes the extraction use the user-space path walk, as on
 	// kernels without openat2 (for tests).
@@ -152,7 +156,13 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) (Stats,
 	if opts.Whiteouts == WhiteoutDelete {
 		x.created = make(map[string]struct{})
 	}
+	if opts.Writeback {
+		x.flush = newFlusher()
+	}
 	defer func() {
+		if x.flush != nil {
+			x.flush.close()
+		}
 		x.dropDirs()
 		x.closeRetired()
 	}()
@@ -345,6 +355,9 @@ type extractor struct {
 	created map[string]struct{}
 	// rec records the stream for Options.Index; nil without one.
 	rec *recorder
+	// flush starts the writeback of files (Options.Writeback); nil
+	// without it.
+	flush *flusher
 }
 
 // cleanName turns a tar entry name into a clean relative path ("" for the
@@ -611,7 +624,12 @@ func (x *extractor) file(pd int, base string, hdr *tar.Header, tr io.Reader) (in
 	if err != nil {
 		return 0, err
 	}
-	defer unix.Close(fd)
+	owned := true
+	defer func() {
+		if owned {
+			unix.Close(fd)
+		}
+	}()
 	// The content goes to the layer, so the index only names the file;
 	// a sparse file's content is kept raw (it is not stored as read).
 	indexed := x.rec != nil && hdr.Size > 0 && !isSparse(hdr)
@@ -629,6 +647,10 @@ func (x *extractor) file(pd int, base string, hdr *tar.Header, tr io.Reader) (in
 	}
 	if err := x.meta(fd, hdr, !direct); err != nil {
 		return n, err
+	}
+	if x.flush != nil && n > 0 {
+		owned = false
+		x.flush.add(fd)
 	}
 	return n, nil
 }

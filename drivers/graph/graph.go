@@ -87,6 +87,9 @@ type ApplyConfig struct {
 	Index layertar.Indexer
 	// InputDigest asks for layertar.Stats.InputDigest.
 	InputDigest bool
+	// Writeback starts writing the files to disk as they are extracted
+	// (layertar.Options.Writeback), for a Sync soon after.
+	Writeback bool
 }
 
 // ApplyOpt is an option of ApplyDiff.
@@ -100,6 +103,10 @@ func WithIndex(ix layertar.Indexer) ApplyOpt { return func(c *ApplyConfig) { c.I
 // (compressed or not) in layertar.Stats.InputDigest.
 func WithInputDigest() ApplyOpt { return func(c *ApplyConfig) { c.InputDigest = true } }
 
+// WithWriteback has ApplyDiff start writing the layer's files to disk as
+// it extracts them, so that a Sync soon after (see Syncer) is short.
+func WithWriteback() ApplyOpt { return func(c *ApplyConfig) { c.Writeback = true } }
+
 // ExtractOptions returns the options of layertar.Extract that opts ask
 // for, with whiteouts in form w: drivers call it in ApplyDiff.
 func ExtractOptions(w layertar.WhiteoutMode, opts []ApplyOpt) layertar.Options {
@@ -107,7 +114,7 @@ func ExtractOptions(w layertar.WhiteoutMode, opts []ApplyOpt) layertar.Options {
 	for _, o := range opts {
 		o(&c)
 	}
-	return layertar.Options{Whiteouts: w, Index: c.Index, InputDigest: c.InputDigest}
+	return layertar.Options{Whiteouts: w, Index: c.Index, InputDigest: c.InputDigest, Writeback: c.Writeback}
 }
 
 // ParentSetter is a driver whose layers' own content does not depend on

@@ -6,6 +6,7 @@ package graphtest
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io/fs"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
 	"example.org/ctr/drivers/graph"
@@ -99,6 +101,9 @@ func Run(t *testing.T, newDriver Constructor) {
 		{"Errors", testErrors},
 		{"Size", testSize},
 		{"DiffRoundTrip", testDiff},
+		{"ApplyOptions", testApplyOptions},
+		{"SetParent", testSetParent},
+		{"Sync", testSync},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -644,4 +649,125 @@ func describe(t *testing.T, root string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// rawIndex keeps what ApplyDiff gives an Indexer: raw pieces, and files
+// by name.
+type rawIndex struct {
+	pieces []string // raw bytes, or "\x00FILE name"
+}
+
+func (r *rawIndex) Raw(b []byte) error {
+	r.pieces = append(r.pieces, string(b))
+	return nil
+}
+
+func (r *rawIndex) File(name string, size int64) error {
+	r.pieces = append(r.pieces, "\x00FILE "+name)
+	return nil
+}
+
+// testApplyOptions checks that ApplyDiff hands its options to the
+// extraction: the index rebuilds the stream from the mounted layer, and
+// the input digest is the compressed input's.
+func testApplyOptions(t *testing.T, newDriver Constructor) {
+	ctx := context.Background()
+	d, _ := setup(t, newDriver)
+	layer := Tar(t, Entry{Name: "etc/", Type: tar.TypeDir}, Entry{Name: "etc/a", Body: "aaa"}, Entry{Name: "b", Body: "b"})
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(layer)
+	zw.Close()
+	if err := d.Create(ctx, "opts", ""); err != nil {
+		t.Fatal(err)
+	}
+	ix := &rawIndex{}
+	st, err := d.ApplyDiff(ctx, "opts", bytes.NewReader(gz.Bytes()), graph.WithIndex(ix), graph.WithInputDigest(), graph.WithWriteback())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := digest.FromBytes(gz.Bytes()).String(); st.InputDigest != want {
+		t.Errorf("input digest %s, want %s", st.InputDigest, want)
+	}
+	if want := digest.FromBytes(layer).String(); st.DiffID != want {
+		t.Errorf("diff id %s, want %s", st.DiffID, want)
+	}
+	p := mount(t, d, "opts")
+	var rebuilt bytes.Buffer
+	for _, piece := range ix.pieces {
+		if name, ok := strings.CutPrefix(piece, "\x00FILE "); ok {
+			b, err := os.ReadFile(filepath.Join(p, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rebuilt.Write(b)
+			continue
+		}
+		rebuilt.WriteString(piece)
+	}
+	unmount(t, d, "opts")
+	if !bytes.Equal(rebuilt.Bytes(), layer) {
+		t.Errorf("the index and the layer rebuild %d bytes, want the %d of the stream", rebuilt.Len(), len(layer))
+	}
+}
+
+// testSetParent checks a driver that can put a layer on its parent after
+// it is filled (graph.ParentSetter): the mounted layer then shows its
+// parent below it, whiteouts included, as if made on it.
+func testSetParent(t *testing.T, newDriver Constructor) {
+	ctx := context.Background()
+	d, root := setup(t, newDriver)
+	ps, ok := d.(graph.ParentSetter)
+	if !ok {
+		t.Skipf("driver %s cannot set a parent later", d.Name())
+	}
+	apply(t, d, "base", "", Entry{Name: "etc/", Type: tar.TypeDir}, Entry{Name: "etc/a", Body: "a"}, Entry{Name: "etc/b", Body: "b"})
+	apply(t, d, "mid", "base", Entry{Name: "etc/", Type: tar.TypeDir}, Entry{Name: "etc/c", Body: "c"})
+	apply(t, d, "late", "", Entry{Name: "etc/", Type: tar.TypeDir}, Entry{Name: "etc/.wh.a"}, Entry{Name: "etc/d", Body: "d"})
+	if err := ps.SetParent(ctx, "late", "mid"); err != nil {
+		t.Fatal(err)
+	}
+	p := mount(t, d, "late")
+	expect(t, p, map[string]string{"etc/a": "", "etc/b": "b", "etc/c": "c", "etc/d": "d"})
+	unmount(t, d, "late")
+
+	if err := ps.SetParent(ctx, "late", "base"); !errdefs.IsConflict(err) {
+		t.Errorf("a second parent: %v, want Conflict", err)
+	}
+	if err := d.Create(ctx, "lone", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.SetParent(ctx, "lone", "nosuch"); !errdefs.IsNotFound(err) {
+		t.Errorf("missing parent: %v, want NotFound", err)
+	}
+	if err := ps.SetParent(ctx, "nosuch", "base"); !errdefs.IsNotFound(err) {
+		t.Errorf("missing layer: %v, want NotFound", err)
+	}
+	if err := ps.SetParent(ctx, "base", "late"); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("a loop: %v, want InvalidArgument", err)
+	}
+	mount(t, d, "lone")
+	if err := ps.SetParent(ctx, "lone", "base"); !errdefs.IsConflict(err) {
+		t.Errorf("mounted: %v, want Conflict", err)
+	}
+	unmount(t, d, "lone")
+	for _, id := range []string{"lone", "late", "mid", "base"} {
+		if err := d.Remove(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkEmpty(t, root)
+}
+
+// testSync checks a driver that can sync its layers (graph.Syncer).
+func testSync(t *testing.T, newDriver Constructor) {
+	d, _ := setup(t, newDriver)
+	sy, ok := d.(graph.Syncer)
+	if !ok {
+		t.Skipf("driver %s cannot sync", d.Name())
+	}
+	apply(t, d, "s", "", Entry{Name: "f", Body: "data"})
+	if err := sy.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
