@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	godbus "github.com/godbus/dbus/v5"
 	"github.com/moby/moby/api/types/system"
 
 	"example.org/ctr/api"
@@ -28,6 +30,17 @@ import (
 // dbus-every-job is the same call with every job announced by JobNew and
 // JobRemoved (Options.AnnounceJobsAfter < 0), the cost the default of
 // announcing only the jobs that last avoids.
+//
+// With CTR_BENCH_DBUS_ADDRESS set to the address of another running bus,
+// other-bus and other-bus-ping measure the same on it. dbus-broker (Debian
+// package dbus-broker), for one, runs outside systemd with
+//
+//	systemd-socket-activate -E DBUS_SESSION_BUS_ADDRESS=unix:path=SOCK \
+//	    -E XDG_RUNTIME_DIR=DIR -l SOCK dbus-broker-launch --scope user \
+//	    --config-file CONF
+//
+// given a journal socket at /run/systemd/journal/socket (its launcher logs
+// there).
 func BenchmarkVersion(b *testing.B) {
 	addr := startBus(b, busConfig{})
 	te := newTestEngine(b)
@@ -69,6 +82,17 @@ func BenchmarkVersion(b *testing.B) {
 	b.Run("dbus-ping", func(b *testing.B) {
 		latencies(b, func() error { return c.callAt(ManagerPath, ifacePeer+".Ping", nil) })
 	})
+	// Another bus, already running, at CTR_BENCH_DBUS_ADDRESS: such as
+	// dbus-broker (see BenchmarkVersion's doc).
+	if other := os.Getenv("CTR_BENCH_DBUS_ADDRESS"); other != "" {
+		teOther := newTestEngine(b)
+		serve(b, teOther, other, Options{})
+		cOther := dial(b, other)
+		b.Run("other-bus", func(b *testing.B) { latencies(b, dbusCall(cOther)) })
+		b.Run("other-bus-ping", func(b *testing.B) {
+			latencies(b, func() error { return cOther.callAt(ManagerPath, ifacePeer+".Ping", nil) })
+		})
+	}
 	b.Run("dbus-every-job", func(b *testing.B) { latencies(b, dbusCall(cAll)) })
 	b.Run("http", func(b *testing.B) {
 		latencies(b, func() error {
@@ -114,4 +138,44 @@ func latencies(b *testing.B, fn func() error) {
 	}
 	b.ReportMetric(pct(0.50), "p50-µs")
 	b.ReportMetric(pct(0.99), "p99-µs")
+}
+
+// BenchmarkVersionInProcess measures ctrd's own part of a Version call,
+// without a bus: the lookup of the object, interface and method, the
+// call through reflection, the version job, and the reply's conversion
+// to a{ss}. What BenchmarkVersion's dbus case takes beyond it and beyond
+// dbus-ping is the bus's routing and the client.
+func BenchmarkVersionInProcess(b *testing.B) {
+	te := newTestEngine(b)
+	srv, err := New(te.eng, te.events, nil, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	te.eng.Freeze()
+	b.Cleanup(func() { _ = srv.Close() })
+	h := handler{srv}
+	call := func() error {
+		obj, ok := h.LookupObject(ManagerPath)
+		if !ok {
+			return fmt.Errorf("no manager")
+		}
+		iface, ok := obj.LookupInterface(ifaceManager)
+		if !ok {
+			return fmt.Errorf("no interface")
+		}
+		m, ok := iface.LookupMethod("Version")
+		if !ok {
+			return fmt.Errorf("no method")
+		}
+		sender := godbus.Sender("")
+		out, err := m.Call(&sender)
+		if err != nil {
+			return err
+		}
+		if v := out[0].(map[string]string); v["Version"] == "" {
+			return fmt.Errorf("no version in %v", v)
+		}
+		return nil
+	}
+	latencies(b, call)
 }
