@@ -5,12 +5,16 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 
 	"example.org/ctr/drivers/graph"
+	"example.org/ctr/drivers/graph/overlay"
 	"example.org/ctr/drivers/graph/vfs"
 	"example.org/ctr/image/imagetest"
 )
@@ -32,17 +36,34 @@ var (
 	ociArchive    = imagetest.OCIArchive
 )
 
-// newTestStore opens a store with the vfs driver (path mode: no mounts,
-// no root) under a new temporary folder, which it returns too.
+// testDriver is the graph driver the store tests use: vfs in path mode
+// (no mounts, no root) unless TestOnOverlay selects overlay for the tests
+// it runs again. The package's tests never run in parallel.
+var testDriver = vfs.Name
+
+// newTestStore opens a store with the test driver under a new temporary
+// folder, which it returns too.
 func newTestStore(t testing.TB) (*Store, string) {
 	t.Helper()
 	root := t.TempDir()
 	return openTestStore(t, root), root
 }
 
+// openTestStore opens the store in root with the test driver. On overlay,
+// every archive file but the metadata names is streamed rather than kept
+// in memory, so that small test layers take the paths large ones take;
+// and at the end no mount may be left under root.
 func openTestStore(t testing.TB, root string) *Store {
 	t.Helper()
-	d, err := vfs.New(root, map[string]string{vfs.OptMount: "path"})
+	var d graph.Driver
+	var err error
+	switch testDriver {
+	case overlay.Name:
+		checkNoMountsAtEnd(t, root)
+		d, err = overlay.New(root, nil)
+	default:
+		d, err = vfs.New(root, map[string]string{vfs.OptMount: "path"})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +71,72 @@ func openTestStore(t testing.TB, root string) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if testDriver == overlay.Name {
+		s.inMemory = 0
+	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// mountsUnder lists the mount points under dir, from
+// /proc/self/mountinfo, in its order.
+func mountsUnder(t testing.TB, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		// id parent major:minor root mountpoint options ...
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		p := unescapeMountinfo(f[4])
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of a
+// mountinfo field.
+func unescapeMountinfo(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// checkNoMountsAtEnd fails t if a mount is left under dir once the test
+// and the cleanups registered after this call are done; it unmounts what
+// it finds, so that the folder can be removed. It fails at once if dir
+// holds a mount already.
+func checkNoMountsAtEnd(t testing.TB, dir string) {
+	t.Helper()
+	if m := mountsUnder(t, dir); len(m) != 0 {
+		t.Fatalf("mounts under %s before the test: %v", dir, m)
+	}
+	t.Cleanup(func() {
+		left := mountsUnder(t, dir)
+		if len(left) == 0 {
+			return
+		}
+		t.Errorf("mounts left under %s: %v", dir, left)
+		for i := len(left) - 1; i >= 0; i-- {
+			_ = unix.Unmount(left[i], unix.MNT_DETACH)
+		}
+	})
 }
 
 // checkConsistent fails t unless the store holds exactly what its
@@ -122,8 +207,8 @@ func checkConsistent(t testing.TB, s *Store) {
 	}
 }
 
-// layerFile returns the content of file name in the top layer of image
-// name (vfs keeps a whole copy per layer).
+// layerFile returns the content of file name in the root file system of
+// image name (its top layer, mounted).
 func layerFile(t testing.TB, s *Store, name, file string) string {
 	t.Helper()
 	img, err := s.Get(context.Background(), name)

@@ -52,7 +52,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Lo
 			}
 		}
 	}
-	l, err := in.layer(ctx, "", "", r, prog)
+	l, err := in.layer(ctx, "", "", "", r, prog)
 	if err != nil {
 		return Loaded{}, fmt.Errorf("import: %w", err)
 	}
@@ -82,7 +82,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Lo
 	if opts.Tag != nil {
 		ni.Tags = []reference.NamedTagged{opts.Tag}
 	}
-	res, err := in.commit([]newImage{ni})
+	res, err := in.commit(ctx, []newImage{ni})
 	if err != nil {
 		return Loaded{}, err
 	}

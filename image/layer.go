@@ -13,10 +13,10 @@ import (
 	"github.com/distribution/reference"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
-	"github.com/vbatts/tar-split/tar/asm"
 	"github.com/vbatts/tar-split/tar/storage"
 	bolt "go.etcd.io/bbolt"
 
+	"example.org/ctr/drivers/graph"
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/layertar"
 )
@@ -28,6 +28,9 @@ type ingest struct {
 	pinned []digest.Digest
 	blobs  []digest.Digest // marked busy by this ingest
 	done   bool
+	// wrote is set once the ingest recorded a layer it made: its
+	// images are recorded only after the driver synced it.
+	wrote bool
 }
 
 // markBusy keeps blob d from being deleted until the ingest finishes.
@@ -138,42 +141,70 @@ type layerProgress func(n int64)
 // id, "" for none), exists, and pins it. When it exists already the
 // stream is not read and the error is errLayerExists together with the
 // layer. With diffID "" (import) the stream is applied and its digest
-// becomes the diff id.
-func (in *ingest) layer(ctx context.Context, parent, diffID digest.Digest, stream io.Reader, progress layerProgress) (layerRecord, error) {
-	var parentDriver string
-	if parent != "" {
-		p, ok, err := in.have(ctx, parent)
-		if err != nil {
-			return layerRecord{}, err
-		}
-		if !ok {
-			return layerRecord{}, fmt.Errorf("layer %s: parent %s is missing", diffID, parent)
-		}
-		in.unpinLast(parent)
-		parentDriver = p.DriverID
-	}
-	if diffID != "" {
-		chain := ChainID(parent, diffID)
-		for {
-			l, ok, err := in.have(ctx, chain)
-			if err != nil {
-				return layerRecord{}, err
-			}
-			if ok {
-				return l, errLayerExists
-			}
-			done, ok := in.claim(chain)
-			if ok {
-				defer done()
-				break
-			}
-		}
-	}
-	l, err := in.apply(ctx, parent, parentDriver, diffID, stream, progress)
+// becomes the diff id. With blob set, the stream as given (compressed or
+// not) must have that digest.
+func (in *ingest) layer(ctx context.Context, parent, diffID, blob digest.Digest, stream io.Reader, progress layerProgress) (layerRecord, error) {
+	parentDriver, err := in.driverOf(ctx, parent)
 	if err != nil {
 		return layerRecord{}, err
 	}
-	return l, nil
+	if diffID != "" {
+		l, done, err := in.claimChain(ctx, ChainID(parent, diffID))
+		if err != nil {
+			return layerRecord{}, err
+		}
+		if done == nil {
+			return l, errLayerExists
+		}
+		defer done()
+	}
+	p, err := in.create(ctx, parentDriver)
+	if err != nil {
+		return layerRecord{}, err
+	}
+	if err := in.fill(ctx, p, stream, progress, blob != ""); err != nil {
+		return layerRecord{}, err
+	}
+	if err := p.check(diffID, blob); err != nil {
+		in.drop(ctx, p)
+		return layerRecord{}, err
+	}
+	return in.record(ctx, p, parent)
+}
+
+// driverOf returns the driver id of the layer chain, which must exist;
+// "" for "".
+func (in *ingest) driverOf(ctx context.Context, chain digest.Digest) (string, error) {
+	if chain == "" {
+		return "", nil
+	}
+	p, ok, err := in.have(ctx, chain)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fmt.Errorf("parent layer %s is missing", chain)
+	}
+	in.unpinLast(chain)
+	return p.DriverID, nil
+}
+
+// claimChain returns the layer chain, pinned, if the store has it (done
+// is then nil); else it marks chain as being made by this ingest until
+// done is called, waiting for another ingest that makes it.
+func (in *ingest) claimChain(ctx context.Context, chain digest.Digest) (layerRecord, func(), error) {
+	for {
+		l, ok, err := in.have(ctx, chain)
+		if err != nil {
+			return layerRecord{}, nil, err
+		}
+		if ok {
+			return l, nil, nil
+		}
+		if done, ok := in.claim(chain); ok {
+			return layerRecord{}, done, nil
+		}
+	}
 }
 
 // unpinLast drops the newest pin of chain taken by this ingest.
@@ -191,70 +222,105 @@ func (in *ingest) unpinLast(chain digest.Digest) {
 	}
 }
 
-// apply creates a driver layer on parentDriver, extracts stream into it
-// while recording its tar-split metadata, and records it (pinned).
-func (in *ingest) apply(ctx context.Context, parent digest.Digest, parentDriver string, diffID digest.Digest, stream io.Reader, progress layerProgress) (layerRecord, error) {
+// pendingLayer is a driver layer an ingest is making: it has an orphan
+// record (so that a crash leaves it to the next start to remove) until it
+// is recorded as a layer or dropped.
+type pendingLayer struct {
+	id        string
+	orphanKey []byte
+	stats     layertar.Stats
+	split     digest.Digest // its index blob, once filled
+}
+
+// create makes an empty driver layer on parentDriver ("" for none).
+func (in *ingest) create(ctx context.Context, parentDriver string) (*pendingLayer, error) {
 	s := in.s
-	id := newDriverID()
+	p := &pendingLayer{id: newDriverID()}
 	s.mu.Lock()
-	s.active[id] = true
+	s.active[p.id] = true
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.active, id)
-		s.mu.Unlock()
-	}()
-	var orphanKey []byte
 	if err := s.db.Update(func(tx *bolt.Tx) error {
 		var err error
-		orphanKey, err = addOrphan(tx, orphanRecord{DriverID: id, Reason: "layer being created"})
+		p.orphanKey, err = addOrphan(tx, orphanRecord{DriverID: p.id, Reason: "layer being created"})
 		return err
 	}); err != nil {
-		return layerRecord{}, err
+		s.mu.Lock()
+		delete(s.active, p.id)
+		s.mu.Unlock()
+		return nil, err
 	}
-	// giveUp removes what was made; the orphan record goes last, so a
-	// crash in between still leaves it to the next start.
-	giveUp := func(blob digest.Digest) {
-		if s.driver.Exists(context.WithoutCancel(ctx), id) {
-			if err := s.driver.Remove(context.WithoutCancel(ctx), id); err != nil {
-				s.log.Warn("could not remove a failed layer; the next start retries", "layer", id, "error", err)
-				return
-			}
+	if err := s.driver.Create(ctx, p.id, parentDriver); err != nil {
+		in.drop(ctx, p)
+		return nil, fmt.Errorf("create layer: %w", err)
+	}
+	return p, nil
+}
+
+// drop removes what p made. The orphan record goes last, so a crash in
+// between still leaves it to the next start.
+func (in *ingest) drop(ctx context.Context, p *pendingLayer) {
+	s := in.s
+	defer func() {
+		s.mu.Lock()
+		delete(s.active, p.id)
+		s.mu.Unlock()
+	}()
+	if s.driver.Exists(context.WithoutCancel(ctx), p.id) {
+		if err := s.driver.Remove(context.WithoutCancel(ctx), p.id); err != nil {
+			s.log.Warn("could not remove a failed layer; the next start retries", "layer", p.id, "error", err)
+			return
 		}
-		if blob != "" {
-			in.unmarkBusy(blob)
-			_ = s.deleteBlobIfUnused(blob)
-		}
-		_ = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOrphans).Delete(orphanKey) })
 	}
-	if err := s.driver.Create(ctx, id, parentDriver); err != nil {
-		giveUp("")
-		return layerRecord{}, fmt.Errorf("create layer: %w", err)
+	if p.split != "" {
+		in.unmarkBusy(p.split)
+		_ = s.deleteBlobIfUnused(p.split)
 	}
-	stats, split, err := in.extract(ctx, id, stream, progress)
+	_ = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOrphans).Delete(p.orphanKey) })
+}
+
+// fill applies stream to p and stores the index of the stream; on
+// failure p is dropped.
+func (in *ingest) fill(ctx context.Context, p *pendingLayer, stream io.Reader, progress layerProgress, inputDigest bool) error {
+	st, split, err := in.extract(ctx, p.id, stream, progress, inputDigest)
+	p.stats, p.split = st, split
 	if err != nil {
-		giveUp("")
-		return layerRecord{}, err
+		in.drop(ctx, p)
+		return err
 	}
-	got := digest.Digest(stats.DiffID)
-	if diffID != "" && got != diffID {
-		giveUp(split)
-		return layerRecord{}, errdefs.InvalidArgument("layer digest mismatch: the image config says %s, the layer's content is %s", diffID, got)
+	return nil
+}
+
+// check compares what p's stream turned out to be with what the archive
+// promised: its diff id, and the digest of the blob as given.
+func (p *pendingLayer) check(diffID, blob digest.Digest) error {
+	if got := digest.Digest(p.stats.DiffID); diffID != "" && got != diffID {
+		return errdefs.InvalidArgument("layer digest mismatch: the image config says %s, the layer's content is %s", diffID, got)
 	}
+	if got := digest.Digest(p.stats.InputDigest); blob != "" && got != blob {
+		return errdefs.InvalidArgument("digest mismatch: expected %s, content is %s", blob, got)
+	}
+	return nil
+}
+
+// record records p as the layer on parent (a chain id) and pins it,
+// unless an import of the same content won the race: then p is dropped
+// and that layer returned.
+func (in *ingest) record(ctx context.Context, p *pendingLayer, parent digest.Digest) (layerRecord, error) {
+	s := in.s
+	got := digest.Digest(p.stats.DiffID)
 	l := layerRecord{
 		ChainID:  ChainID(parent, got),
 		DiffID:   got,
 		Parent:   parent,
-		DriverID: id,
-		Size:     stats.Size,
-		TarSize:  stats.TarSize,
-		TarSplit: split,
+		DriverID: p.id,
+		Size:     p.stats.Size,
+		TarSize:  p.stats.TarSize,
+		TarSplit: p.split,
 	}
-	// Record it, unless an import of the same content won the race.
 	s.mu.Lock()
 	var existing layerRecord
 	var found bool
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		var err error
 		existing, found, err = getLayer(tx, l.ChainID)
 		if err != nil || found {
@@ -263,18 +329,21 @@ func (in *ingest) apply(ctx context.Context, parent digest.Digest, parentDriver 
 		if err := putLayer(tx, l); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketOrphans).Delete(orphanKey)
+		return tx.Bucket(bucketOrphans).Delete(p.orphanKey)
 	})
 	if err == nil {
 		if found {
 			l = existing
+		} else {
+			in.wrote = true
+			delete(s.active, p.id)
 		}
 		s.pins[l.ChainID]++
 		in.pinned = append(in.pinned, l.ChainID)
 	}
 	s.mu.Unlock()
 	if err != nil || found {
-		giveUp(split)
+		in.drop(ctx, p)
 	}
 	if err != nil {
 		return layerRecord{}, err
@@ -282,50 +351,38 @@ func (in *ingest) apply(ctx context.Context, parent digest.Digest, parentDriver 
 	return l, nil
 }
 
-// extract applies stream to driver layer id, and stores the stream's
-// tar-split metadata as a blob, which it returns with the driver's stats.
-func (in *ingest) extract(ctx context.Context, id string, stream io.Reader, progress layerProgress) (layertar.Stats, digest.Digest, error) {
+// extract applies stream to driver layer id, and stores the index of the
+// stream as a blob, which it returns with the driver's stats.
+func (in *ingest) extract(ctx context.Context, id string, stream io.Reader, progress layerProgress, inputDigest bool) (layertar.Stats, digest.Digest, error) {
 	s := in.s
 	var st layertar.Stats
 	src := &guardReader{r: stream, progress: progress}
 	src.cond = sync.NewCond(&src.mu)
-	plain, _, err := layertar.Decompress(src)
-	if err != nil {
-		return st, "", err
-	}
+	defer src.stop()
 	w, err := s.content.Writer()
 	if err != nil {
-		plain.Close()
 		return st, "", err
 	}
 	defer w.Close()
 	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
 	if err != nil {
-		plain.Close()
 		return st, "", err
 	}
-	packer := &splitPacker{enc: json.NewEncoder(zw)}
-	tee, err := asm.NewInputTarStream(plain, packer, discardPutter{})
-	if err != nil {
-		plain.Close()
-		return st, "", err
+	opts := []graph.ApplyOpt{graph.WithIndex(&splitIndex{enc: json.NewEncoder(zw)})}
+	if _, ok := s.driver.(graph.Syncer); ok {
+		opts = append(opts, graph.WithWriteback())
 	}
-	st, err = s.driver.ApplyDiff(ctx, id, classifyReader{tee})
+	if inputDigest {
+		opts = append(opts, graph.WithInputDigest())
+	}
+	st, err = s.driver.ApplyDiff(ctx, id, src, opts...)
+	// The driver reads the stream no more; make sure of it before the
+	// caller reads on.
+	src.stop()
 	if err != nil {
-		// Stop the tar-split reader before closing the decompressor under
-		// it: it fails on its next read, and stop waits for a read in
-		// progress.
-		if pr, ok := tee.(*io.PipeReader); ok {
-			pr.CloseWithError(err)
-		}
-		src.stop()
-		packer.close()
-		plain.Close()
 		zw.Close()
 		return st, "", err
 	}
-	src.stop()
-	plain.Close()
 	if err := zw.Close(); err != nil {
 		return st, "", err
 	}
@@ -456,10 +513,18 @@ type committed struct {
 }
 
 // commit records images, their layer references and their tags in one
-// transaction. An image already present keeps its record and gets the
-// tags.
-func (in *ingest) commit(images []newImage) ([]committed, error) {
+// transaction, once the layers this ingest made are synced. An image
+// already present keeps its record and gets the tags.
+func (in *ingest) commit(ctx context.Context, images []newImage) ([]committed, error) {
 	s := in.s
+	// The layers' files reach the disk before the records that make
+	// them part of an image: after a power cut an image is whole, or
+	// its unreferenced layers are dropped at the next start.
+	if sy, ok := s.driver.(graph.Syncer); ok && in.wrote {
+		if err := sy.Sync(ctx); err != nil {
+			return nil, fmt.Errorf("sync the new layers: %w", err)
+		}
+	}
 	out := make([]committed, 0, len(images))
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -519,77 +584,37 @@ type sourceError struct{ err error }
 func (e sourceError) Error() string { return e.err.Error() }
 func (e sourceError) Unwrap() error { return e.err }
 
-// classifyReader gives the errors met while decompressing and splitting a
-// layer stream their class: bad data (a corrupt compression, a broken or
-// truncated tar) is InvalidArgument; errors of the source keep theirs.
-type classifyReader struct{ r io.Reader }
-
-func (c classifyReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if err == nil || err == io.EOF {
-		return n, err
-	}
-	var se sourceError
-	switch {
-	case errors.As(err, &se):
-		return n, se.err
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errdefs.ClassOf(err) != errdefs.Unknown:
-		return n, err
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return n, errdefs.InvalidArgument("layer stream is truncated")
-	}
-	return n, errdefs.InvalidArgument("layer stream is corrupt: %v", err)
+// splitIndex keeps a layer's index (see layertar.Indexer) as JSON lines
+// of tar-split's entries, which save reads back: raw pieces as segments,
+// files by name and size. Their content is not checksummed: the rebuilt
+// stream is checked as a whole against the layer's diff id instead (see
+// writeLayer).
+type splitIndex struct {
+	enc *json.Encoder
+	pos int
 }
 
-// discardPutter reads a file's content past tar-split and keeps no
-// checksum: the rebuilt stream is checked as a whole against the layer's
-// diff id instead (see writeLayer), which saves a crc64 pass over every
-// byte of every layer loaded.
-type discardPutter struct{}
-
-func (discardPutter) Put(_ string, r io.Reader) (int64, []byte, error) {
-	n, err := io.Copy(io.Discard, r)
-	return n, nil, err
+func (x *splitIndex) put(e storage.Entry) error {
+	e.Position = x.pos
+	x.pos++
+	return x.enc.Encode(e)
 }
 
-// splitPacker writes tar-split entries as JSON lines, as tar-split's own
-// packer does, but takes a path given twice in one layer (tar allows it,
-// and some image builders do it); tar-split's packer refuses it.
-//
-// It is called on tar-split's goroutine; close, on the caller's, waits for
-// an entry being written and makes later ones fail, so that the writer
-// below can be closed safely after a failure.
-type splitPacker struct {
-	mu     sync.Mutex
-	closed bool
-	enc    *json.Encoder
-	pos    int
+// Raw records a piece of raw stream.
+func (x *splitIndex) Raw(b []byte) error {
+	return x.put(storage.Entry{Type: storage.SegmentType, Payload: b})
 }
 
-func (p *splitPacker) close() {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
-}
-
-func (p *splitPacker) AddEntry(e storage.Entry) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return -1, errStopped
+// File records a file's place in the stream.
+func (x *splitIndex) File(name string, size int64) error {
+	e := storage.Entry{Type: storage.FileType, Name: name, Size: size}
+	if !utf8.ValidString(name) {
+		e.NameRaw, e.Name = []byte(name), ""
 	}
-	if e.Name != "" && !utf8.ValidString(e.Name) {
-		e.NameRaw, e.Name = []byte(e.Name), ""
-	}
-	e.Position = p.pos
-	if err := p.enc.Encode(e); err != nil {
-		return -1, err
-	}
-	p.pos++
-	return e.Position, nil
+	return x.put(e)
 }
 
-// splitUnpacker reads what splitPacker wrote.
+// splitUnpacker reads what splitIndex wrote.
 type splitUnpacker struct{ dec *json.Decoder }
 
 func (u splitUnpacker) Next() (*storage.Entry, error) {

@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -13,6 +14,8 @@ import (
 	"os"
 	"path"
 	"runtime"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/distribution/reference"
@@ -20,6 +23,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"example.org/ctr/drivers/graph"
 	"example.org/ctr/image/archive"
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/layertar"
@@ -27,7 +31,7 @@ import (
 
 // smallFile is the size up to which an archive entry is kept in memory;
 // larger ones (layers) are applied from the stream when possible, else
-// spooled to a temporary file.
+// spooled to a temporary file. (Store.inMemory holds it; tests lower it.)
 const smallFile = 1 << 20
 
 // maxMetaFile is the largest manifest, index or config ctr reads.
@@ -76,6 +80,7 @@ func (s *Store) Load(ctx context.Context, r io.Reader, progress Progress) ([]Loa
 	}
 	defer l.in.finish(ctx)
 	defer l.removeSpool()
+	defer l.dropStaged(ctx)
 	if err := l.read(ctx, r); err != nil {
 		return nil, err
 	}
@@ -91,7 +96,7 @@ func (s *Store) Load(ctx context.Context, r io.Reader, progress Progress) ([]Loa
 		}
 		images = append(images, ni)
 	}
-	res, err := l.in.commit(images)
+	res, err := l.in.commit(ctx, images)
 	if err != nil {
 		return nil, err
 	}
@@ -106,8 +111,24 @@ func (s *Store) Load(ctx context.Context, r io.Reader, progress Progress) ([]Loa
 type archFile struct {
 	data   []byte
 	spool  string
+	staged *stagedLayer
 	size   int64
 	digest digest.Digest
+}
+
+// stagedLayer is an archive file applied as a layer as it came, before the
+// archive said which layer goes below it: a driver whose layers do not
+// depend on their parent (graph.ParentSetter) gets the parent when the
+// manifest is read. This saves spooling layers to disk and reading them
+// back for archives that put the manifest last (as docker save does).
+type stagedLayer struct {
+	// p is the layer made; nil once recorded (or dropped).
+	p *pendingLayer
+	// err is why the file could not be applied; it is an error only if
+	// a manifest names the file as a layer.
+	err error
+	// rec is the layer the file became, once recorded.
+	rec *layerRecord
 }
 
 func (f *archFile) open() (io.ReadCloser, error) {
@@ -125,6 +146,7 @@ type loader struct {
 	files  map[string]*archFile
 	links  map[string]string // link path → target path
 	spools []string
+	staged []*stagedLayer
 
 	plan      *plan
 	planDirty bool
@@ -157,6 +179,16 @@ type plannedLayer struct {
 func (l *loader) removeSpool() {
 	for _, p := range l.spools {
 		_ = os.Remove(p)
+	}
+}
+
+// dropStaged removes the staged layers that no image took.
+func (l *loader) dropStaged(ctx context.Context) {
+	for _, st := range l.staged {
+		if st.p != nil {
+			l.in.drop(ctx, st.p)
+			st.p = nil
+		}
 	}
 }
 
@@ -232,7 +264,7 @@ func isMetaName(name string) bool {
 
 // file takes in one regular file of the archive.
 func (l *loader) file(ctx context.Context, name string, hdr *tar.Header, tr io.Reader) error {
-	if isMetaName(name) || hdr.Size <= smallFile {
+	if isMetaName(name) || hdr.Size <= l.s.inMemory {
 		if hdr.Size > maxMetaFile {
 			return errdefs.InvalidArgument("image archive: %s is %d bytes; ctr reads at most %d", name, hdr.Size, maxMetaFile)
 		}
@@ -252,6 +284,16 @@ func (l *loader) file(ctx context.Context, name string, hdr *tar.Header, tr io.R
 			return l.applyDirect(ctx, pl, hdr.Size, tr)
 		}
 	}
+	br := bufio.NewReaderSize(&ctxReader{ctx: ctx, r: tr}, 64<<10)
+	if _, ok := l.s.driver.(graph.ParentSetter); ok {
+		head, err := br.Peek(512)
+		if err != nil && err != io.EOF {
+			return archiveReadError(1, unwrapSpoolRead(err))
+		}
+		if looksLikeLayer(head) {
+			return l.stage(ctx, name, hdr.Size, br)
+		}
+	}
 	f, err := os.CreateTemp(l.s.tmpDir(), "load-*")
 	if err != nil {
 		return fmt.Errorf("image archive: spool %s: %w", name, err)
@@ -265,7 +307,7 @@ func (l *loader) file(ctx context.Context, name string, hdr *tar.Header, tr io.R
 		h = sha256.New()
 		w = io.MultiWriter(f, h)
 	}
-	n, err := io.CopyBuffer(w, &ctxReader{ctx: ctx, r: tr}, make([]byte, 1<<20))
+	n, err := io.CopyBuffer(w, br, make([]byte, 1<<20))
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -310,32 +352,174 @@ func (p *plan) direct(name string, applied map[digest.Digest]layerRecord) *plann
 
 // applyDirect applies a layer from the archive stream.
 func (l *loader) applyDirect(ctx context.Context, pl *plannedLayer, size int64, tr io.Reader) error {
-	// The content is hashed only when its name promises a digest.
-	h := sha256.New()
-	src := tr
-	if pl.blob != "" {
-		src = io.TeeReader(tr, h)
-	}
-	rec, err := l.in.layer(ctx, pl.parent, pl.diffID, src, l.layerProgress(pl.diffID, size))
+	rec, err := l.in.layer(ctx, pl.parent, pl.diffID, pl.blob, tr, l.layerProgress(ShortID(pl.diffID), size))
 	if errors.Is(err, errLayerExists) {
 		l.applied[pl.chain] = rec
 		l.layerDone(pl.diffID, true)
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("image archive: layer %s: %w", pl.path, err)
-	}
-	// Read what the layer tar left (padding after its end) so that the
-	// digest covers the whole file.
-	if _, err := io.Copy(io.Discard, src); err != nil {
-		return archiveReadError(1, err)
+		return layerError(pl.path, err)
 	}
 	l.applied[pl.chain] = rec
-	if pl.blob != "" && hashDigest(h) != pl.blob {
-		return errdefs.InvalidArgument("image archive: %s: digest mismatch: expected %s, content is %s", pl.path, pl.blob, hashDigest(h))
-	}
 	l.layerDone(pl.diffID, false)
 	return nil
+}
+
+// layerError names the archive's file in the error of applying a layer;
+// an error of the archive stream itself says so.
+func layerError(name string, err error) error {
+	var se sourceError
+	if errors.As(err, &se) {
+		return archiveReadError(1, unwrapSpoolRead(se.err))
+	}
+	return fmt.Errorf("image archive: layer %s: %w", name, err)
+}
+
+// unwrapSpoolRead returns the error of the archive's reader under the
+// mark ctxReader puts on it.
+func unwrapSpoolRead(err error) error {
+	var sr spoolReadError
+	if errors.As(err, &sr) {
+		return sr.err
+	}
+	return err
+}
+
+// looksLikeLayer tells, from its first 512 bytes, whether an archive file
+// may be a layer: a gzip or zstd stream, or a tar stream (a header block
+// whose checksum holds).
+func looksLikeLayer(head []byte) bool {
+	if layertar.DetectCompression(head) != layertar.Uncompressed {
+		return true
+	}
+	if len(head) < 512 {
+		return false
+	}
+	field := bytes.TrimRight(bytes.TrimLeft(head[148:156], " "), " \x00")
+	want, err := strconv.ParseUint(string(field), 8, 32)
+	if err != nil {
+		return false
+	}
+	var sum uint64
+	for i, c := range head[:512] {
+		if i >= 148 && i < 156 {
+			c = ' '
+		}
+		sum += uint64(c)
+	}
+	return sum == want
+}
+
+// stage applies the archive file name as a layer without a parent, for
+// finishImage to put in place.
+func (l *loader) stage(ctx context.Context, name string, size int64, r io.Reader) error {
+	st := &stagedLayer{}
+	l.files[name] = &archFile{staged: st, size: size}
+	p, err := l.in.create(ctx, "")
+	if err != nil {
+		return fmt.Errorf("image archive: %s: %w", name, err)
+	}
+	l.staged = append(l.staged, st)
+	if err := l.in.fill(ctx, p, r, l.layerProgress(displayID(name), size), true); err != nil {
+		var se sourceError
+		if errors.As(err, &se) || !errdefs.IsInvalidArgument(err) {
+			return layerError(name, err)
+		}
+		// Bad content: an error only if a manifest says it is a layer.
+		st.err = err
+		return nil
+	}
+	st.p = p
+	l.files[name].digest = digest.Digest(p.stats.InputDigest)
+	return nil
+}
+
+// displayID is how progress names the archive file name before its diff
+// id is known: its digest, or its folder (docker's older archives keep a
+// layer as ID/layer.tar), shortened as docker shows ids.
+func displayID(name string) string {
+	if d, ok := archive.DigestOfPath(name); ok {
+		return ShortID(d)
+	}
+	id, _, _ := strings.Cut(name, "/")
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return id
+}
+
+// adopt puts the staged layer of archive file f where pl says, and
+// returns it with whether an equal layer was there already.
+func (l *loader) adopt(ctx context.Context, pl *plannedLayer, f *archFile) (layerRecord, bool, error) {
+	st := f.staged
+	switch {
+	case st.err != nil:
+		return layerRecord{}, false, layerError(pl.path, st.err)
+	case pl.blob != "" && f.digest != pl.blob:
+		return layerRecord{}, false, errdefs.InvalidArgument("image archive: layer %s: digest mismatch: expected %s, content is %s", pl.path, pl.blob, f.digest)
+	case st.p != nil:
+		p := st.p
+		if err := p.check(pl.diffID, ""); err != nil {
+			return layerRecord{}, false, layerError(pl.path, err)
+		}
+		st.p = nil // recorded or dropped below
+		rec, err := l.attach(ctx, p, pl)
+		existed := errors.Is(err, errLayerExists)
+		if err != nil && !existed {
+			return layerRecord{}, false, layerError(pl.path, err)
+		}
+		st.rec = &rec
+		return rec, existed, nil
+	case st.rec != nil:
+		// The same file is a layer on another parent too: rebuild its
+		// stream from the layer made already.
+		if st.rec.DiffID != pl.diffID {
+			return layerRecord{}, false, layerError(pl.path, errdefs.InvalidArgument("layer digest mismatch: the image config says %s, the layer's content is %s", pl.diffID, st.rec.DiffID))
+		}
+		pr, pw := io.Pipe()
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			pw.CloseWithError(l.s.writeLayer(ctx, *st.rec, pw))
+		}()
+		rec, err := l.in.layer(ctx, pl.parent, pl.diffID, "", pr, l.layerProgress(ShortID(pl.diffID), st.rec.TarSize))
+		pr.CloseWithError(errStopped)
+		<-wrote
+		existed := errors.Is(err, errLayerExists)
+		if err != nil && !existed {
+			return layerRecord{}, false, layerError(pl.path, err)
+		}
+		return rec, existed, nil
+	}
+	return layerRecord{}, false, fmt.Errorf("image archive: layer %s: staged layer lost", pl.path)
+}
+
+// attach records the staged layer p as layer pl, on its parent, unless
+// the store has that layer already (then p is dropped and the error is
+// errLayerExists, with the layer).
+func (l *loader) attach(ctx context.Context, p *pendingLayer, pl *plannedLayer) (layerRecord, error) {
+	rec, done, err := l.in.claimChain(ctx, pl.chain)
+	if err != nil || done == nil {
+		l.in.drop(ctx, p)
+		if err == nil {
+			err = errLayerExists
+		}
+		return rec, err
+	}
+	defer done()
+	if pl.parent != "" {
+		parent, ok := l.applied[pl.parent]
+		if !ok {
+			l.in.drop(ctx, p)
+			return layerRecord{}, fmt.Errorf("parent layer %s is missing", pl.parent)
+		}
+		if err := l.s.driver.(graph.ParentSetter).SetParent(ctx, p.id, parent.DriverID); err != nil {
+			l.in.drop(ctx, p)
+			return layerRecord{}, err
+		}
+	}
+	return l.in.record(ctx, p, pl.parent)
 }
 
 // finishImage applies the layers of img that are not in place yet, from
@@ -349,6 +533,16 @@ func (l *loader) finishImage(ctx context.Context, img plannedImage) (newImage, e
 			if f == nil {
 				return ni, errdefs.InvalidArgument("image archive: the manifest names layer %s, which is not in the archive", pl.path)
 			}
+			if f.staged != nil {
+				rec, existed, err := l.adopt(ctx, pl, f)
+				if err != nil {
+					return ni, err
+				}
+				l.applied[pl.chain] = rec
+				l.layerDone(pl.diffID, existed)
+				ni.Layers = append(ni.Layers, rec)
+				continue
+			}
 			if pl.blob != "" && f.digest != pl.blob {
 				return ni, errdefs.InvalidArgument("image archive: layer %s: digest mismatch: expected %s, content is %s", pl.path, pl.blob, f.digest)
 			}
@@ -356,11 +550,11 @@ func (l *loader) finishImage(ctx context.Context, img plannedImage) (newImage, e
 			if err != nil {
 				return ni, err
 			}
-			rec, err = l.in.layer(ctx, pl.parent, pl.diffID, rc, l.layerProgress(pl.diffID, f.size))
+			rec, err = l.in.layer(ctx, pl.parent, pl.diffID, "", rc, l.layerProgress(ShortID(pl.diffID), f.size))
 			rc.Close()
 			existed := errors.Is(err, errLayerExists)
 			if err != nil && !existed {
-				return ni, fmt.Errorf("image archive: layer %s: %w", pl.path, err)
+				return ni, layerError(pl.path, err)
 			}
 			l.applied[pl.chain] = rec
 			l.layerDone(pl.diffID, existed)
@@ -373,8 +567,8 @@ func (l *loader) finishImage(ctx context.Context, img plannedImage) (newImage, e
 	return ni, nil
 }
 
-func (l *loader) layerProgress(diffID digest.Digest, total int64) layerProgress {
-	id := ShortID(diffID)
+// layerProgress reports the progress of a layer shown as id.
+func (l *loader) layerProgress(id string, total int64) layerProgress {
 	var cur, last int64
 	start := time.Now().Unix()
 	return func(n int64) {
@@ -417,6 +611,9 @@ func (l *loader) readMeta(p string) ([]byte, error) {
 	f := l.lookup(p)
 	if f == nil {
 		return nil, nil
+	}
+	if f.staged != nil {
+		return nil, errdefs.InvalidArgument("image archive: %s is a layer, not a JSON document", p)
 	}
 	if f.spool == "" {
 		return f.data, nil

@@ -101,7 +101,7 @@ func TestJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	ins := res.(image.InspectResponse)
-	if ins.ID != string(digest.FromBytes(child.Config)) || len(ins.RootFS.Layers) != 2 || ins.Config.Cmd[0] != "child" || ins.GraphDriver.Name != "vfs" {
+	if ins.ID != string(digest.FromBytes(child.Config)) || len(ins.RootFS.Layers) != 2 || ins.Config.Cmd[0] != "child" || ins.GraphDriver.Name != testDriver {
 		t.Errorf("inspect = %+v", ins)
 	}
 	res, _, err = run(t, eng, "history", nil, nil, "child")

@@ -72,6 +72,11 @@ type Store struct {
 	// busy counts, per blob, the loads that wrote it and will refer to
 	// it once they commit: such a blob is never deleted.
 	busy map[digest.Digest]int
+
+	// inMemory is the size up to which a load keeps an archive's file
+	// in memory (smallFile; tests lower it to reach the other paths
+	// with small archives).
+	inMemory int64
 }
 
 // Open opens the image store in root (for the daemon, --root/image), with
@@ -118,6 +123,7 @@ func Open(ctx context.Context, root string, driver graph.Driver, log *slog.Logge
 		holds:    make(map[digest.Digest]int),
 		active:   make(map[string]bool),
 		busy:     make(map[digest.Digest]int),
+		inMemory: smallFile,
 	}
 	if err := s.repair(ctx); err != nil {
 		db.Close()
@@ -431,7 +437,7 @@ func (s *Store) RemoveUnknownLayers(ctx context.Context, keep func(driverID stri
 	for pass := 0; pass < 64; pass++ {
 		progress := false
 		for _, id := range ids {
-			if known[id] || (keep != nil && keep(id)) || slices.Contains(removed, id) {
+			if known[id] || s.active[id] || (keep != nil && keep(id)) || slices.Contains(removed, id) {
 				continue
 			}
 			if err := s.driver.Remove(ctx, id); err != nil {

@@ -252,7 +252,7 @@ func TestLoadHostile(t *testing.T) {
 		"invalid tag":        {dockerArchive(t, false, testImage{Tags: []string{"Bad Name!"}, Config: configFor(t, "a", l), Layers: [][]byte{l}}), errdefs.InvalidArgumentClass, "invalid tag"},
 		"path traversal":     {tarOf(t, []archEntry{{Name: "../../etc/evil", Body: []byte("x")}}), errdefs.InvalidArgumentClass, "outside"},
 		"layer count":        {dockerArchive(t, false, testImage{Config: configFor(t, "c", l, other), Layers: [][]byte{l}}), errdefs.InvalidArgumentClass, "layers"},
-		"oci blob digest":    {corruptOCIBlob(t), errdefs.InvalidArgumentClass, "mismatch"},
+		"oci blob digest":    {corruptOCIBlob(t), errdefs.InvalidArgumentClass, "mismatch|corrupt"}, // corrupt: overlay applies it as it comes
 		"hostile layer path": {dockerArchive(t, false, testImage{Config: configFor(t, "h", layerTar(t, fsEntry{Name: "../escape", Body: "x"})), Layers: [][]byte{layerTar(t, fsEntry{Name: "../escape", Body: "x"})}}), errdefs.InvalidArgumentClass, ""},
 	}
 	for name, c := range cases {
@@ -267,7 +267,7 @@ func TestLoadHostile(t *testing.T) {
 			if errdefs.ClassOf(err) != c.class {
 				t.Errorf("error class %v, want %v: %v", errdefs.ClassOf(err), c.class, err)
 			}
-			if c.says != "" && !strings.Contains(err.Error(), c.says) {
+			if c.says != "" && !saysOneOf(err.Error(), c.says) {
 				t.Errorf("error %q does not say %q", err, c.says)
 			}
 			imgs, _ := s.Images(context.Background())
@@ -281,6 +281,16 @@ func TestLoadHostile(t *testing.T) {
 			checkConsistent(t, s2)
 		})
 	}
+}
+
+// saysOneOf reports whether msg holds one of the '|'-separated words.
+func saysOneOf(msg, words string) bool {
+	for _, w := range strings.Split(words, "|") {
+		if strings.Contains(msg, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func missingLayerArchive(t testing.TB, l []byte) []byte {
@@ -402,7 +412,7 @@ func TestAbandonedLoad(t *testing.T) {
 
 	in := s.begin()
 	l2 := layerTar(t, fsEntry{Name: "x", Body: "half"})
-	if _, err := in.layer(ctx, "", digest.FromBytes(l2), bytes.NewReader(l2), nil); err != nil {
+	if _, err := in.layer(ctx, "", digest.FromBytes(l2), "", bytes.NewReader(l2), nil); err != nil {
 		t.Fatal(err)
 	}
 	// A layer begun: orphan record and driver layer, no record.
