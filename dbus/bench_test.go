@@ -27,6 +27,8 @@ import (
 //
 // dbus-ping is a round trip to ctrd through the bus that runs no job
 // (Peer.Ping, answered by godbus itself): the floor of any D-Bus call.
+// dbus-nojob is a method of ctr's that runs no job (ListJobs, with nothing
+// running): the floor plus ctrd's dispatch.
 // dbus-every-job is the same call with every job announced by JobNew and
 // JobRemoved (Options.AnnounceJobsAfter < 0), the cost the default of
 // announcing only the jobs that last avoids.
@@ -82,35 +84,104 @@ func BenchmarkVersion(b *testing.B) {
 	b.Run("dbus-ping", func(b *testing.B) {
 		latencies(b, func() error { return c.callAt(ManagerPath, ifacePeer+".Ping", nil) })
 	})
+	b.Run("dbus-nojob", func(b *testing.B) {
+		latencies(b, func() error { return c.call("ListJobs", nil, new([]JobRow)) })
+	})
 	// Another bus, already running, at CTR_BENCH_DBUS_ADDRESS: such as
 	// dbus-broker (see BenchmarkVersion's doc).
+	var cOther *client
 	if other := os.Getenv("CTR_BENCH_DBUS_ADDRESS"); other != "" {
 		teOther := newTestEngine(b)
 		serve(b, teOther, other, Options{})
-		cOther := dial(b, other)
+		cOther = dial(b, other)
 		b.Run("other-bus", func(b *testing.B) { latencies(b, dbusCall(cOther)) })
 		b.Run("other-bus-ping", func(b *testing.B) {
 			latencies(b, func() error { return cOther.callAt(ManagerPath, ifacePeer+".Ping", nil) })
 		})
+		b.Run("other-bus-nojob", func(b *testing.B) {
+			latencies(b, func() error { return cOther.call("ListJobs", nil, new([]JobRow)) })
+		})
 	}
 	b.Run("dbus-every-job", func(b *testing.B) { latencies(b, dbusCall(cAll)) })
-	b.Run("http", func(b *testing.B) {
-		latencies(b, func() error {
-			resp, err := hc.Get(url)
-			if err != nil {
-				return err
+	httpCall := func() error {
+		resp, err := hc.Get(url)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var v system.VersionResponse
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+			return err
+		}
+		if v.Version == "" {
+			return fmt.Errorf("no version")
+		}
+		return nil
+	}
+	b.Run("http", func(b *testing.B) { latencies(b, httpCall) })
+
+	// The same calls taking turns, one of each per round, so that a load
+	// that comes and goes (other work on the machine) weighs on each
+	// alike: the fairest comparison on a busy machine.
+	turns := []namedCall{
+		{"http", httpCall},
+		{"dbus", dbusCall(c)},
+		{"dbus-ping", func() error { return c.callAt(ManagerPath, ifacePeer+".Ping", nil) }},
+	}
+	if cOther != nil {
+		turns = append(turns,
+			namedCall{"other", dbusCall(cOther)},
+			namedCall{"other-ping", func() error { return cOther.callAt(ManagerPath, ifacePeer+".Ping", nil) }})
+	}
+	b.Run("turns", func(b *testing.B) { latencyTurns(b, turns) })
+}
+
+// namedCall is a call latencyTurns times.
+type namedCall struct {
+	name string
+	fn   func() error
+}
+
+// latencyTurns runs b.N rounds of calls, one of each per round, and
+// reports each one's median and 99th percentile in microseconds.
+func latencyTurns(b *testing.B, calls []namedCall) {
+	for i := 0; i < 10; i++ {
+		for _, c := range calls {
+			if err := c.fn(); err != nil {
+				b.Fatalf("%s: %v", c.name, err)
 			}
-			defer resp.Body.Close()
-			var v system.VersionResponse
-			if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-				return err
+		}
+	}
+	d := make([][]time.Duration, len(calls))
+	for i := range d {
+		d[i] = make([]time.Duration, b.N)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j, c := range calls {
+			start := time.Now()
+			if err := c.fn(); err != nil {
+				b.Fatalf("%s: %v", c.name, err)
 			}
-			if v.Version == "" {
-				return fmt.Errorf("no version")
-			}
-			return nil
-		})
-	})
+			d[j][i] = time.Since(start)
+		}
+	}
+	b.StopTimer()
+	for j, c := range calls {
+		p50, p99 := percentiles(d[j])
+		b.ReportMetric(p50, c.name+"-p50-µs")
+		b.ReportMetric(p99, c.name+"-p99-µs")
+	}
+}
+
+// percentiles sorts d and returns its median and 99th percentile in
+// microseconds.
+func percentiles(d []time.Duration) (p50, p99 float64) {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	pct := func(p float64) float64 {
+		return float64(d[int(p*float64(len(d)-1))].Nanoseconds()) / 1e3
+	}
+	return pct(0.50), pct(0.99)
 }
 
 // latencies times b.N calls of fn and reports the median and the 99th
@@ -132,12 +203,9 @@ func latencies(b *testing.B, fn func() error) {
 		d[i] = time.Since(start)
 	}
 	b.StopTimer()
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	pct := func(p float64) float64 {
-		return float64(d[int(p*float64(len(d)-1))].Nanoseconds()) / 1e3
-	}
-	b.ReportMetric(pct(0.50), "p50-µs")
-	b.ReportMetric(pct(0.99), "p99-µs")
+	p50, p99 := percentiles(d)
+	b.ReportMetric(p50, "p50-µs")
+	b.ReportMetric(p99, "p99-µs")
 }
 
 // BenchmarkVersionInProcess measures ctrd's own part of a Version call,
