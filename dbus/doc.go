@@ -6,14 +6,25 @@
 // this file, which the package embeds and serves in Introspect:
 //
 //	/org/example/Ctr            org.example.Ctr: Version, Info, ListJobs,
-//	                            ListHandlers, RunJob; the properties Version,
+//	                            ListHandlers, RunJob, ListContainers,
+//	                            CreateContainer, StartContainer,
+//	                            StopContainer, KillContainer,
+//	                            RemoveContainer, ListImages, RemoveImage,
+//	                            LoadImage; the properties Version,
 //	                            ApiVersion, StorageDriver, ExecDriver,
 //	                            Containers, ContainersRunning, Images,
 //	                            SocketActivated; the signals JobNew,
 //	                            JobRemoved and Event; and
 //	                            org.freedesktop.DBus.ObjectManager
-//	/org/example/Ctr/job/ID     org.example.Ctr.Job, one per running job:
-//	                            Cancel; Id, Name, State, Progress
+//	/org/example/Ctr/job/ID     org.example.Ctr.Job, one per running job
+//	                            (and for a minute after a LoadImage job
+//	                            ended): Cancel, Wait; Id, Name, State,
+//	                            Progress, Result, Error
+//	/org/example/Ctr/container/ID
+//	                            org.example.Ctr.Container, one per
+//	                            container: Start, Stop, Kill, Remove, Wait;
+//	                            Id, Name, Image, State, Pid, ExitCode,
+//	                            StartedAt, FinishedAt, IPAddress
 //
 // Every object also has the standard Peer, Introspectable and Properties
 // interfaces.
@@ -27,6 +38,16 @@
 // job's stdout and stderr as strings, and when a job replied with a value
 // and wrote nothing to stdout, stdout holds that value's JSON, one line, so
 // `busctl call … RunJob sasa{ss} NAME 0 0` shows every job's result.
+//
+// Every method runs a job of the engine, the one HTTP runs for the same
+// request, so the errors and events are the same on both transports.
+// Container objects follow the events log: after each event of a
+// container, the container_inspect job reads it again and what changed is
+// sent in PropertiesChanged; the objects of the containers that exist are
+// made before the name is requested. LoadImage runs the load job in the
+// background with the passed file descriptor as its input, and returns the
+// job's object once the job is in the engine's table (systemd's pattern:
+// JobNew before the reply, JobRemoved with the result).
 //
 // # Errors
 //
@@ -42,6 +63,12 @@
 // the caller's uid and groups come from the bus (GetConnectionCredentials),
 // and only root and members of Options.Group get through; the others get
 // org.example.Ctr.Error.PermissionDenied, whatever the policy says.
+//
+// File descriptors passed with anything but LoadImage are closed as soon
+// as their message is read. godbus (v5.2.4) panics when it reads an array
+// of file descriptors, before ctrd sees the message; the bus policy must
+// therefore refuse file descriptors from everyone but root and group ctr
+// (max_fds="0"), see the README.
 //
 // # Life cycle
 //
