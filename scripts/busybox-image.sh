@@ -4,6 +4,9 @@
 # for every applet, a minimal /etc. The archive is reproducible (fixed
 # times and owners), so its image id is the same on every run with the
 # same busybox. Load it with `ctrctl load -i OUT` or `docker load -i OUT`.
+# The image's creation time, and the time of its files, is the modification
+# time of the busybox binary (dpkg keeps the package's), or
+# SOURCE_DATE_EPOCH when it is set.
 #
 # Needs: busybox-static (apt-get install busybox-static), tar, sha256sum.
 # BUSYBOX (default /bin/busybox) and TAG (default busybox:latest) change
@@ -22,6 +25,16 @@ if ldd "$bb" >/dev/null 2>&1; then
 	echo "busybox-image.sh: $bb is dynamically linked; apt-get install busybox-static" >&2
 	exit 1
 fi
+
+# A real time, yet the same on every run: when this busybox was built.
+epoch=${SOURCE_DATE_EPOCH:-$(stat -L -c %Y "$bb")}
+case $epoch in
+'' | *[!0-9]*)
+	echo "busybox-image.sh: bad time $epoch (SOURCE_DATE_EPOCH or the mtime of $bb)" >&2
+	exit 1
+	;;
+esac
+created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
 
 case $(uname -m) in
 x86_64) arch=amd64 ;;
@@ -52,13 +65,12 @@ printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
 chmod 1777 "$root/tmp" "$root/var/tmp"
 chmod 0700 "$root/root"
 
-tarflags="--sort=name --numeric-owner --owner=0 --group=0 --mtime=@0 --format=posix --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime"
+tarflags="--sort=name --numeric-owner --owner=0 --group=0 --mtime=@$epoch --format=posix --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime"
 # shellcheck disable=SC2086
 (cd "$root" && tar $tarflags -cf "$work/layer.tar" $(ls -A))
 diff=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
 
 version=$("$bb" 2>&1 | head -n 1 | sed 's/ multi-call binary.*//; s/"/_/g')
-created=1970-01-01T00:00:00Z
 printf '{"architecture":"%s","os":"linux","created":"%s","config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created":"%s","created_by":"scripts/busybox-image.sh: %s"}]}' \
 	"$arch" "$created" "$diff" "$created" "$version" >"$work/config.json"
 cfg=$(sha256sum "$work/config.json" | cut -d' ' -f1)
