@@ -61,9 +61,13 @@ type Progress func(jsonstream.Message)
 // zstd tars.
 //
 // Layers are applied straight from the stream when the archive's
-// manifest and configs come before them (as in archives ctr writes);
-// otherwise they are spooled to a temporary file first. Load is all or
-// nothing: on any error no image, tag or layer of the archive is left.
+// manifest and configs come before them (as in archives ctr writes).
+// Otherwise, on a driver that can put a layer on its parent afterwards
+// (overlay), they are applied as they come and put in place once the
+// manifest is read; on others (vfs) they are spooled to a temporary file
+// first. Load is all or nothing: on any error no image, tag or layer of
+// the archive is left, and the layers are on disk (synced) before the
+// images are recorded.
 // Broken or hostile archives are InvalidArgument errors that say what is
 // wrong.
 func (s *Store) Load(ctx context.Context, r io.Reader, progress Progress) ([]Loaded, error) {

@@ -15,7 +15,10 @@
 // becomes an orphan in the transaction that drops it. Open removes every
 // orphan, every layer no image uses, every image whose layers or config
 // are missing, and every blob nothing refers to; so a crash at any point
-// leaves the old or the new state.
+// leaves the old or the new state. The layers a load or import made are
+// synced to disk (graph.Syncer) before the transaction that records its
+// images, so that a power cut never leaves an image whose files were
+// lost: a layer no image uses is dropped at the next start.
 package image
 
 import (
