@@ -204,27 +204,33 @@ hugetlb_fix_on() {
 }
 hugetlb_fix_off() {
   [ "$HUGETLB_FIXED" = 1 ] || return 0
-  # The v1 hierarchy goes away (and hugetlb back to cgroup2) only when it
-  # has no child cgroups at umount; their removal is asynchronous: remove,
-  # wait, umount, check, and mount again to retry.
-  local try i
+  # The v1 hierarchy goes away (and hugetlb back to cgroup2) once it is
+  # unmounted everywhere and has no child cgroups. Child removal is
+  # asynchronous, and a mount namespace made meanwhile (another user's
+  # systemd-nspawn machine) may hold a mount of it until it ends: remove
+  # the children, wait, unmount, wait up to 30 s; then mount again and
+  # retry; at last say who still holds it.
+  local try i t0=$SECONDS
   for try in 1 2 3; do
-    mountpoint -q /sys/fs/cgroup/hugetlb || mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
+    mountpoint -q /sys/fs/cgroup/hugetlb || mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb || break
     find /sys/fs/cgroup/hugetlb -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null
     sleep 1
     umount /sys/fs/cgroup/hugetlb
-    for ((i = 0; i < 50; i++)); do
+    for ((i = 0; i < 300; i++)); do
       hugetlb_needed && break 2
       sleep 0.1
     done
-    log "hugetlb is not back on cgroup2 yet (try $try)"
+    log "hugetlb is not back on cgroup2 30 s after umount (try $try)"
   done
   [ "$HUGETLB_DIR_MADE" = 1 ] && rmdir /sys/fs/cgroup/hugetlb && HUGETLB_DIR_MADE=0
   HUGETLB_FIXED=0
   if hugetlb_needed; then
-    log "hugetlb is back on cgroup2"
+    log "hugetlb is back on cgroup2 ($((SECONDS - t0)) s)"
   else
-    loud "hugetlb is still bound to a v1 hierarchy: $(grep hugetlb /proc/cgroups)"
+    local holders
+    holders=$(grep -l ' - cgroup cgroup .*hugetlb' /proc/[0-9]*/mountinfo 2>/dev/null | cut -d/ -f3 | head -5 |
+      while read -r p; do echo "$p:$(tr '\0' ' ' < "/proc/$p/cmdline" | cut -c1-60)"; done | tr '\n' ';')
+    loud "hugetlb is still bound to a v1 hierarchy ($(grep hugetlb /proc/cgroups)); it returns to cgroup2 once nothing mounts it; mounted by: ${holders:-no process found}"
   fi
 }
 
