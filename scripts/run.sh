@@ -4,10 +4,13 @@
 # socket named "api"), on a private socket and state folder under
 # /tmp/ctr-run so that it never clobbers a real install; waits for READY=1
 # (scripts/notifywait plays systemd's side of sd_notify); then talks to it
-# with ctrctl and the docker CLI and says what to try next.
+# with ctrctl and the docker CLI: builds a busybox image
+# (scripts/busybox-image.sh), loads it, runs a container with ctrctl and one
+# with docker, and says what to try next.
 #
 # Without --once ctrd keeps running until Ctrl-C; with --once it is stopped
-# at the end. Either way it is stopped with SIGTERM, as systemctl stop does.
+# at the end. Either way the containers in the private folder are removed
+# first, then ctrd is stopped with SIGTERM, as systemctl stop does.
 # CTR_RUN_DIR moves the private folder elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +21,7 @@ for a in "$@"; do
 	case "$a" in
 	--once) once=1 ;;
 	-h | --help)
-		sed -n '2,12s/^# \{0,1\}//p' "$0"
+		sed -n '2,15s/^# \{0,1\}//p' "$0"
 		exit 0
 		;;
 	*)
@@ -62,11 +65,24 @@ go build -o "$tools/notifywait" ./scripts/notifywait
 notify_pid=$!
 
 ctrd_pid=
+ready=0
 stopped=0
 stop() {
 	[ "$stopped" -eq 0 ] || return 0
 	stopped=1
 	if [ -n "$ctrd_pid" ] && kill -0 "$ctrd_pid" 2>/dev/null; then
+		# Containers first: they would outlive ctrd (that is the point of
+		# their monitors), here in a private folder nobody looks after.
+		if [ "$ready" -eq 1 ]; then
+			local ids
+			ids=$(timeout 60 "$ctrctl" -H "$host" ps -a -q 2>/dev/null || true)
+			if [ -n "$ids" ]; then
+				echo
+				echo "removing the demo's containers: $(echo $ids)"
+				# shellcheck disable=SC2086
+				timeout 120 "$ctrctl" -H "$host" rm -f $ids >/dev/null || echo "run.sh: could not remove every container" >&2
+			fi
+		fi
 		echo
 		echo "stopping ctrd (pid $ctrd_pid) with SIGTERM"
 		kill -TERM "$ctrd_pid" 2>/dev/null || true
@@ -107,6 +123,7 @@ for _ in $(seq 600); do
 	sleep 0.1
 done
 grep -q 'READY=1' "$dir/notify.log" || { echo "run.sh: ctrd said no READY=1 within 60s" >&2; exit 1; }
+ready=1
 echo
 echo "ctrd said: $(grep -m1 'READY=1' "$dir/notify.log")"
 
@@ -118,6 +135,25 @@ if command -v docker >/dev/null; then
 	timeout 60 docker -H "$host" version
 fi
 
+# A container: an image built here without network (busybox-static), loaded
+# as a user would load a `docker save` archive.
+step scripts/busybox-image.sh "$dir/busybox.tar"
+scripts/busybox-image.sh "$dir/busybox.tar"
+step ctrctl -H "$host" load -i "$dir/busybox.tar"
+# The state folder outlives a run: an image loaded by an earlier one is
+# kept (and the same archive is not loaded twice).
+if [ -n "$(timeout 60 "$ctrctl" -H "$host" images -q busybox:latest)" ]; then
+	echo "busybox:latest is loaded already (from an earlier make run, in $dir/root)"
+else
+	timeout 120 "$ctrctl" -H "$host" load -i "$dir/busybox.tar"
+fi
+step ctrctl -H "$host" run --rm busybox echo hello from a ctr container
+timeout 120 "$ctrctl" -H "$host" run --rm busybox echo hello from a ctr container
+if command -v docker >/dev/null; then
+	step docker -H "$host" run --rm busybox sh -c "'echo hello from docker run, served by ctrd; uname -n'"
+	timeout 120 docker -H "$host" run --rm busybox sh -c 'echo hello from docker run, served by ctrd; uname -n'
+fi
+
 cat <<EOT
 
 ctrd runs (pid $ctrd_pid) on $sock; its state is under $dir/root,
@@ -125,6 +161,9 @@ its log in $dir/ctrd.log. Try, in another terminal:
 
   export CTR_HOST=$host
   $ctrctl info --format '{{.ServerVersion}}'
+  $ctrctl run -d --name ticker busybox sh -c 'while :; do date; sleep 5; done'
+  $ctrctl ps; $ctrctl logs -f ticker
+  $ctrctl run --rm -it busybox sh
   $ctrctl jobs
   $ctrctl events --since 10m --until 0s
   DOCKER_HOST=$host docker info
