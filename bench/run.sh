@@ -17,8 +17,10 @@
 #   activation  systemd-socket-activate -l SOCK --fdname=api DAEMON -H fd://:
 #               first connect -> first answer (and -> READY=1), warm and cold
 #   load        a generated docker save archive (LOAD_MIB MiB of files of
-#               mixed sizes in LOAD_LAYERS layers): `ctrctl load -i` into
-#               ctrd, `docker load -i` into dockerd, each on a fresh root,
+#               mixed sizes in LOAD_LAYERS layers): `ctrctl load -q -i` into
+#               ctrd, `docker load -q -i` into dockerd (quiet: no progress
+#               stream, as docker's CLI asks anyway when its output is not a
+#               terminal), each on a fresh root,
 #               and the floor: `tar -x` of the same layer tars into fresh
 #               folders on the same file system; one unmeasured round, then
 #               medians of LOAD_RUNS
@@ -49,9 +51,10 @@
 #   TARGETS     daemons, in column order (default "ctrd dockerd"); the
 #               table adds columns podman and floor when they have figures
 #   SOURCE=head what ctrd is built from: "head" (an export of the
-#               committed HEAD, so the figures belong to one commit) or
-#               "tree" (the working tree as it is, with others' unfinished
-#               work); the dbus section's test runs from the same source
+#               committed HEAD, so the figures belong to one commit), a
+#               commit or other revision (an export of it), or "tree" (the
+#               working tree as it is, with others' unfinished work); the
+#               dbus section's test runs from the same source
 #   CTRD, CTRCTL  binaries to measure instead (CTRCTL default: beside CTRD)
 #   RUNS=5      measured starts per start/activation figure
 #   IDLE=5      seconds between start and the RSS reading
@@ -277,10 +280,12 @@ log "output: $OUT"
   { cat "$OUT/logs/build-ctrload.log" >&2; log "cannot build bench/cmd/ctrload"; exit 1; }
 COMMIT=$(git -C "$REPO" describe --always --dirty --abbrev=40 --exclude "*" 2>/dev/null || echo unknown)
 SRC=$REPO          # where ctrd is built and the dbus benchmark runs
-if [ "$SOURCE" = head ]; then
-  COMMIT=$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)
+if [ "$SOURCE" != tree ]; then
+  REV=$SOURCE; [ "$REV" = head ] && REV=HEAD
+  COMMIT=$(git -C "$REPO" rev-parse --verify "$REV^{commit}" 2>/dev/null) ||
+    { echo "run.sh: SOURCE=$SOURCE is not a commit (head, tree or a revision)" >&2; exit 2; }
   SRC=$STATE/src
-  mkdir -p "$SRC" && git -C "$REPO" archive HEAD | tar -x -C "$SRC" ||
+  mkdir -p "$SRC" && git -C "$REPO" archive "$COMMIT" | tar -x -C "$SRC" ||
     { loud "cannot export HEAD; measuring the working tree"; SRC=$REPO; SOURCE=tree
       COMMIT=$(git -C "$REPO" describe --always --dirty --abbrev=40 --exclude "*" 2>/dev/null || echo unknown); }
 fi
@@ -292,7 +297,7 @@ elif make -C "$SRC" -s build GIT_COMMIT="${COMMIT:0:12}" > "$OUT/logs/build-ctrd
      cp "$SRC/bin/ctrd" "$SRC/bin/ctrctl" "$OUT/bin/"; then
   # as `make build` makes them (static, version stamped); the copies are what was measured
   CTRD=$OUT/bin/ctrd; CTRCTL=$OUT/bin/ctrctl
-  if [ "$SOURCE" = head ]; then CTRD_NOTE="make build of HEAD $COMMIT (git archive)"
+  if [ "$SOURCE" != tree ]; then CTRD_NOTE="make build of $SOURCE = $COMMIT (git archive)"
   else CTRD_NOTE="make build in the working tree $REPO at $COMMIT"; fi
 else
   CTRD=""
@@ -479,7 +484,7 @@ need_busybox() {
 }
 load_busybox() { # target: load the busybox image into it
   cli_of "$1"
-  timeout 120 "${CLI[@]}" load -i "$BUSYBOX" >> "$OUT/logs/$1.log" 2>&1 ||
+  timeout 120 "${CLI[@]}" load -q -i "$BUSYBOX" >> "$OUT/logs/$1.log" 2>&1 ||
     { log "$1: loading busybox failed (logs/$1.log)"; return 1; }
 }
 
@@ -601,7 +606,7 @@ sec_load() {
         daemon_up "$t" fresh || { V[$t]=FAIL; continue; }
         cli_of "$t"; sync
         t0=$(now_ms)
-        timeout 600 "${CLI[@]}" load -i "$dir/image.tar" >> "$OUT/logs/$t.log" 2>&1 || t0=FAIL
+        timeout 600 "${CLI[@]}" load -q -i "$dir/image.tar" >> "$OUT/logs/$t.log" 2>&1 || t0=FAIL
         t1=$(now_ms)
         # the image must be there, under the archive's image ID
         [ "$t0" != FAIL ] && ! timeout 30 "${CLI[@]}" images --no-trunc 2>/dev/null | grep -q "${id#sha256:}" &&
@@ -615,8 +620,8 @@ sec_load() {
   done
   for t in "${who[@]}"; do
     if [ -z "${V[$t]:-}" ] || [ "${V[$t]}" = FAIL ]; then fail "$t" load.archive "$label"; continue; fi
-    local d="ctrctl load -i (fresh --root)"
-    case $t in dockerd) d="$DOCKER load -i (fresh --data-root)" ;; floor) d="tar -xf layer-N.tar -C DIR/N for each layer, fresh DIR on the daemons' file system" ;; esac
+    local d="ctrctl load -q -i (fresh --root)"
+    case $t in dockerd) d="$DOCKER load -q -i (fresh --data-root)" ;; floor) d="tar -xf layer-N.tar -C DIR/N for each layer, fresh DIR on the daemons' file system" ;; esac
     # shellcheck disable=SC2086
     "$LOAD" median --tsv "$TSV" --target "$t" --key load.archive --label "$label" --unit s --detail "$d; sync before each" ${V[$t]}
     # shellcheck disable=SC2086

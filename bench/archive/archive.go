@@ -1,7 +1,8 @@
 // Package archive writes the synthetic image that ctr's benchmark harness
-// loads: a `docker save` archive (manifest.json, the image config, one
-// uncompressed layer.tar per layer, as https://github.com/moby/moby/blob/master/image/spec/v1.2.md
-// describes) that both `ctrctl load` and `docker load` read, with layers of
+// loads: a `docker save` archive (one uncompressed DIGEST/layer.tar per
+// layer, the image config, manifest.json, in the order docker save writes
+// them; https://github.com/moby/moby/blob/master/image/spec/v1.2.md
+// describes the format) that both `ctrctl load` and `docker load` read, with layers of
 // files of mixed sizes whose contents come from a seeded generator, so the
 // same Spec always gives the same archive.
 //
@@ -129,9 +130,7 @@ func Write(w io.Writer, spec Spec, layerDir string) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
-	if err := addBytes(tw, hexID+".json", config); err != nil {
-		return Image{}, err
-	}
+	// docker save's order: the layers, then the config, then the manifest
 	for i, l := range im.Layers {
 		dir := layerNames(im.Layers)[i]
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: filepath.Dir(dir) + "/", Mode: 0o755, ModTime: epoch}); err != nil {
@@ -140,6 +139,9 @@ func Write(w io.Writer, spec Spec, layerDir string) (Image, error) {
 		if err := addFile(tw, dir, l.Path, l.Bytes); err != nil {
 			return Image{}, err
 		}
+	}
+	if err := addBytes(tw, hexID+".json", config); err != nil {
+		return Image{}, err
 	}
 	if err := addBytes(tw, "manifest.json", mb); err != nil {
 		return Image{}, err
