@@ -148,6 +148,9 @@ func startBus(t testing.TB, cfg busConfig) string {
 	}
 
 	cmd := exec.Command("dbus-daemon", "--config-file="+conf, "--print-address", "--nofork")
+	// A test binary killed before its cleanups (a go test timeout) takes
+	// its buses with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
