@@ -203,6 +203,12 @@ func (s *Server) imagesCreate(w http.ResponseWriter, r *http.Request) {
 // streams them. An error before the first message is an error reply;
 // after it, an error message ends the stream, as Docker does.
 func (s *Server) streamMessages(w http.ResponseWriter, r *http.Request, job *engine.Job) {
+	// A load or import reports progress while it still reads the request
+	// body; without full duplex, net/http closes the body at the first
+	// write of the reply.
+	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
+		s.log.Debug("full duplex unavailable", "error", err)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	sw := &streamWriter{w: w}
 	_ = job.Stdout.Add(sw)

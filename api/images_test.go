@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -208,5 +209,48 @@ func TestDockerCLIImages(t *testing.T) {
 	}
 	if out := must(nil, "image", "inspect", "--format", "{{.Config.Cmd}} {{.Config.Env}}", "imported:v1"); strings.TrimSpace(out) != "[/hello] [A=b]" {
 		t.Errorf("imported config: %q", out)
+	}
+}
+
+// TestLoadLargeArchiveWithProgress loads an archive big enough that ctrd
+// reports progress while the client is still sending it: the reply and the
+// request body flow at the same time (docker load and ctrctl load -i both
+// read progress as they send).
+func TestLoadLargeArchiveWithProgress(t *testing.T) {
+	eng := imageEngine(t)
+	_, host := apitest.Serve(t, eng)
+	sock := strings.TrimPrefix(host, "unix://")
+	var entries []imagetest.Entry
+	for i := 0; i < 16; i++ {
+		entries = append(entries, imagetest.Entry{Name: "blob" + string(rune('a'+i)), Body: strings.Repeat(string(rune('a'+i)), 1<<20)})
+	}
+	layer := imagetest.LayerTar(t, entries...)
+	// Metadata first, as ctrd saves: layers are applied as they arrive, with
+	// progress.
+	archive := imagetest.DockerArchive(t, true, imagetest.Image{
+		Tags: []string{"big:latest"}, Config: imagetest.Config(t, "big", layer), Layers: [][]byte{layer}})
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	// An io.Pipe body makes the client stream it rather than send it in
+	// one write, as a client reading a file does.
+	pr, pw := io.Pipe()
+	go func() {
+		for off := 0; off < len(archive); off += 64 << 10 {
+			end := min(off+64<<10, len(archive))
+			if _, err := pw.Write(archive[off:end]); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	resp, err := client.Post("http://ctr/images/load", "application/x-tar", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Loaded image: big:latest") || strings.Contains(string(body), `"error"`) {
+		t.Fatalf("load: %d %s", resp.StatusCode, body)
 	}
 }
