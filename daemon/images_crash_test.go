@@ -261,10 +261,8 @@ func (d *ctrdProcess) load(t *testing.T, arch []byte, killBytes, killMsgs int) [
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-tar")
-	// With its length given: without it (chunked, as the docker CLI
-	// sends a file) ctrd's HTTP/1 server discards up to 256 KiB of the
-	// body when the first progress message goes out (no full duplex).
-	req.ContentLength = int64(len(arch))
+	// No length: the body goes chunked, as ctrctl sends a file, while
+	// ctrd replies with progress (full duplex).
 	resp, err := d.client.Do(req)
 	if err != nil {
 		if d.killed.Load() {
