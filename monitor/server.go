@@ -127,8 +127,10 @@ func (s *server) setup() error {
 	if s.drv, err = OpenDriver(cfg.Driver); err != nil {
 		return err
 	}
-	if cg, ok := s.drv.(interface{ Cgroups() cgroups.Manager }); ok && cg.Cgroups().Driver() == cgroups.DriverSystemd {
-		go s.leaveService()
+	if cg, ok := s.drv.(interface{ Cgroups() cgroups.Manager }); ok {
+		if ss, ok := cg.Cgroups().(cgroups.ScopeStarter); ok {
+			go s.leaveService(ss)
+		}
 	}
 	sock := filepath.Join(s.dir, sockFile)
 	_ = os.Remove(sock)
@@ -146,9 +148,11 @@ func (s *server) setup() error {
 // ctr-monitor-ID.scope beside the container's scope, so that nothing done
 // to ctr.service (systemctl kill, a stop whatever its KillMode) ends it:
 // ctrd started it, but it belongs to the container. It runs beside the
-// start; should it fail, the monitor stays in ctrd's cgroup, where
-// KillMode=process keeps it through stops and restarts of ctrd.
-func (s *server) leaveService() {
+// start, so as not to delay it (the container's processes go into their
+// own scope by their PIDs, wherever they were forked); should it fail,
+// the monitor stays in ctrd's cgroup, where KillMode=process keeps it
+// through stops and restarts of ctrd.
+func (s *server) leaveService(ss cgroups.ScopeStarter) {
 	parent := s.cfg.Driver.CgroupParent
 	if parent == "" {
 		parent = native.DefaultCgroupParent
@@ -161,7 +165,7 @@ func (s *server) leaveService() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	unit := MonitorScope(s.cfg.ID)
-	if err := cgroups.StartScope(ctx, unit, slice, "ctr monitor of container "+s.cfg.ID, os.Getpid()); err != nil {
+	if err := ss.StartScope(ctx, unit, slice, "ctr monitor of container "+s.cfg.ID, os.Getpid()); err != nil {
 		s.log.Warn("cannot move into a scope of its own; staying in ctrd's cgroup", "scope", unit, "error", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
@@ -100,7 +101,7 @@ type systemdManager struct {
 	// a legacy or hybrid one (MemoryLimit, CPUShares).
 	unified bool
 	h       *Hierarchies
-	connect func(ctx context.Context) (*sddbus.Conn, error)
+	conn    sharedConn
 }
 
 // NewSystemd returns a Manager that puts each group in a transient scope
@@ -123,7 +124,71 @@ func NewSystemd(opts Options) (Manager, error) {
 	}
 	var st unix.Statfs_t
 	unified := unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
-	return &systemdManager{unified: unified, h: h, connect: connectSystemd}, nil
+	return &systemdManager{unified: unified, h: h, conn: sharedConn{dial: connectSystemd, idle: connIdle}}, nil
+}
+
+// connIdle is how long a connection to systemd stays open after its last
+// use: the calls of one container start come in a burst (the monitor's
+// scope, the container's), and a monitor that lives as long as its
+// container must not hold a connection to systemd all that time (systemd
+// serves a bounded number of them).
+const connIdle = 5 * time.Second
+
+// sharedConn is a connection to systemd shared by the calls of a burst and
+// closed once idle.
+type sharedConn struct {
+	dial func(ctx context.Context) (*sddbus.Conn, error)
+	idle time.Duration
+
+	mu    sync.Mutex
+	c     *sddbus.Conn
+	users int
+	timer *time.Timer
+}
+
+// get returns the connection, dialling it if need be; the caller calls
+// put when done.
+func (s *sharedConn) get(ctx context.Context) (*sddbus.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	if s.c != nil && !s.c.Connected() {
+		s.c.Close()
+		s.c = nil
+	}
+	if s.c == nil {
+		// The connection outlives ctx: the bus library closes a
+		// connection when the context it was dialled with ends.
+		c, err := s.dial(context.WithoutCancel(ctx))
+		if err != nil {
+			return nil, err
+		}
+		s.c = c
+	}
+	s.users++
+	return s.c, nil
+}
+
+// put ends a use; the last one arms the idle close.
+func (s *sharedConn) put() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users--
+	if s.users > 0 || s.c == nil {
+		return
+	}
+	c := s.c
+	s.timer = time.AfterFunc(s.idle, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.c == c && s.users == 0 {
+			s.c.Close()
+			s.c = nil
+		}
+	})
 }
 
 // connectSystemd opens a connection to the system's systemd: the private
@@ -294,14 +359,19 @@ func (g *scopeGroup) dirs() []string {
 		add(g.core.dir)
 	}
 	add(g.systemd)
-	for _, c := range v1Controllers {
-		add(g.v1.dirs[c])
+	if g.v1 != nil {
+		for _, c := range v1Controllers {
+			add(g.v1.dirs[c])
+		}
 	}
 	return out
 }
 
 // dirOf returns the v1 folder of controller c if it exists.
 func (g *scopeGroup) dirOf(c string) (string, bool) {
+	if g.v1 == nil {
+		return "", false
+	}
 	d, ok := g.v1.dirs[c]
 	if !ok {
 		return "", false
@@ -385,11 +455,11 @@ func (g *scopeGroup) Add(pid int) error {
 
 // start makes the scope with pid in it.
 func (g *scopeGroup) start(ctx context.Context, pid int) error {
-	conn, err := g.m.connect(ctx)
+	conn, err := g.m.conn.get(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer g.m.conn.put()
 	props := append([]sddbus.Property{
 		sddbus.PropDescription("ctr container " + g.id),
 		sddbus.PropSlice(g.slice),
@@ -588,7 +658,15 @@ func (g *scopeGroup) Procs() ([]int, error) {
 	return nil, fmt.Errorf("cgroups: %s: %w", g.unit, firstErr)
 }
 
+// errPending is the error of what needs the scope before it exists.
+func (g *scopeGroup) errPending() error {
+	return errdefs.Conflict("cgroups: %s is not made yet (no process added)", g.unit)
+}
+
 func (g *scopeGroup) Freeze(ctx context.Context) error {
+	if g.pending {
+		return g.errPending()
+	}
 	if g.core != nil {
 		return g.core.Freeze(ctx)
 	}
@@ -596,6 +674,9 @@ func (g *scopeGroup) Freeze(ctx context.Context) error {
 }
 
 func (g *scopeGroup) Thaw(ctx context.Context) error {
+	if g.pending {
+		return g.errPending()
+	}
 	if g.core != nil {
 		return g.core.Thaw(ctx)
 	}
@@ -647,6 +728,9 @@ func (g *scopeGroup) Kill(ctx context.Context) error {
 
 // readOOM reads the OOM kill count from the scope's memory folder.
 func (g *scopeGroup) readOOM() (uint64, error) {
+	if g.pending {
+		return 0, g.errPending()
+	}
 	if g.m.unified && g.core != nil {
 		return readKey(g.core.dir, "memory.events", "oom_kill")
 	}
@@ -671,6 +755,9 @@ func (g *scopeGroup) OOMKills() (uint64, error) {
 }
 
 func (g *scopeGroup) Stats() (*Stats, error) {
+	if g.pending {
+		return &Stats{}, nil
+	}
 	if g.m.unified && g.core != nil {
 		return g.core.Stats()
 	}
@@ -689,10 +776,12 @@ func (g *scopeGroup) Stats() (*Stats, error) {
 	return s, nil
 }
 
-// Delete kills what still runs in the scope, stops the scope (systemd
-// then removes its cgroup) and removes the folders systemd does not
-// manage (a v1 freezer folder). A scope that is gone already is not an
-// error.
+// Delete kills what still runs in the scope and asks systemd to stop the
+// scope if it is still there (an empty scope stops by itself, and systemd
+// removes its cgroup), without waiting for the stop: a next scope of the
+// same name clears a stale one (clearStale). It then removes the folders
+// systemd does not manage (a v1 freezer folder). A scope that is gone
+// already is not an error.
 func (g *scopeGroup) Delete(ctx context.Context) error {
 	if g.oom != nil {
 		g.oom.close()
@@ -704,15 +793,22 @@ func (g *scopeGroup) Delete(ctx context.Context) error {
 	if err := g.Kill(ctx); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("cgroups: kill %s: %w", g.unit, err))
 	}
-	conn, err := g.m.connect(ctx)
-	if err == nil {
-		err = stopUnit(ctx, conn, g.unit)
-		conn.Close()
+	if g.core == nil || g.exists() {
+		conn, err := g.m.conn.get(ctx)
+		if err == nil {
+			_, err = conn.StopUnitContext(ctx, g.unit, "replace", nil)
+			g.m.conn.put()
+			var de godbus.Error
+			if errors.As(err, &de) && de.Name == "org.freedesktop.systemd1.NoSuchUnit" {
+				err = nil
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cgroups: stop %s: %w", g.unit, err))
+		}
 	}
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for _, d := range g.dirs() {
+	// What systemd does not manage: a v1 freezer folder joined here.
+	if d, ok := g.dirOf("freezer"); ok && g.core == nil {
 		if err := rmdirWait(ctx, d, nil); err != nil {
 			errs = append(errs, err)
 		}
@@ -720,24 +816,31 @@ func (g *scopeGroup) Delete(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// StartScope puts process pid in a new transient scope unit of systemd
-// (in slice, DefaultSlice if ""), and waits until systemd has started it.
-// It is for processes that must not belong to the service that started
-// them: a container's monitor lives in a scope of its own so that
-// `systemctl kill ctr.service` or a stop with another KillMode cannot end
-// it. The scope goes away when its processes have ended.
-func StartScope(ctx context.Context, unit, slice, description string, pid int) error {
+// ScopeStarter is implemented by the systemd driver's Manager.
+type ScopeStarter interface {
+	// StartScope puts process pid in a new transient scope unit (in
+	// slice, DefaultSlice if ""), and waits until systemd has started it.
+	// It is for processes that must not belong to the service that
+	// started them: a container's monitor lives in a scope of its own so
+	// that `systemctl kill ctr.service`, or a stop with another KillMode,
+	// cannot end it. The scope goes away when its processes have ended.
+	StartScope(ctx context.Context, unit, slice, description string, pid int) error
+}
+
+var _ ScopeStarter = (*systemdManager)(nil)
+
+func (m *systemdManager) StartScope(ctx context.Context, unit, slice, description string, pid int) error {
 	if !validUnitName(unit) || !strings.HasSuffix(unit, ".scope") {
 		return errdefs.InvalidArgument("cgroups: invalid scope name %q", unit)
 	}
 	if slice == "" {
 		slice = DefaultSlice
 	}
-	conn, err := connectSystemd(ctx)
+	conn, err := m.conn.get(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer m.conn.put()
 	props := []sddbus.Property{
 		sddbus.PropDescription(description),
 		sddbus.PropSlice(slice),

@@ -227,3 +227,41 @@ func TestOOMWatchV1(t *testing.T) {
 		t.Error("the watch saw no OOM kill")
 	}
 }
+
+// A scope made by Create has no process until Add: until then it answers
+// without touching systemd or any folder.
+func TestPendingScope(t *testing.T) {
+	h, err := parseHierarchies(strings.NewReader(nspawnHybrid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &systemdManager{h: h}
+	g, err := m.Create(context.Background(), "ctr/abc", &Resources{Memory: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Name() != "" {
+		t.Errorf("name %q before the scope exists", g.Name())
+	}
+	if pids, err := g.Procs(); err != nil || len(pids) != 0 {
+		t.Errorf("procs %v %v", pids, err)
+	}
+	if _, err := g.OOMKills(); errdefs.ClassOf(err) != errdefs.ConflictClass {
+		t.Errorf("OOM kills before the scope: %v, want Conflict", err)
+	}
+	if err := g.Freeze(context.Background()); errdefs.ClassOf(err) != errdefs.ConflictClass {
+		t.Errorf("freeze before the scope: %v, want Conflict", err)
+	}
+	if f, err := g.Frozen(); f || err != nil {
+		t.Errorf("frozen %v %v", f, err)
+	}
+	if s, err := g.Stats(); err != nil || s == nil {
+		t.Errorf("stats %v %v", s, err)
+	}
+	if err := g.Kill(context.Background()); err != nil {
+		t.Errorf("kill: %v", err)
+	}
+	if err := g.Delete(context.Background()); err != nil {
+		t.Errorf("delete: %v", err)
+	}
+}
