@@ -361,6 +361,13 @@ func testLayerChain(t *testing.T, newDriver Constructor) {
 // left under root: no file, symlink or folder deeper than root/DRIVER/X.
 func checkEmpty(t *testing.T, root string) {
 	t.Helper()
+	// The overlay driver removes its probe's folder in the background after
+	// New; it must be gone soon, not at once.
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if probes, _ := filepath.Glob(filepath.Join(root, "*", "tmp", "probe-*")); len(probes) == 0 {
+			break
+		}
+	}
 	var left []string
 	filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {

@@ -1,9 +1,9 @@
 package overlay
 
 import (
-	"runtime"
-
 	"golang.org/x/sys/unix"
+
+	"example.org/ctr/drivers/graph/internal/layerfs"
 )
 
 // mountFrom calls mount(2) with dir as the working folder, so that
@@ -12,19 +12,15 @@ import (
 // unshared file system context, which is thrown away afterwards (the
 // goroutine ends without unlocking the thread, so the Go runtime ends the
 // thread too).
-func mountFrom(dir, source, target, fstype string, flags uintptr, data string) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			errc <- err
+func mountFrom(dir, source, target, fstype string, flags uintptr, data string) (err error) {
+	layerfs.OnOwnThread(func() {
+		if err = unix.Unshare(unix.CLONE_FS); err != nil {
 			return
 		}
-		if err := unix.Chdir(dir); err != nil {
-			errc <- err
+		if err = unix.Chdir(dir); err != nil {
 			return
 		}
-		errc <- unix.Mount(source, target, fstype, flags, data)
-	}()
-	return <-errc
+		err = unix.Mount(source, target, fstype, flags, data)
+	})
+	return err
 }

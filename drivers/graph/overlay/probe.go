@@ -146,56 +146,76 @@ func (d *Driver) rememberProbe(key string) {
 	}
 }
 
-func (d *Driver) probeMount(extra string) (err error) {
+// probeMount runs the probe's mount and checks on a thread of its own, in
+// a private mount namespace, and returns their verdict as soon as it is
+// known. Unmounting an overlay waits for the kernel's RCU grace period,
+// which takes a hundred milliseconds on some hosts; so the probe's mount is
+// never seen by the host, and its unmount and the removal of its folder
+// happen in the background after the verdict, while ctrd goes on starting.
+// A folder left by a crash meanwhile is removed by the next start's
+// cleanup of tmp/.
+func (d *Driver) probeMount(extra string) error {
 	dir, err := os.MkdirTemp(d.path("tmp"), "probe-")
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if rerr := layerfs.RemoveAll(dir); rerr != nil && err == nil {
-			err = rerr
+	verdict := make(chan error, 1)
+	go layerfs.OnOwnThread(func() {
+		unmount, err := probeInNamespace(dir, extra)
+		verdict <- err
+		if unmount != nil {
+			unmount()
 		}
-	}()
+		_ = layerfs.RemoveAll(dir)
+	})
+	return <-verdict
+}
+
+// probeInNamespace moves the calling (locked) thread into a new mount
+// namespace whose mounts do not propagate to the host's, mounts a small
+// overlay of folders under dir there, and checks it. It returns the
+// function that unmounts it, when it was mounted.
+func probeInNamespace(dir, extra string) (unmount func(), err error) {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return nil, fmt.Errorf("unshare mount namespace: %w", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return nil, fmt.Errorf("make mounts private: %w", err)
+	}
 	p := func(elem ...string) string { return filepath.Join(append([]string{dir}, elem...)...) }
 	for _, sub := range []string{"lower1", "lower2", "upper", "work", "merged"} {
 		if err := os.Mkdir(p(sub), 0o755); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := os.WriteFile(p("lower1", "a"), []byte("a"), 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.WriteFile(p("lower2", "b"), []byte("b"), 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	data := fmt.Sprintf("lowerdir=%s:%s,upperdir=%s,workdir=%s%s", p("lower2"), p("lower1"), p("upper"), p("work"), extra)
 	if err := unix.Mount("overlay", p("merged"), "overlay", 0, data); err != nil {
-		return fmt.Errorf("mount: %w", err)
+		return nil, fmt.Errorf("mount: %w", err)
 	}
-	defer func() {
-		// Detached: nothing uses the probe mount, and a synchronous
-		// unmount of an overlay can take tens of milliseconds.
-		if uerr := unix.Unmount(p("merged"), unix.MNT_DETACH); uerr != nil && err == nil {
-			err = fmt.Errorf("unmount: %w", uerr)
-		}
-	}()
+	unmount = func() { _ = unix.Unmount(p("merged"), unix.MNT_DETACH) }
 	for _, name := range []string{"a", "b"} {
 		if _, err := os.Stat(p("merged", name)); err != nil {
-			return fmt.Errorf("lower file not visible: %w", err)
+			return unmount, fmt.Errorf("lower file not visible: %w", err)
 		}
 	}
 	if err := os.WriteFile(p("merged", "c"), []byte("c"), 0o644); err != nil {
-		return fmt.Errorf("write: %w", err)
+		return unmount, fmt.Errorf("write: %w", err)
 	}
 	if _, err := os.Stat(p("upper", "c")); err != nil {
-		return fmt.Errorf("write did not reach the upper layer: %w", err)
+		return unmount, fmt.Errorf("write did not reach the upper layer: %w", err)
 	}
 	if err := os.Remove(p("merged", "a")); err != nil {
-		return fmt.Errorf("delete a lower file: %w", err)
+		return unmount, fmt.Errorf("delete a lower file: %w", err)
 	}
 	var st unix.Stat_t
 	if err := unix.Lstat(p("upper", "a"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
-		return fmt.Errorf("deleting a lower file made no 0/0 whiteout (%v)", err)
+		return unmount, fmt.Errorf("deleting a lower file made no 0/0 whiteout (%v)", err)
 	}
-	return nil
+	return unmount, nil
 }
