@@ -296,6 +296,7 @@ func (d *Driver) Start(ctx context.Context, id string, spec *exec.Spec, stdio ex
 		}
 	}
 	cfg.UserNS = flags&unix.CLONE_NEWUSER != 0
+	cfg.NewNetNS = flags&unix.CLONE_NEWNET != 0
 
 	cgName := spec.CgroupsPath
 	if cgName == "" {

@@ -311,6 +311,31 @@ func TestNamespaces(t *testing.T) {
 	}
 }
 
+// A container in a network namespace of its own finds its loopback
+// interface up, and can reach itself on 127.0.0.1.
+func TestLoopbackUp(t *testing.T) {
+	d := newDriver(t)
+	r := run(t, d, "loopback", baseSpec(newRootfs(t), "sh", "-c",
+		"cat /sys/class/net/lo/flags; ping -c 1 -W 10 127.0.0.1 >/dev/null && echo reached"))
+	if r.status.Code != 0 {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.status.Code, r.stdout, r.stderr)
+	}
+	fields := strings.Fields(r.stdout)
+	if len(fields) != 2 {
+		t.Fatalf("stdout %q, want the flags of lo and %q (stderr %q)", r.stdout, "reached", r.stderr)
+	}
+	flags, err := strconv.ParseUint(strings.TrimPrefix(fields[0], "0x"), 16, 32)
+	if err != nil {
+		t.Fatalf("flags of lo %q: %v", fields[0], err)
+	}
+	if flags&syscall.IFF_UP == 0 {
+		t.Errorf("lo flags %#x: not up", flags)
+	}
+	if fields[1] != "reached" {
+		t.Errorf("ping 127.0.0.1: %q, want %q (stderr %q)", fields[1], "reached", r.stderr)
+	}
+}
+
 func TestUserNamespace(t *testing.T) {
 	d := newDriver(t)
 	spec := baseSpec(newRootfs(t), "sh", "-c", "cat /proc/self/uid_map; id -u; grep CapEff /proc/self/status")

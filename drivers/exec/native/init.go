@@ -77,6 +77,11 @@ func runChild(mode string) (err error) {
 				return fmt.Errorf("unshare cgroup namespace: %w", err)
 			}
 		}
+		if cfg.NewNetNS {
+			if err := loopbackUp(); err != nil {
+				return err
+			}
+		}
 		if err := setupRootfs(&cfg); err != nil {
 			return err
 		}
@@ -98,6 +103,31 @@ func runChild(mode string) (err error) {
 		unix.Close(mntFD)
 	}
 	return finish(&cfg)
+}
+
+// loopbackUp brings up the loopback interface of the network namespace
+// the process is in (a new one starts with lo down).
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bring lo up: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("bring lo up: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring lo up: read flags: %w", err)
+	}
+	if ifr.Uint16()&unix.IFF_UP != 0 {
+		return nil
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring lo up: set flags: %w", err)
+	}
+	return nil
 }
 
 // finish does what is common to both modes: console, limits, identity,

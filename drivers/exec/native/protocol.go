@@ -48,6 +48,9 @@ type config struct {
 	// CgroupNS asks the child to unshare a cgroup namespace once it is in
 	// its cgroup.
 	CgroupNS bool `json:",omitempty"`
+	// NewNetNS is set when the child was cloned into a network namespace
+	// of its own: it brings that namespace's loopback interface up.
+	NewNetNS bool `json:",omitempty"`
 }
 
 type messageType string
