@@ -34,8 +34,10 @@ func withBusybox(t *testing.T, m *Machine) {
 	t.Helper()
 	// These tests stop, kill and restart ctr.service often: more than
 	// systemd's default start limit (5 starts in 10 s) allows one after
-	// the other. Each starts with a clean count.
+	// the other. Each starts with a clean count, and leaves one to the
+	// tests after it (the cleanup registered first runs last).
 	run(t, m, "systemctl", "reset-failed", "ctr.service", "ctr.socket")
+	t.Cleanup(func() { try(m, "systemctl", "reset-failed", "ctr.service", "ctr.socket") })
 	serviceActive(t, m)
 	if out, _ := try(m, "ctrctl", "images", "-q", "busybox"); trim(out) != "" {
 		return
