@@ -481,6 +481,13 @@ func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
 		}
 		return nil, err
 	}
+	sock := int(parentSock.Fd())
+	// The child sets up (mounts, pivot_root) while it is put in its
+	// cgroup; it waits for the placed message before anything of the
+	// command's own runs.
+	if err := send(sock, r.cfg); err != nil {
+		return fail(fmt.Errorf("native: send config: %w", err))
+	}
 	if r.cg == nil {
 		if r.cg, err = r.createCgroup(); err != nil {
 			return fail(err)
@@ -494,10 +501,9 @@ func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
 			return fail(err)
 		}
 	}
-	sock := int(parentSock.Fd())
-	if err := send(sock, r.cfg); err != nil {
-		return fail(fmt.Errorf("native: send config: %w", err))
-	}
+	// A child that failed its set-up has closed its end: its error
+	// message, read below, says why.
+	placeErr := send(sock, &message{Type: msgPlaced})
 
 	type result struct {
 		console *os.File
@@ -510,6 +516,11 @@ func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
 		for {
 			var m message
 			ok, fds, err := recv(sock, &m)
+			if errors.Is(err, unix.ECONNRESET) {
+				// The child ended without reading the placed
+				// message: as good as end of file.
+				break
+			}
 			if err != nil {
 				res.err = fmt.Errorf("native: read from container process: %w", err)
 				break
@@ -547,6 +558,9 @@ func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
 		}
 	}
 	p.console = res.console
+	if res.err == nil && placeErr != nil && !res.ready {
+		res.err = fmt.Errorf("native: tell the container process it is in its cgroup: %w", placeErr)
+	}
 	if res.err == nil && !res.ready {
 		<-p.done
 		res.err = fmt.Errorf("native: container process exited during set-up (status %d)", p.status.Code)

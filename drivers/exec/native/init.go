@@ -72,11 +72,6 @@ func runChild(mode string) (err error) {
 		if cfg.Spec == nil {
 			return errors.New("container init: no container spec received")
 		}
-		if cfg.CgroupNS {
-			if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-				return fmt.Errorf("unshare cgroup namespace: %w", err)
-			}
-		}
 		if cfg.NewNetNS {
 			if err := loopbackUp(); err != nil {
 				return err
@@ -101,6 +96,25 @@ func runChild(mode string) (err error) {
 			return fmt.Errorf("enter mount namespace: %w", err)
 		}
 		unix.Close(mntFD)
+	}
+	// The parent moves this process into its cgroup while it sets up (on
+	// cgroup v1 the move waits for an RCU grace period): the command runs
+	// only once it is there.
+	var m message
+	ok, fds, err = recv(syncFD, &m)
+	for _, f := range fds {
+		unix.Close(f)
+	}
+	if err != nil {
+		return fmt.Errorf("container init: wait to be placed in the cgroup: %w", err)
+	}
+	if !ok || m.Type != msgPlaced {
+		return errors.New("container init: the parent did not place the process in its cgroup")
+	}
+	if cfg.CgroupNS {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("unshare cgroup namespace: %w", err)
+		}
 	}
 	return finish(&cfg)
 }

@@ -16,7 +16,10 @@ import (
 // socketpair: the child's end is its fd 3, close-on-exec in the child, so
 // that a successful execve of the user's command closes it.
 //
-//	parent → child: one config message
+//	parent → child: one config message; then, once the child is in its
+//	                cgroup, a placed message (the child sets up meanwhile,
+//	                and waits for it before the cgroup namespace, limits,
+//	                identity and execve)
 //	child → parent: optionally a console message (the pty master rides
 //	                along as SCM_RIGHTS), then either an error message, or
 //	                a ready message right before execve (and an error
@@ -59,6 +62,9 @@ const (
 	msgConsole messageType = "console"
 	msgReady   messageType = "ready"
 	msgError   messageType = "error"
+	// msgPlaced goes the other way: the parent has put the child in its
+	// cgroup.
+	msgPlaced messageType = "placed"
 )
 
 // message is what the child sends back.
