@@ -461,7 +461,10 @@ func (d *Driver) Unmount(ctx context.Context, id string) error {
 		return errdefs.NotFound("layer %s not found", id)
 	}
 	merged := d.layer(id, "merged")
-	if err := layerfs.Unmount(merged); err != nil {
+	// Detached, not unmounted: a container's rm waits for this, and
+	// nothing after needs the superblock gone (overlay writes go straight
+	// to the upper folder, which stays consistent).
+	if err := layerfs.Detach(merged); err != nil {
 		return fmt.Errorf("unmount layer %s: %w", id, err)
 	}
 	c.Set(0)

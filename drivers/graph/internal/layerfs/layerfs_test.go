@@ -128,3 +128,36 @@ func TestMountHelpers(t *testing.T) {
 		t.Errorf("victim still there: %v", err)
 	}
 }
+
+func TestDetach(t *testing.T) {
+	testenv.RequireRoot(t)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	// A file open in it: the mount is busy, and still leaves the tree.
+	f, err := os.Create(filepath.Join(mnt, "open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := Detach(mnt); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := IsMountPoint(mnt); err != nil || m {
+		t.Errorf("IsMountPoint after Detach: %v, %v", m, err)
+	}
+	if _, err := f.WriteString("still usable"); err != nil {
+		t.Errorf("write to a file of the detached mount: %v", err)
+	}
+	if err := Detach(mnt); err != nil {
+		t.Errorf("Detach of nothing: %v", err)
+	}
+	if err := Detach(filepath.Join(mnt, "missing")); err != nil {
+		t.Errorf("Detach of a missing path: %v", err)
+	}
+}
