@@ -135,10 +135,6 @@ func TestLifecycleTakesTurnsAndTimesEvents(t *testing.T) {
 				t.Errorf("%s: %d %s events timed, want 4", name, len(r.EventLag[action]), action)
 			}
 		}
-		// create and start come after their answers, destroy before
-		if Median(r.EventLag["start"]) <= 0 || Median(r.EventLag["destroy"]) >= 0 {
-			t.Errorf("%s: event lags %v", name, r.EventLag)
-		}
 		f.mu.Lock()
 		want := []string{"GET /events", "POST /containers/create", "POST /containers/c1/start",
 			"POST /containers/c1/wait", "DELETE /containers/c1", "POST /containers/create"}
