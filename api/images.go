@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"example.org/ctr/engine"
 	"example.org/ctr/internal/errdefs"
@@ -164,8 +166,35 @@ func (s *Server) save(w http.ResponseWriter, r *http.Request, names []string) {
 func (s *Server) imagesLoad(w http.ResponseWriter, r *http.Request) {
 	job := s.newJob(r, "load")
 	boolQuery(job, r, "quiet")
-	_ = job.Stdin.Add(r.Body)
+	body := &jobBody{r: r.Body}
+	defer body.close()
+	_ = job.Stdin.Add(body)
 	s.streamMessages(w, r, job)
+}
+
+// jobBody hands a request body to a job for as long as the handler runs.
+// A reader the job left behind (a read-ahead goroutine finishing after the
+// job returned) must not read the body while net/http drains it after the
+// handler: close waits for a read in progress, and later reads see EOF.
+type jobBody struct {
+	mu     sync.Mutex
+	r      io.Reader
+	closed bool
+}
+
+func (b *jobBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, io.EOF
+	}
+	return b.r.Read(p)
+}
+
+func (b *jobBody) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
 }
 
 // imagesCreate is import (fromSrc=-, the tar in the body) or, with
@@ -182,7 +211,9 @@ func (s *Server) imagesCreate(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		_ = job.Stdin.Add(r.Body)
+		body := &jobBody{r: r.Body}
+		defer body.close()
+		_ = job.Stdin.Add(body)
 		s.streamMessages(w, r, job)
 	case q.Get("fromSrc") != "":
 		writeError(w, errdefs.NotImplemented("import from a URL is not supported; send the tar in the body with fromSrc=-"))
