@@ -10,6 +10,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 
+	"example.org/ctr/internal/atomicfile"
 	"example.org/ctr/logger"
 	"example.org/ctr/monitor"
 )
@@ -81,7 +82,7 @@ func (c *ctr) save() error {
 	if err != nil {
 		return err
 	}
-	if err := monitor.WriteFileAtomic(c.path(recordFile), b, 0o600); err != nil {
+	if err := atomicfile.Write(c.path(recordFile), b, 0o600); err != nil {
 		return fmt.Errorf("save container %s: %w", c.rec.ID, err)
 	}
 	return nil

@@ -37,6 +37,7 @@ import (
 	"example.org/ctr/drivers/exec"
 	"example.org/ctr/drivers/graph"
 	"example.org/ctr/engine"
+	"example.org/ctr/internal/atomicfile"
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/monitor"
 )
@@ -531,7 +532,7 @@ func (s *Service) updateBootMarker() {
 	marker := filepath.Join(s.opts.Root, BootMarker)
 	if want {
 		if _, err := os.Stat(marker); err != nil {
-			_ = monitor.WriteFileAtomic(marker, []byte("containers with restart policy always or unless-stopped exist\n"), 0o644)
+			_ = atomicfile.Write(marker, []byte("containers with restart policy always or unless-stopped exist\n"), 0o644)
 		}
 	} else {
 		_ = os.Remove(marker)

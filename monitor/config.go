@@ -11,6 +11,7 @@ import (
 	"example.org/ctr/drivers/cgroups"
 	"example.org/ctr/drivers/exec"
 	"example.org/ctr/drivers/exec/native"
+	"example.org/ctr/internal/atomicfile"
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/logger"
 )
@@ -87,7 +88,7 @@ func writeConfig(dir string, c *Config) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(dir, configFile), b, 0o600)
+	return atomicfile.Write(filepath.Join(dir, configFile), b, 0o600)
 }
 
 func readConfig(dir string) (*Config, error) {
@@ -127,31 +128,5 @@ func writeExit(path string, e *Exit) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, b, 0o600)
-}
-
-// WriteFileAtomic writes data to a temporary file beside path, syncs it
-// and renames it over path: a crash leaves the old content or the new.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(path, b, 0o600)
 }

@@ -19,6 +19,7 @@ import (
 	"example.org/ctr/drivers/cgroups"
 	"example.org/ctr/drivers/exec"
 	"example.org/ctr/drivers/exec/native"
+	"example.org/ctr/internal/atomicfile"
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/logger"
 )
@@ -137,7 +138,7 @@ func (s *server) setup() error {
 	if s.ln, err = listenUnix(sock); err != nil {
 		return fmt.Errorf("monitor: listen: %w", err)
 	}
-	if err := WriteFileAtomic(filepath.Join(s.dir, pidFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, pidFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		s.ln.Close()
 		return err
 	}
