@@ -3,6 +3,7 @@ package layerfs
 import (
 	"os"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -31,14 +32,33 @@ func TestOnOwnThreadLeavesTheProcessAlone(t *testing.T) {
 			t.Fatalf("the function did not run in a namespace of its own: %q", inside)
 		}
 	}
+	// A thrown-away thread ends a moment after the function returns.
+	var stray []string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		stray = strayThreads(t, want)
+		if len(stray) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(stray) > 0 {
+		t.Errorf("threads left in another mount namespace than %s: %v", want, stray)
+	}
+}
+
+// strayThreads lists the process's threads whose mount namespace is not
+// want.
+func strayThreads(t *testing.T, want string) []string {
+	t.Helper()
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var out []string
 	for _, task := range tasks {
 		ns, err := os.Readlink("/proc/self/task/" + task.Name() + "/ns/mnt")
 		if err == nil && ns != want {
-			t.Errorf("thread %s is left in %s, want %s", task.Name(), ns, want)
+			out = append(out, task.Name()+" in "+ns)
 		}
 	}
+	return out
 }
