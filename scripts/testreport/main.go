@@ -112,8 +112,15 @@ func report(r io.Reader, w io.Writer) (c counts, ok bool) {
 				fmt.Fprint(w, out)
 			case "skip":
 				c.skipped++
-				if strings.Contains(out, "TIER NOT RUN") {
+				switch {
+				case strings.Contains(out, "TIER NOT RUN"):
 					fmt.Fprint(w, out)
+				case strings.Contains(out, "TIER NOT SELECTED"):
+					// The tier that selects it runs it.
+				default:
+					// Any other skip is named with its reason, so that
+					// nothing is skipped unseen.
+					fmt.Fprintf(w, "skipped %s %s: %s\n", e.Package, e.Test, skipReason(out))
 				}
 			}
 		}
@@ -165,4 +172,16 @@ func printTotal(path string) int {
 	}
 	fmt.Printf("total: %d passed, %d failed, %d skipped\n", sum.passed, sum.failed, sum.skipped)
 	return 0
+}
+
+// skipReason returns the last message line of a skipped test's output.
+func skipReason(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if l != "" && !strings.HasPrefix(l, "--- SKIP") && !strings.HasPrefix(l, "=== ") {
+			return l
+		}
+	}
+	return "(no reason given)"
 }
