@@ -176,9 +176,12 @@ func (s *Server) imagesLoad(w http.ResponseWriter, r *http.Request) {
 // A reader the job left behind (a read-ahead goroutine finishing after the
 // job returned) must not read the body while net/http drains it after the
 // handler: close waits for a read in progress, and later reads see EOF.
+// close also closes the body: in full duplex, net/http otherwise reads
+// the next request while the unread rest of this body is still being read
+// (golang/go#68560), and panics.
 type jobBody struct {
 	mu     sync.Mutex
-	r      io.Reader
+	r      io.ReadCloser
 	closed bool
 }
 
@@ -193,8 +196,11 @@ func (b *jobBody) Read(p []byte) (int, error) {
 
 func (b *jobBody) close() {
 	b.mu.Lock()
-	b.closed = true
-	b.mu.Unlock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		b.closed = true
+		_ = b.r.Close()
+	}
 }
 
 // imagesCreate is import (fromSrc=-, the tar in the body) or, with
