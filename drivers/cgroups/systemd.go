@@ -480,12 +480,21 @@ func (g *scopeGroup) start(ctx context.Context, pid int) error {
 			break
 		}
 		var de godbus.Error
-		if attempt == 0 && errors.As(err, &de) && de.Name == "org.freedesktop.systemd1.UnitExists" {
+		if attempt < staleScopeTries && errors.As(err, &de) && de.Name == "org.freedesktop.systemd1.UnitExists" {
 			// The scope of an earlier run that systemd has not yet
 			// seen empty, or a failed one not yet collected: if
-			// nothing runs there, stop it and try again.
+			// nothing runs there, stop it and try again. A stopped
+			// unit lingers until systemd collects it, so a restart
+			// right after an exit may need a few tries.
 			if err := g.clearStale(ctx, conn); err != nil {
 				return err
+			}
+			if attempt > 0 {
+				select {
+				case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+				case <-ctx.Done():
+					return errdefs.Unavailable("cgroups: starting %s: %w", g.unit, ctx.Err())
+				}
 			}
 			continue
 		}
@@ -501,6 +510,10 @@ func (g *scopeGroup) start(ctx context.Context, pid int) error {
 	}
 	return nil
 }
+
+// staleScopeTries bounds how often start clears a scope of the same name
+// and tries again (about a second of waiting in all).
+const staleScopeTries = 10
 
 // clearStale stops a scope of the same name that holds no process.
 func (g *scopeGroup) clearStale(ctx context.Context, conn *sddbus.Conn) error {

@@ -146,6 +146,9 @@ func dumpOnFailure(t *testing.T, m *Machine) {
 		t.Logf("systemctl status:\n%s", out)
 		out, _ = try(m, "journalctl", "-u", "ctr.socket", "-u", "ctr.service", "-n", "60", "--no-pager")
 		t.Logf("journalctl -u ctr (last 60):\n%s", out)
+		// The fields say why (ERROR, CONTAINER, …), monitors' entries too.
+		out, _ = try(m, "journalctl", "-t", "ctrd", "-n", "12", "--no-pager", "-o", "verbose")
+		t.Logf("journalctl -t ctrd -o verbose (last 12):\n%s", out)
 	})
 }
 
