@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -154,7 +155,13 @@ func (d *Daemon) jobInfo(ctx context.Context, job *engine.Job) error {
 		return err
 	}
 	counts := d.containers.Counts()
+	limits := cgroupLimits()
 	info := system.Info{
+		MemoryLimit:        limits.memory,
+		CPUCfsPeriod:       limits.cpu,
+		CPUCfsQuota:        limits.cpu,
+		CPUShares:          limits.cpu,
+		PidsLimit:          limits.pids,
 		ID:                 d.state.id,
 		Containers:         counts.Total,
 		ContainersRunning:  counts.Running,
@@ -237,6 +244,31 @@ func cgroupVersion() string {
 	}
 	return "1"
 }
+
+// limitSupport says which resource limits the host's cgroups can enforce.
+type limitSupport struct{ memory, cpu, pids bool }
+
+// cgroupLimits reads it once: a writable v1 hierarchy of the controller,
+// or the controller enabled on the cgroup2 mount.
+var cgroupLimits = sync.OnceValue(func() limitSupport {
+	var ls limitSupport
+	h, err := cgroups.ReadHierarchies("")
+	if err != nil {
+		return ls
+	}
+	var v2 []string
+	if h.V2 != "" {
+		if b, err := os.ReadFile(h.V2 + "/cgroup.controllers"); err == nil {
+			v2 = strings.Fields(string(b))
+		}
+	}
+	has := func(name string) bool {
+		_, ok := h.V1[name]
+		return ok || slices.Contains(v2, name)
+	}
+	ls.memory, ls.cpu, ls.pids = has("memory"), has("cpu"), has("pids")
+	return ls
+})
 
 // cgroupDriver is the cgroup driver the exec driver chooses here:
 // "systemd" (a transient scope per container) when systemd is the init

@@ -216,6 +216,18 @@ func TestStartServeStop(t *testing.T) {
 		t.Errorf("/info: %+v", info)
 	}
 
+	// Limits the host's cgroups enforce are reported, as docker info shows
+	// them (checked against the controllers' own files).
+	for file, got := range map[string]bool{
+		"/sys/fs/cgroup/memory/memory.limit_in_bytes": info.MemoryLimit,
+		"/sys/fs/cgroup/pids/cgroup.procs":            info.PidsLimit,
+		"/sys/fs/cgroup/cpu/cpu.shares":               info.CPUShares,
+	} {
+		if _, err := os.Stat(file); err == nil && !got {
+			t.Errorf("%s exists, yet info says the limit is not supported", file)
+		}
+	}
+
 	if err := td.stop(t); err != nil {
 		t.Fatalf("Run returned %v after SIGTERM", err)
 	}
