@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -270,17 +269,17 @@ func (s *Server) runJob(w http.ResponseWriter, r *http.Request) {
 	}
 	job := s.newJob(r, name, req.Args...)
 	job.Env = engine.EnvFromMap(req.Env)
-	stdout := &capBuffer{limit: MaxCapture}
-	stderr := &capBuffer{limit: MaxCapture}
+	stdout := engine.NewCappedBuffer(MaxCapture)
+	stderr := engine.NewCappedBuffer(MaxCapture)
 	_ = job.Stdout.Add(stdout)
 	_ = job.Stderr.Add(stderr)
 	err = job.Run(r.Context())
 	resp := RunJobResponse{
 		ID:        job.ID(),
 		Status:    job.Status(),
-		Stdout:    stdout.buf.String(),
-		Stderr:    stderr.buf.String(),
-		Truncated: stdout.cut || stderr.cut,
+		Stdout:    stdout.String(),
+		Stderr:    stderr.String(),
+		Truncated: stdout.Truncated() || stderr.Truncated(),
 	}
 	if err == nil {
 		if res, ok := job.Result(); ok {
@@ -327,25 +326,4 @@ func writeJobError(w http.ResponseWriter, resp RunJobResponse, err error) {
 	resp.Status = engine.StatusOf(err)
 	resp.Result = nil
 	writeErrorBody(w, StatusCode(errdefs.ClassOf(err)), resp)
-}
-
-// capBuffer keeps the first limit bytes written to it and drops the rest,
-// without failing the writer.
-type capBuffer struct {
-	buf   bytes.Buffer
-	limit int
-	cut   bool
-}
-
-func (c *capBuffer) Write(p []byte) (int, error) {
-	room := c.limit - c.buf.Len()
-	if room < len(p) {
-		c.cut = true
-		if room > 0 {
-			c.buf.Write(p[:room])
-		}
-		return len(p), nil
-	}
-	c.buf.Write(p)
-	return len(p), nil
 }

@@ -1,7 +1,6 @@
 package dbus
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -106,15 +105,15 @@ func (m manager) RunJob(sender godbus.Sender, name string, args []string, env ma
 	}
 	job := s.newJob(s.withCaller(ctx, sender), name, args...)
 	job.Env = engine.EnvFromMap(env)
-	stdout := &capBuffer{limit: MaxCapture}
-	stderr := &capBuffer{limit: MaxCapture}
+	stdout := engine.NewCappedBuffer(MaxCapture)
+	stderr := engine.NewCappedBuffer(MaxCapture)
 	_ = job.Stdout.Add(stdout)
 	_ = job.Stderr.Add(stderr)
 	if err := s.runJob(ctx, job); err != nil {
 		return "", "", busError(err)
 	}
-	out := stdout.buf.String()
-	if out == "" && !stdout.cut {
+	out := stdout.String()
+	if out == "" && !stdout.Truncated() {
 		if res, ok := job.Result(); ok {
 			b, err := json.Marshal(res)
 			if err != nil {
@@ -123,8 +122,8 @@ func (m manager) RunJob(sender godbus.Sender, name string, args []string, env ma
 			out = string(b) + "\n"
 		}
 	}
-	errOut := stderr.buf.String()
-	if stdout.cut || stderr.cut {
+	errOut := stderr.String()
+	if stdout.Truncated() || stderr.Truncated() {
 		errOut += fmt.Sprintf("ctrd: the job's output was cut at %d bytes a stream\n", MaxCapture)
 	}
 	return busString(out), busString(errOut), nil
@@ -293,27 +292,6 @@ func (s *Server) runReplyJSON(ctx context.Context, name string) (map[string]any,
 		return nil, fmt.Errorf("%s: the reply is not an object", name)
 	}
 	return obj, nil
-}
-
-// capBuffer keeps the first limit bytes written to it and drops the rest,
-// without failing the writer.
-type capBuffer struct {
-	buf   bytes.Buffer
-	limit int
-	cut   bool
-}
-
-func (c *capBuffer) Write(p []byte) (int, error) {
-	room := c.limit - c.buf.Len()
-	if room < len(p) {
-		c.cut = true
-		if room > 0 {
-			c.buf.Write(p[:room])
-		}
-		return len(p), nil
-	}
-	c.buf.Write(p)
-	return len(p), nil
 }
 
 // ContainerRow is a row of ListContainers: (s id, s name, s image,

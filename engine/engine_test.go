@@ -390,3 +390,18 @@ func TestEveryJobIsLoggedWithItsNameAndID(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestCappedBuffer(t *testing.T) {
+	b := NewCappedBuffer(5)
+	for _, s := range []string{"abc", "def", "ghi"} {
+		if n, err := b.Write([]byte(s)); n != len(s) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", s, n, err)
+		}
+	}
+	if b.String() != "abcde" || !b.Truncated() {
+		t.Errorf("kept %q, truncated %v", b.String(), b.Truncated())
+	}
+	if b := NewCappedBuffer(5); func() bool { _, _ = b.Write([]byte("abcde")); return b.Truncated() }() {
+		t.Error("a write that fits exactly was reported truncated")
+	}
+}

@@ -124,3 +124,35 @@ func (i *Input) Read(p []byte) (int, error) {
 	}
 	return src.Read(p)
 }
+
+// CappedBuffer keeps the first bytes written to it, up to its limit, and
+// drops the rest without failing the writer: transports capture a job's
+// output with it when they reply with the output as a whole.
+type CappedBuffer struct {
+	buf   bytes.Buffer
+	limit int
+	cut   bool
+}
+
+// NewCappedBuffer returns a buffer that keeps at most limit bytes.
+func NewCappedBuffer(limit int) *CappedBuffer { return &CappedBuffer{limit: limit} }
+
+// Write keeps what fits and reports every byte as written.
+func (c *CappedBuffer) Write(p []byte) (int, error) {
+	room := c.limit - c.buf.Len()
+	if room < len(p) {
+		c.cut = true
+		if room > 0 {
+			c.buf.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	c.buf.Write(p)
+	return len(p), nil
+}
+
+// String returns what was kept.
+func (c *CappedBuffer) String() string { return c.buf.String() }
+
+// Truncated reports whether anything was dropped.
+func (c *CappedBuffer) Truncated() bool { return c.cut }
