@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"sync"
 
 	"example.org/ctr/engine"
 	"example.org/ctr/internal/errdefs"
@@ -166,41 +164,8 @@ func (s *Server) save(w http.ResponseWriter, r *http.Request, names []string) {
 func (s *Server) imagesLoad(w http.ResponseWriter, r *http.Request) {
 	job := s.newJob(r, "load")
 	boolQuery(job, r, "quiet")
-	body := &jobBody{r: r.Body}
-	defer body.close()
-	_ = job.Stdin.Add(body)
+	_ = job.Stdin.Add(r.Body)
 	s.streamMessages(w, r, job)
-}
-
-// jobBody hands a request body to a job for as long as the handler runs.
-// A reader the job left behind (a read-ahead goroutine finishing after the
-// job returned) must not read the body while net/http drains it after the
-// handler: close waits for a read in progress, and later reads see EOF.
-// close also closes the body: in full duplex, net/http otherwise reads
-// the next request while the unread rest of this body is still being read
-// (golang/go#68560), and panics.
-type jobBody struct {
-	mu     sync.Mutex
-	r      io.ReadCloser
-	closed bool
-}
-
-func (b *jobBody) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return 0, io.EOF
-	}
-	return b.r.Read(p)
-}
-
-func (b *jobBody) close() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.closed {
-		b.closed = true
-		_ = b.r.Close()
-	}
 }
 
 // imagesCreate is import (fromSrc=-, the tar in the body) or, with
@@ -217,9 +182,7 @@ func (s *Server) imagesCreate(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		body := &jobBody{r: r.Body}
-		defer body.close()
-		_ = job.Stdin.Add(body)
+		_ = job.Stdin.Add(r.Body)
 		s.streamMessages(w, r, job)
 	case q.Get("fromSrc") != "":
 		writeError(w, errdefs.NotImplemented("import from a URL is not supported; send the tar in the body with fromSrc=-"))
@@ -246,6 +209,11 @@ func (s *Server) streamMessages(w http.ResponseWriter, r *http.Request, job *eng
 	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
 		s.log.Debug("full duplex unavailable", "error", err)
 	}
+	// In full duplex, net/http reads the next request of the connection
+	// without first draining what the job left of this body, and panics
+	// on the concurrent read (golang/go#68560): the body is closed once
+	// the job is done.
+	defer r.Body.Close()
 	w.Header().Set("Content-Type", "application/json")
 	sw := &streamWriter{w: w}
 	_ = job.Stdout.Add(sw)
