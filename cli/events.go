@@ -30,12 +30,9 @@ func newEventsCmd(g *globals) *cobra.Command {
 			"Filters are type, event, container, image, network, volume, daemon and label.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var f *formatter
-			if format != "" {
-				var err error
-				if f, err = newFormatter(cmd, format); err != nil {
-					return err
-				}
+			f, err := newFormatter(cmd, format)
+			if err != nil {
+				return err
 			}
 			for _, kv := range filters {
 				k, v, ok := strings.Cut(kv, "=")

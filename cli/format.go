@@ -64,8 +64,12 @@ type formatter struct {
 }
 
 // newFormatter parses format; a template that does not parse is a usage
-// error of cmd.
+// error of cmd. An empty format gives a nil formatter: the command's own
+// output.
 func newFormatter(cmd *cobra.Command, format string) (*formatter, error) {
+	if format == "" {
+		return nil, nil
+	}
 	if format == "json" {
 		return &formatter{json: true}, nil
 	}

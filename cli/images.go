@@ -94,12 +94,9 @@ func newImagesCmd(g *globals) *cobra.Command {
 		Long:  "List images. Filters: reference, dangling, label, before, since.",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var f *formatter
-			if format != "" {
-				var err error
-				if f, err = newFormatter(cmd, format); err != nil {
-					return err
-				}
+			f, err := newFormatter(cmd, format)
+			if err != nil {
+				return err
 			}
 			fl, err := parseFilters(cmd, filters)
 			if err != nil {
@@ -183,12 +180,9 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 		Short: "Show the details of images",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var f *formatter
-			if format != "" {
-				var err error
-				if f, err = newFormatter(cmd, format); err != nil {
-					return err
-				}
+			f, err := newFormatter(cmd, format)
+			if err != nil {
+				return err
 			}
 			c, err := g.client()
 			if err != nil {
@@ -234,12 +228,9 @@ func newHistoryCmd(g *globals) *cobra.Command {
 		Short: "Show the history of an image",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var f *formatter
-			if format != "" {
-				var err error
-				if f, err = newFormatter(cmd, format); err != nil {
-					return err
-				}
+			f, err := newFormatter(cmd, format)
+			if err != nil {
+				return err
 			}
 			c, err := g.client()
 			if err != nil {

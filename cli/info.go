@@ -17,12 +17,9 @@ func newInfoCmd(g *globals) *cobra.Command {
 		Short: "Show system-wide information about ctrd",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var f *formatter
-			if format != "" {
-				var err error
-				if f, err = newFormatter(cmd, format); err != nil {
-					return err
-				}
+			f, err := newFormatter(cmd, format)
+			if err != nil {
+				return err
 			}
 			c, err := g.client()
 			if err != nil {

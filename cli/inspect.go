@@ -199,12 +199,9 @@ func newContainerInspectCmd(g *globals) *cobra.Command {
 		Short: "Display detailed information on one or more containers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var f *formatter
-			if format != "" {
-				var err error
-				if f, err = newFormatter(cmd, format); err != nil {
-					return err
-				}
+			f, err := newFormatter(cmd, format)
+			if err != nil {
+				return err
 			}
 			c, err := g.client()
 			if err != nil {

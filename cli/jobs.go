@@ -24,12 +24,9 @@ func newJobsCmd(g *globals) *cobra.Command {
 			"RequestKeys) and .Running (ID, Name, Args, Caller, Started).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var f *formatter
-			if format != "" {
-				var err error
-				if f, err = newFormatter(cmd, format); err != nil {
-					return err
-				}
+			f, err := newFormatter(cmd, format)
+			if err != nil {
+				return err
 			}
 			c, err := g.client()
 			if err != nil {
@@ -90,12 +87,9 @@ func newJobsRunCmd(g *globals) *cobra.Command {
 			"Put arguments that start with '-' after '--'.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var f *formatter
-			if format != "" {
-				var err error
-				if f, err = newFormatter(cmd, format); err != nil {
-					return err
-				}
+			f, err := newFormatter(cmd, format)
+			if err != nil {
+				return err
 			}
 			env := map[string]string{}
 			for _, kv := range envs {

@@ -39,12 +39,9 @@ func newVersionCmd(g *globals) *cobra.Command {
 		Short: "Show the ctrctl and ctrd version information",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var f *formatter
-			if format != "" {
-				var err error
-				if f, err = newFormatter(cmd, format); err != nil {
-					return err
-				}
+			f, err := newFormatter(cmd, format)
+			if err != nil {
+				return err
 			}
 			info := VersionInfo{Client: ClientVersion{
 				Version:    version.Version,
