@@ -17,7 +17,7 @@ type faults struct {
 	enabled bool
 
 	mu     sync.Mutex
-	wedged chan struct{} // closed: never; non-nil: the health check blocks
+	wedged bool // the health check blocks until its deadline
 }
 
 func newFaults() *faults {
@@ -30,9 +30,7 @@ func (f *faults) jobWedge(_ context.Context, job *engine.Job) error {
 		return errdefs.InvalidArgument("usage: debug_wedge")
 	}
 	f.mu.Lock()
-	if f.wedged == nil {
-		f.wedged = make(chan struct{})
-	}
+	f.wedged = true
 	f.mu.Unlock()
 	return nil
 }
@@ -43,15 +41,11 @@ func (f *faults) wait(ctx context.Context) error {
 		return nil
 	}
 	f.mu.Lock()
-	w := f.wedged
+	wedged := f.wedged
 	f.mu.Unlock()
-	if w == nil {
+	if !wedged {
 		return nil
 	}
-	select {
-	case <-w:
-		return nil
-	case <-ctx.Done():
-		return errdefs.Unavailable("engine wedged on purpose (debug_wedge): %v", ctx.Err())
-	}
+	<-ctx.Done()
+	return errdefs.Unavailable("engine wedged on purpose (debug_wedge): %v", ctx.Err())
 }
