@@ -148,6 +148,12 @@ func (s *Server) containerCreate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if req.NetworkingConfig != nil {
+		if err := job.Env.SetJSON("networking_config", req.NetworkingConfig); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
 	s.runReply(w, r, job, http.StatusCreated)
 }
 

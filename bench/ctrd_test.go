@@ -41,7 +41,7 @@ func ctrdSpec(bin, dir string) probe.StartSpec {
 	spec := probe.StartSpec{
 		Argv: []string{bin, "-H", "unix://" + sock, "--root", filepath.Join(dir, "root"),
 			"--exec-root", filepath.Join(dir, "exec"), "--pidfile", filepath.Join(dir, "ctrd.pid"),
-			"--dbus=none", "--log-level", "warn"},
+			"--dbus=none", "--bridge=none", "--iptables=false", "--ip-forward=false", "--log-level", "warn"},
 		Sock:       sock,
 		NotifyPath: filepath.Join(dir, "notify.sock"),
 		Timeout:    time.Minute,

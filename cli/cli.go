@@ -126,6 +126,8 @@ func newRoot() *cobra.Command {
 		newInfoCmd(g),
 		newEventsCmd(g),
 		newJobsCmd(g),
+		newNetworkCmd(g),
+		newPortCmd(g),
 	)
 	addContainerCommands(root, g)
 	root.AddCommand(imageCmds(g)...)

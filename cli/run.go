@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/spf13/cobra"
 
 	"example.org/ctr/client"
@@ -26,6 +28,15 @@ type createFlags struct {
 	pidsLimit, stopTimeout                                                    int
 	interactive, tty, readOnly, privileged, rm                                bool
 	entrypointSet, stopTimeoutSet, pidsLimitSet                               bool
+
+	// Networking: -P, --expose, --network-alias, --ip, --mac-address,
+	// --pid, --uts, --ipc, --dns-search, --dns-option, --link.
+	publishAll                          bool
+	expose, aliases, dnsSearch, dnsOpts []string
+	links                               []string
+	ip, mac, pid, uts, ipc              string
+	// netcfg is what build makes of the networking flags.
+	netcfg *network.NetworkingConfig
 }
 
 func addCreateFlags(cmd *cobra.Command, f *createFlags) {
@@ -42,7 +53,7 @@ func addCreateFlags(cmd *cobra.Command, f *createFlags) {
 	fl.StringVarP(&f.memory, "memory", "m", "", "Memory limit (such as 64m, 1g)")
 	fl.StringVar(&f.cpus, "cpus", "", "Number of CPUs (such as 1.5)")
 	fl.IntVar(&f.pidsLimit, "pids-limit", 0, "Tune container pids limit (-1 for unlimited)")
-	fl.StringVar(&f.network, "network", "", "Network mode: none or host (bridge comes with the network driver)")
+	fl.StringVar(&f.network, "network", "", "Connect a container to a network: bridge, none, host, container:NAME|ID or a network's name")
 	fl.StringVar(&f.network, "net", "", "Same as --network")
 	_ = fl.MarkHidden("net")
 	fl.StringVarP(&f.hostname, "hostname", "h", "", "Container host name")
@@ -60,7 +71,18 @@ func addCreateFlags(cmd *cobra.Command, f *createFlags) {
 	fl.StringArrayVar(&f.dns, "dns", nil, "Set custom DNS servers")
 	fl.StringArrayVar(&f.addHosts, "add-host", nil, "Add a custom host-to-IP mapping (host:ip)")
 	fl.StringArrayVar(&f.securityOpts, "security-opt", nil, "Security options")
-	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "Publish a container's port (needs the bridge network driver)")
+	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "Publish a container's port: [hostIP:][hostPort:]containerPort[/proto]")
+	fl.BoolVarP(&f.publishAll, "publish-all", "P", false, "Publish all exposed ports to random ports")
+	fl.StringArrayVar(&f.expose, "expose", nil, "Expose a port or a range of ports")
+	fl.StringArrayVar(&f.aliases, "network-alias", nil, "Add network-scoped alias for the container")
+	fl.StringVar(&f.ip, "ip", "", "IPv4 address (such as 172.30.100.104) on a user-defined network")
+	fl.StringVar(&f.mac, "mac-address", "", "Container MAC address (such as 92:d0:c6:0a:29:33)")
+	fl.StringVar(&f.pid, "pid", "", "PID namespace to use: host or container:NAME|ID")
+	fl.StringVar(&f.uts, "uts", "", "UTS namespace to use: host")
+	fl.StringVar(&f.ipc, "ipc", "", "IPC mode to use: private, shareable, host or container:NAME|ID")
+	fl.StringArrayVar(&f.dnsSearch, "dns-search", nil, "Set custom DNS search domains")
+	fl.StringArrayVar(&f.dnsOpts, "dns-option", nil, "Set DNS options")
+	fl.StringArrayVar(&f.links, "link", nil, "Add link to another container")
 	fl.StringArrayVar(&f.ulimits, "ulimit", nil, "Ulimit options (such as nofile=1024:2048)")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "Keep STDIN open even if not attached")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "Allocate a pseudo-TTY")
@@ -197,8 +219,8 @@ func (f *createFlags) build(cmd *cobra.Command, args []string, attach bool) (*co
 		}
 		hc.Ulimits = append(hc.Ulimits, ul)
 	}
-	if len(f.publish) > 0 {
-		return nil, nil, usagef(cmd, "-p needs the bridge network driver, which ctr does not have yet")
+	if err := f.buildNetworking(cmd, cfg, hc); err != nil {
+		return nil, nil, err
 	}
 	if f.rm && !policy.IsNone() {
 		return nil, nil, usagef(cmd, "conflicting options: cannot specify both --restart and --rm")
@@ -222,7 +244,7 @@ func newCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			resp, err := c.ContainerCreate(cmd.Context(), f.name, cfg, hc)
+			resp, err := c.ContainerCreateNetworking(cmd.Context(), f.name, cfg, hc, f.netcfg)
 			if err != nil {
 				return err
 			}
@@ -267,7 +289,7 @@ func newRunCmd(g *globals) *cobra.Command {
 
 func runContainer(cmd *cobra.Command, c *client.Client, f *createFlags, cfg *container.Config, hc *container.HostConfig, detach bool) error {
 	ctx := cmd.Context()
-	resp, err := c.ContainerCreate(ctx, f.name, cfg, hc)
+	resp, err := c.ContainerCreateNetworking(ctx, f.name, cfg, hc, f.netcfg)
 	if err != nil {
 		return err
 	}
@@ -353,4 +375,62 @@ func waitExit(ctx context.Context, c *client.Client, id string, waitc <-chan cli
 			}
 		}
 	}
+}
+
+// buildNetworking adds the ports, namespace modes, DNS settings and the
+// endpoint settings of the network (aliases, --ip, --mac-address).
+func (f *createFlags) buildNetworking(cmd *cobra.Command, cfg *container.Config, hc *container.HostConfig) error {
+	hc.PublishAllPorts = f.publishAll
+	hc.PidMode, hc.UTSMode, hc.IpcMode = container.PidMode(f.pid), container.UTSMode(f.uts), container.IpcMode(f.ipc)
+	hc.DNSSearch, hc.DNSOptions, hc.Links = f.dnsSearch, f.dnsOpts, f.links
+	if len(f.publish)+len(f.expose) > 0 {
+		cfg.ExposedPorts = network.PortSet{}
+		hc.PortBindings = network.PortMap{}
+	}
+	for _, p := range f.publish {
+		if err := parsePublish(p, hc.PortBindings, cfg.ExposedPorts); err != nil {
+			return usagef(cmd, "%v", err)
+		}
+	}
+	for _, e := range f.expose {
+		if !strings.Contains(e, "/") {
+			e += "/tcp"
+		}
+		r, err := network.ParsePortRange(e)
+		if err != nil {
+			return usagef(cmd, "invalid range format for --expose: %s", e)
+		}
+		for p := uint32(r.Start()); p <= uint32(r.End()); p++ {
+			port, _ := network.PortFrom(uint16(p), r.Proto())
+			cfg.ExposedPorts[port] = struct{}{}
+		}
+	}
+	if len(f.aliases) == 0 && f.ip == "" && f.mac == "" {
+		return nil
+	}
+	mode := container.NetworkMode(f.network)
+	if mode.IsHost() || mode.IsNone() || mode.IsContainer() {
+		return usagef(cmd, "--network-alias, --ip and --mac-address need a network of the container's own")
+	}
+	name := f.network
+	if name == "" {
+		name = "default"
+	}
+	es := &network.EndpointSettings{Aliases: f.aliases}
+	if f.ip != "" {
+		a, err := netip.ParseAddr(f.ip)
+		if err != nil || !a.Is4() {
+			return usagef(cmd, "invalid IPv4 address: %s", f.ip)
+		}
+		es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: a}
+	}
+	if f.mac != "" {
+		m, err := net.ParseMAC(f.mac)
+		if err != nil {
+			return usagef(cmd, "%s is not a valid mac address", f.mac)
+		}
+		es.MacAddress = network.HardwareAddr(m)
+	}
+	f.netcfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{name: es}}
+	return nil
 }

@@ -66,13 +66,7 @@ func containerPath(id, rest string) string {
 // ContainerCreate creates a container named name ("" for a generated
 // name).
 func (c *Client) ContainerCreate(ctx context.Context, name string, cfg *container.Config, hc *container.HostConfig) (container.CreateResponse, error) {
-	q := url.Values{}
-	if name != "" {
-		q.Set("name", name)
-	}
-	var resp container.CreateResponse
-	err := c.doJSON(ctx, http.MethodPost, dockerPath("/containers/create"), q, container.CreateRequest{Config: cfg, HostConfig: hc}, &resp)
-	return resp, err
+	return c.ContainerCreateNetworking(ctx, name, cfg, hc, nil)
 }
 
 // ContainerStart starts a container. A running container is a NotModified

@@ -52,28 +52,10 @@ func validateHostConfig(hc *container.HostConfig) error {
 	if hc.PidsLimit != nil && *hc.PidsLimit < -1 {
 		return errdefs.InvalidArgument("invalid pids limit %d", *hc.PidsLimit)
 	}
-	switch mode := hc.NetworkMode; {
-	case mode == "", mode.IsDefault(), mode == network.NetworkBridge, mode.IsNone(), mode.IsHost():
-	case mode.IsContainer():
-		return errdefs.NotImplemented("network mode %q is not supported yet", mode)
-	default:
-		return errdefs.NotFound("network %s not found", mode)
-	}
-	for port, bindings := range hc.PortBindings {
-		if len(bindings) > 0 {
-			return errdefs.NotImplemented("publishing port %s needs the bridge network driver, which ctr does not have yet", port)
-		}
-	}
-	if hc.PublishAllPorts {
-		return errdefs.NotImplemented("publishing ports needs the bridge network driver, which ctr does not have yet")
-	}
 	for _, m := range []struct {
 		name string
 		ok   bool
 	}{
-		{"--pid", hc.PidMode == "" || hc.PidMode == "private"},
-		{"--ipc", hc.IpcMode == "" || hc.IpcMode.IsPrivate() || hc.IpcMode.IsShareable()},
-		{"--uts", hc.UTSMode == "" || hc.UTSMode == "private"},
 		{"--userns", hc.UsernsMode == "" || hc.UsernsMode == "host"},
 		{"--volumes-from", len(hc.VolumesFrom) == 0},
 		{"--device", len(hc.Devices) == 0},
@@ -127,7 +109,7 @@ func validateConfig(cfg *container.Config) error {
 }
 
 // create makes a container; it returns its id and the warnings.
-func (s *Service) create(ctx context.Context, name string, cfg *container.Config, hc *container.HostConfig) (string, []string, error) {
+func (s *Service) create(ctx context.Context, name string, cfg *container.Config, hc *container.HostConfig, nc *network.NetworkingConfig) (string, []string, error) {
 	if cfg == nil {
 		return "", nil, errdefs.InvalidArgument("config cannot be empty in order to create a container")
 	}
@@ -147,8 +129,9 @@ func (s *Service) create(ctx context.Context, name string, cfg *container.Config
 	if hc.NetworkMode == "" || hc.NetworkMode.IsDefault() {
 		hc.NetworkMode = network.NetworkBridge
 	}
-	if hc.NetworkMode == network.NetworkBridge {
-		s.log.Debug("bridge networking is not available yet: the container has loopback only")
+	endpoints, err := s.checkNetworking(hc, nc)
+	if err != nil {
+		return "", nil, err
 	}
 	if hc.RestartPolicy.Name == "" {
 		hc.RestartPolicy.Name = container.RestartPolicyDisabled
@@ -206,9 +189,10 @@ func (s *Service) create(ctx context.Context, name string, cfg *container.Config
 		Image:      img.ID,
 		Driver:     s.opts.Graph.Name(),
 		LayerID:    id,
+		Networks:   endpoints,
 		State:      State{Status: container.StateCreated},
 	}
-	if cfg.Hostname == "" && !hc.NetworkMode.IsHost() {
+	if cfg.Hostname == "" && !hc.NetworkMode.IsHost() && !hc.UTSMode.IsHost() {
 		cfg.Hostname = id[:12]
 	}
 	if err := os.Mkdir(c.dir, 0o710); err != nil {

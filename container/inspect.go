@@ -16,7 +16,6 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/storage"
 
 	"example.org/ctr/internal/errdefs"
@@ -46,19 +45,6 @@ func mountPoints(hc *container.HostConfig) []container.MountPoint {
 		out = append(out, container.MountPoint{Type: mount.TypeTmpfs, Destination: dst, RW: true})
 	}
 	return out
-}
-
-// networkSettings describes the container's network (none or host, or the
-// bridge mode that gives only loopback until the bridge driver exists).
-func networkSettings(hc *container.HostConfig) *container.NetworkSettings {
-	name := string(hc.NetworkMode)
-	if name == "" || name == "default" {
-		name = network.NetworkBridge
-	}
-	return &container.NetworkSettings{
-		Ports:    network.PortMap{},
-		Networks: map[string]*network.EndpointSettings{name: {}},
-	}
 }
 
 // inspect returns the container in the Docker API's shape.
@@ -96,7 +82,7 @@ func (s *Service) inspect(ctx context.Context, c *ctr, size bool) container.Insp
 		HostConfig:      rec.HostConfig,
 		Mounts:          mountPoints(rec.HostConfig),
 		Config:          rec.Config,
-		NetworkSettings: networkSettings(rec.HostConfig),
+		NetworkSettings: s.networkSettings(&rec),
 	}
 	if r.Args == nil {
 		r.Args = []string{}
@@ -143,8 +129,9 @@ func (s *Service) summary(ctx context.Context, c *ctr, size bool, now time.Time)
 		sum.Labels = map[string]string{}
 	}
 	sum.HostConfig.NetworkMode = string(rec.HostConfig.NetworkMode)
-	ns := networkSettings(rec.HostConfig)
+	ns := s.networkSettings(&rec)
 	sum.NetworkSettings = &container.NetworkSettingsSummary{Networks: ns.Networks}
+	sum.Ports = portSummaries(ns)
 	if size {
 		if n, err := s.opts.Graph.Size(ctx, rec.LayerID); err == nil {
 			sum.SizeRw, sum.SizeRootFs = n, n

@@ -6,6 +6,7 @@ import (
 
 	"github.com/moby/moby/api/types/common"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 
 	"example.org/ctr/engine"
 	"example.org/ctr/internal/errdefs"
@@ -14,9 +15,10 @@ import (
 // CreateRequest is the env of the create job: the body of POST
 // /containers/create and its name parameter.
 type CreateRequest struct {
-	Name       string                `env:"name"`
-	Config     *container.Config     `env:"config"`
-	HostConfig *container.HostConfig `env:"host_config"`
+	Name             string                    `env:"name"`
+	Config           *container.Config         `env:"config"`
+	HostConfig       *container.HostConfig     `env:"host_config"`
+	NetworkingConfig *network.NetworkingConfig `env:"networking_config"`
 }
 
 // StopRequest is the env of the stop and restart jobs.
@@ -99,6 +101,8 @@ func (s *Service) descriptors() []engine.Descriptor {
 		{Name: "rename", Help: "Rename a container: ID", Request: RenameRequest{}, Mutates: true, Handler: s.jobRename},
 		{Name: "pause", Help: "Freeze a container's processes: ID", Mutates: true, Handler: s.jobPause},
 		{Name: "unpause", Help: "Thaw a paused container: ID", Mutates: true, Handler: s.jobUnpause},
+		{Name: "network_connect", Help: "Connect a container to a network: NETWORK", Request: ConnectRequest{}, Mutates: true, Handler: s.jobConnect},
+		{Name: "network_disconnect", Help: "Disconnect a container from a network: NETWORK", Request: DisconnectRequest{}, Mutates: true, Handler: s.jobDisconnect},
 		{Name: "resize", Help: "Resize a container's terminal: ID", Request: ResizeRequest{}, Mutates: true, Handler: s.jobResize},
 	}
 }
@@ -119,7 +123,7 @@ func (s *Service) jobCreate(ctx context.Context, job *engine.Job) error {
 	if len(job.Args) != 0 {
 		return errdefs.InvalidArgument("usage: create (the image is in the config)")
 	}
-	id, warnings, err := s.create(ctx, req.Name, req.Config, req.HostConfig)
+	id, warnings, err := s.create(ctx, req.Name, req.Config, req.HostConfig, req.NetworkingConfig)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 
 	"example.org/ctr/internal/atomicfile"
 	"example.org/ctr/logger"
@@ -34,6 +35,9 @@ type record struct {
 	Driver  string `json:"Driver"`
 	LayerID string `json:"LayerID"`
 	State   State  `json:"State"`
+	// Networks are the networks the container is configured on (network
+	// mode's and NetworkingConfig's, and those connected since), by name.
+	Networks map[string]*network.EndpointSettings `json:"Networks,omitempty"`
 	// RestartCount counts the restarts by the policy since the last
 	// start by a user.
 	RestartCount int `json:"RestartCount"`

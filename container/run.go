@@ -80,7 +80,11 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 	if err != nil {
 		return s.startFailed(c, fmt.Errorf("mount the container's root file system: %w", err), "")
 	}
-	spec, err := s.buildSpec(&rec, c.dir, rootfs)
+	sb, err := s.attachNetwork(octx, &rec)
+	if err != nil {
+		return s.startFailed(c, err, rootfs)
+	}
+	spec, err := s.buildSpec(&rec, c.dir, rootfs, sb)
 	if err != nil {
 		return s.startFailed(c, err, rootfs)
 	}
@@ -175,6 +179,7 @@ func (s *Service) startFailed(c *ctr, err error, rootfs string) error {
 	autoRemove := c.rec.HostConfig.AutoRemove
 	c.mu.Unlock()
 	_ = os.RemoveAll(monitor.Dir(s.opts.ExecRoot, c.rec.ID))
+	s.detachNetwork(c.rec.ID)
 	if autoRemove {
 		s.autoRemove(c)
 	}
@@ -252,6 +257,7 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 	}
 	cancel()
 	c.rootfs = ""
+	s.detachNetwork(c.rec.ID)
 	restart := !s.isClosing() && !c.removed &&
 		shouldRestart(c.rec.HostConfig.RestartPolicy, exit.Code, c.rec.RestartCount, st.ManuallyStopped)
 	if restart {
@@ -574,6 +580,7 @@ func (s *Service) remove(ctx context.Context, c *ctr, force, auto bool) error {
 	if err := s.exec.Delete(cctx, c.rec.ID); err != nil && !errdefs.IsNotFound(err) {
 		errs = append(errs, err)
 	}
+	s.detachNetwork(c.rec.ID)
 	if s.opts.Graph.Exists(cctx, c.rec.LayerID) {
 		_ = s.opts.Graph.Unmount(cctx, c.rec.LayerID)
 		if err := s.opts.Graph.Remove(cctx, c.rec.LayerID); err != nil && !errdefs.IsNotFound(err) {

@@ -87,6 +87,9 @@ type Options struct {
 	Images ImageSource
 	// Events is the events log the service publishes to.
 	Events EventSink
+	// Networks is the network service; nil gives bridge-mode containers
+	// their loopback only.
+	Networks Networks
 	// DNS and DNSSearch are the daemon's --dns and --dns-search.
 	DNS, DNSSearch []string
 	// Log is the service's logger; nil discards.

@@ -21,6 +21,7 @@ import (
 
 	"example.org/ctr/drivers/exec"
 	"example.org/ctr/internal/errdefs"
+	"example.org/ctr/network"
 )
 
 // mergeImage fills what the container's config leaves out from the image's,
@@ -121,7 +122,7 @@ func hostnameOf(rec *record) string {
 	if rec.Config.Hostname != "" {
 		return rec.Config.Hostname
 	}
-	if rec.HostConfig.NetworkMode.IsHost() {
+	if rec.HostConfig.NetworkMode.IsHost() || rec.HostConfig.UTSMode.IsHost() {
 		h, _ := os.Hostname()
 		return h
 	}
@@ -155,8 +156,9 @@ func noNewPrivileges(hc *container.HostConfig) bool {
 
 // buildSpec turns a container's record into the exec driver's spec, for
 // the root file system mounted at rootfs. It writes the container's
-// hostname, hosts and resolv.conf files.
-func (s *Service) buildSpec(rec *record, dir, rootfs string) (*exec.Spec, error) {
+// hostname, hosts and resolv.conf files. sb is the container's network
+// stack (nil when it has none of its own).
+func (s *Service) buildSpec(rec *record, dir, rootfs string, sb *network.Sandbox) (*exec.Spec, error) {
 	cfg, hc := rec.Config, rec.HostConfig
 	args := append(slices.Clone([]string(cfg.Entrypoint)), cfg.Cmd...)
 	if len(args) == 0 {
@@ -210,11 +212,9 @@ func (s *Service) buildSpec(rec *record, dir, rootfs string) (*exec.Spec, error)
 	for _, u := range hc.Ulimits {
 		spec.Process.Rlimits = append(spec.Process.Rlimits, exec.Rlimit{Type: "RLIMIT_" + strings.ToUpper(u.Name), Hard: uint64(u.Hard), Soft: uint64(u.Soft)})
 	}
-	for _, ns := range exec.DefaultNamespaces() {
-		if ns.Type == exec.NetworkNamespace && hc.NetworkMode.IsHost() {
-			continue
-		}
-		spec.Namespaces = append(spec.Namespaces, ns)
+	spec.Namespaces = exec.DefaultNamespaces()
+	if err := s.joinNamespaces(spec, hc, sb); err != nil {
+		return nil, err
 	}
 	if !hc.Privileged {
 		spec.MaskedPaths = exec.DefaultMaskedPaths()
@@ -228,7 +228,7 @@ func (s *Service) buildSpec(rec *record, dir, rootfs string) (*exec.Spec, error)
 	}
 	spec.Resources = resources(hc)
 
-	if err := s.writeNetworkFiles(rec, dir, hostname); err != nil {
+	if err := s.writeNetworkFiles(rec, dir, hostname, sb); err != nil {
 		return nil, err
 	}
 	mounts, err := userMounts(hc)
@@ -382,14 +382,32 @@ func parseBind(b string) (exec.Mount, error) {
 
 // writeNetworkFiles writes the container's hostname, hosts and
 // resolv.conf files in its folder.
-func (s *Service) writeNetworkFiles(rec *record, dir, hostname string) error {
+func (s *Service) writeNetworkFiles(rec *record, dir, hostname string, sb *network.Sandbox) error {
 	hc := rec.HostConfig
+	if hc.NetworkMode.IsContainer() {
+		// The files of the container whose network it shares.
+		if other, err := s.get(hc.NetworkMode.ConnectedContainer()); err == nil {
+			for _, f := range []string{hostsFile, resolvFile} {
+				if b, err := os.ReadFile(other.path(f)); err == nil {
+					if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+						return err
+					}
+				}
+			}
+			return os.WriteFile(filepath.Join(dir, hostnameFile), []byte(hostname+"\n"), 0o644)
+		}
+	}
 	var hosts bytes.Buffer
 	if hc.NetworkMode.IsHost() {
 		b, _ := os.ReadFile("/etc/hosts")
 		hosts.Write(b)
 	} else {
 		hosts.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+	}
+	if sb != nil {
+		for _, ep := range sb.Endpoints {
+			fmt.Fprintf(&hosts, "%s\t%s\n", ep.IP, hostname)
+		}
 	}
 	for _, h := range hc.ExtraHosts {
 		name, ip, ok := strings.Cut(h, ":")
@@ -406,7 +424,29 @@ func (s *Service) writeNetworkFiles(rec *record, dir, hostname string) error {
 	if err := os.WriteFile(filepath.Join(dir, hostnameFile), []byte(hostname+"\n"), 0o644); err != nil {
 		return err
 	}
+	if sb != nil && sb.Resolver {
+		return os.WriteFile(filepath.Join(dir, resolvFile), s.embeddedResolvConf(hc), 0o644)
+	}
 	return os.WriteFile(filepath.Join(dir, resolvFile), s.resolvConf(hc), 0o644)
+}
+
+// embeddedResolvConf is the resolv.conf of a container on a user-defined
+// network: the embedded resolver, with the search domains and options
+// docker writes.
+func (s *Service) embeddedResolvConf(hc *container.HostConfig) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "nameserver %s\n", network.ResolverIP)
+	for _, l := range strings.Split(string(s.resolvConf(hc)), "\n") {
+		if strings.HasPrefix(l, "search ") {
+			fmt.Fprintln(&b, l)
+		}
+	}
+	opts := []string{"ndots:0"}
+	if len(hc.DNSOptions) > 0 {
+		opts = hc.DNSOptions
+	}
+	fmt.Fprintf(&b, "options %s\n", strings.Join(opts, " "))
+	return b.Bytes()
 }
 
 // resolvConf is the container's resolv.conf: the container's or the

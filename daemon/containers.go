@@ -21,6 +21,7 @@ func (d *Daemon) openContainers(ctx context.Context) error {
 		Graph:     d.graph,
 		Images:    container.StoreImages{Store: d.images},
 		Events:    d.events,
+		Networks:  d.networks,
 		DNS:       d.cfg.DNS,
 		DNSSearch: d.cfg.DNSSearch,
 		Log:       d.log,

@@ -43,6 +43,7 @@ import (
 	"example.org/ctr/image"
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/internal/version"
+	"example.org/ctr/network"
 )
 
 // Options carry what Run needs besides the configuration.
@@ -80,6 +81,7 @@ type Daemon struct {
 	images     *image.Store
 	imageSvc   *image.Service
 	containers *container.Service
+	networks   *network.Service
 }
 
 // Run runs ctrd until a TERM or INT signal (or ctx) ends it, and returns
@@ -147,11 +149,17 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		d.shutdownAfterFailedStart()
 		return err
 	}
+	_ = d.notifier.Status("starting: networks")
+	if err := d.openNetworks(ctx); err != nil {
+		d.shutdownAfterFailedStart()
+		return err
+	}
 	_ = d.notifier.Status("starting: containers")
 	if err := d.openContainers(ctx); err != nil {
 		d.shutdownAfterFailedStart()
 		return err
 	}
+	d.reconcileNetworks(ctx)
 
 	// The idle exit watches client jobs, through an observer added before
 	// the freeze.

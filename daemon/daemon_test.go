@@ -122,6 +122,8 @@ func startDaemon(t *testing.T, mutate func(*Config)) *testDaemon {
 	cfg.Hosts = []string{"unix://" + filepath.Join(dir, "ctr.sock")}
 	cfg.DBus = "none"
 	cfg.ShutdownTimeout = 5
+	// Nothing in the host's network namespace: no bridge, no firewall.
+	cfg.BridgeIface, cfg.EnableIptables, cfg.EnableIPForward, cfg.InterContainer = "none", false, false, true
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -308,6 +310,7 @@ func TestFailedStartReleasesEverything(t *testing.T) {
 	cfg.ExecRoot = filepath.Join(dir, "exec")
 	cfg.Pidfile = filepath.Join(dir, "ctrd.pid")
 	cfg.DBus = "none"
+	cfg.BridgeIface, cfg.EnableIptables, cfg.EnableIPForward = "none", false, false
 	// The second host is bad: the first listener must be closed again.
 	cfg.Hosts = []string{"unix://" + filepath.Join(dir, "ok.sock"), "tcp://192.0.2.1:2375"}
 	// A first failed start brings up what the process keeps for good once

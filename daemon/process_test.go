@@ -57,11 +57,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// privateArgs are flags that keep a test ctrd off the host's state.
+// privateArgs are flags that keep a test ctrd off the host's state: its
+// own folders, no bus, and no bridge or firewall table in the host's
+// network namespace (the network tests run ctrd in one of their own).
 func privateArgs(dir string) []string {
 	_ = os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}"), 0o644)
 	return []string{"--root", filepath.Join(dir, "root"), "--exec-root", filepath.Join(dir, "exec"),
-		"--config-file", filepath.Join(dir, "daemon.json"), "--dbus=none"}
+		"--config-file", filepath.Join(dir, "daemon.json"), "--dbus=none", "--bridge=none", "--iptables=false", "--ip-forward=false"}
 }
 
 // runCtrd runs ctrd to completion (it must fail) and returns its exit code

@@ -2,7 +2,9 @@
 # check-imports.sh: enforce the dependency rules of DESIGN.md with `go list
 # -deps` (so indirect imports count too):
 #   drivers/...  must not import engine, api, dbus, daemon;
-#   engine/...   must not import api, dbus, daemon, client, cli.
+#   engine/...   must not import api, dbus, daemon, client, cli;
+#   network/...  (a service) must not import a transport, the daemon or
+#                another service.
 # Prints every violation (package and what it pulls in) and exits 1 if any.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +36,7 @@ rule() {
 
 rule "./drivers/..." engine api dbus daemon
 rule "./engine/..." api dbus daemon client cli
+rule "./network/..." api dbus daemon client cli container image
 if [ "$bad" -ne 0 ]; then
 	exit 1
 fi

@@ -82,6 +82,7 @@ stop() {
 				# shellcheck disable=SC2086
 				timeout 120 "$ctrctl" -H "$host" rm -f $ids >/dev/null || echo "run.sh: could not remove every container" >&2
 			fi
+			timeout 60 "$ctrctl" -H "$host" network prune -f >/dev/null 2>&1 || true
 		fi
 		echo
 		echo "stopping ctrd (pid $ctrd_pid) with SIGTERM"
@@ -94,6 +95,7 @@ stop() {
 	kill "$notify_pid" 2>/dev/null || true
 	wait "$notify_pid" 2>/dev/null || true
 	rm -rf "$tools"
+	ip netns delete "$netns" 2>/dev/null || true
 }
 trap stop EXIT
 trap 'exit 130' INT
@@ -101,12 +103,20 @@ trap 'exit 143' TERM
 
 for _ in $(seq 100); do [ -S "$dir/notify.sock" ] && break; sleep 0.05; done
 
+# ctrd's networks (the ctr0 bridge, NAT rules) live in a network namespace
+# of the demo's own, so that it never changes this host's interfaces or
+# firewall; the API socket is a file, reachable from here all the same.
+netns=ctrtrun$$
+ip netns delete "$netns" 2>/dev/null || true
+ip netns add "$netns"
+ip -n "$netns" link set lo up
+
 # systemd-socket-activate binds the socket now and execs ctrd (in place: the
 # pid stays) when the first client connects; that client's request waits in
 # the backlog meanwhile, as under ctr.socket.
 systemd-socket-activate -l "$sock" --fdname=api \
 	-E NOTIFY_SOCKET="$dir/notify.sock" \
-	"$ctrd" -H fd:// --root "$dir/root" --exec-root "$dir/exec" \
+	nsenter --net=/run/netns/"$netns" "$ctrd" -H fd:// --root "$dir/root" --exec-root "$dir/exec" \
 	--pidfile "$dir/ctrd.pid" --dbus=none >"$dir/ctrd.log" 2>&1 &
 ctrd_pid=$!
 for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.05; done
@@ -153,6 +163,14 @@ if command -v docker >/dev/null; then
 	step docker -H "$host" run --rm busybox sh -c "'echo hello from docker run, served by ctrd; uname -n'"
 	timeout 120 docker -H "$host" run --rm busybox sh -c 'echo hello from docker run, served by ctrd; uname -n'
 fi
+step ctrctl -H "$host" network create demo
+timeout 60 "$ctrctl" -H "$host" network rm demo >/dev/null 2>&1 || true
+timeout 60 "$ctrctl" -H "$host" network create demo
+step ctrctl -H "$host" run -d --name web --network demo -p 8080:80 busybox httpd -f -p 80 -h /etc
+timeout 60 "$ctrctl" -H "$host" rm -f web >/dev/null 2>&1 || true
+timeout 120 "$ctrctl" -H "$host" run -d --name web --network demo -p 8080:80 busybox httpd -f -p 80 -h /etc
+step ctrctl -H "$host" run --rm --network demo busybox wget -qO- http://web/hostname
+timeout 120 "$ctrctl" -H "$host" run --rm --network demo busybox wget -qO- http://web/hostname
 
 cat <<EOT
 

@@ -1,0 +1,143 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// NewNetNS makes a network namespace and pins it at path (a bind mount of
+// the namespace onto an empty file), with its loopback interface up. The
+// namespace lives as long as the pin, whatever process enters it: a
+// container's process joins it, and its interfaces are set up before or
+// while the container starts. path must not exist.
+func NewNetNS(path string) (retErr error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return fmt.Errorf("network namespace pin: %w", err)
+	}
+	f.Close()
+	defer func() {
+		if retErr != nil {
+			_ = unix.Unmount(path, unix.MNT_DETACH)
+			_ = os.Remove(path)
+		}
+	}()
+	errc := make(chan error, 1)
+	go func() {
+		// The thread enters a new namespace and comes back; if it cannot
+		// come back it stays locked, and so dies with the goroutine.
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer unix.Close(orig)
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		err = unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, "")
+		if serr := unix.Setns(orig, unix.CLONE_NEWNET); serr != nil {
+			errc <- errors.Join(err, fmt.Errorf("return to ctrd's network namespace: %w", serr))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		return fmt.Errorf("new network namespace: %w", err)
+	}
+	h, err := handleAt(path)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("new network namespace: %w", err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("new network namespace: bring lo up: %w", err)
+	}
+	return nil
+}
+
+// DeleteNetNS removes the pin at path; the namespace ends once no process
+// is left in it. A missing pin is no error.
+func DeleteNetNS(path string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unpin network namespace %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove network namespace pin: %w", err)
+	}
+	return nil
+}
+
+// IsNetNS reports whether path is a pinned network namespace.
+func IsNetNS(path string) bool {
+	var fs unix.Statfs_t
+	if err := unix.Statfs(path, &fs); err != nil {
+		return false
+	}
+	return fs.Type == unix.NSFS_MAGIC
+}
+
+// handleAt opens a netlink handle that works in the namespace pinned at
+// path, without moving any thread there.
+func handleAt(path string) (*netlink.Handle, error) {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in %s: %w", path, err)
+	}
+	return h, nil
+}
+
+// InNetNS runs fn on a thread that is in the namespace pinned at path, and
+// returns its error. Sockets fn opens belong to that namespace and keep
+// working from any thread afterwards.
+func InNetNS(path string, fn func() error) error {
+	target, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	defer unix.Close(target)
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer unix.Close(orig)
+		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("enter network namespace %s: %w", path, err)
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+			errc <- errors.Join(ferr, err) // the thread stays locked and dies
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
