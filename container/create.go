@@ -126,9 +126,6 @@ func (s *Service) create(ctx context.Context, name string, cfg *container.Config
 		return "", nil, err
 	}
 	var warnings []string
-	if hc.NetworkMode == "" || hc.NetworkMode.IsDefault() {
-		hc.NetworkMode = network.NetworkBridge
-	}
 	endpoints, err := s.checkNetworking(hc, nc)
 	if err != nil {
 		return "", nil, err

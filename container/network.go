@@ -71,7 +71,19 @@ func (s *Service) checkNetworking(hc *container.HostConfig, nc *mnet.NetworkingC
 	if name := networkName(mode); name != "" {
 		if s.opts.Networks != nil {
 			_, canon, driver, err := s.opts.Networks.Lookup(name)
-			if err != nil {
+			if errdefs.IsNotFound(err) && (mode == "" || mode.IsDefault()) {
+				// --bridge=none: no default network; a container that
+				// asks for none in particular gets loopback only.
+				hc.NetworkMode = mnet.NetworkNone
+				return s.checkNetworking(hc, nil)
+			}
+			switch {
+			case errdefs.IsNotFound(err):
+				// As docker, a network that does not exist fails the
+				// start, not the create (the docker CLI reads a 404 at
+				// create as a missing image).
+				canon, driver = name, network.DriverBridge
+			case err != nil:
 				return nil, err
 			}
 			if driver != network.DriverBridge {
@@ -81,6 +93,10 @@ func (s *Service) checkNetworking(hc *container.HostConfig, nc *mnet.NetworkingC
 				hc.NetworkMode = mnet.NetworkBridge
 			}
 			name = canon
+		} else if name != mnet.NetworkBridge {
+			return nil, errdefs.NotFound("network %s not found", name)
+		} else {
+			hc.NetworkMode = mnet.NetworkBridge
 		}
 		eps[name] = &mnet.EndpointSettings{}
 	}
@@ -95,7 +111,10 @@ func (s *Service) checkNetworking(hc *container.HostConfig, nc *mnet.NetworkingC
 			name := ref
 			if s.opts.Networks != nil {
 				_, canon, driver, err := s.opts.Networks.Lookup(ref)
-				if err != nil {
+				switch {
+				case errdefs.IsNotFound(err):
+					canon, driver = ref, network.DriverBridge // fails at start
+				case err != nil:
 					return nil, err
 				}
 				if driver != network.DriverBridge {
