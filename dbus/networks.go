@@ -1,0 +1,158 @@
+package dbus
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+
+	godbus "github.com/godbus/dbus/v5"
+	"github.com/moby/moby/api/types/network"
+
+	"example.org/ctr/engine"
+	"example.org/ctr/internal/errdefs"
+)
+
+// NetworkRow is a row of ListNetworks: (s id, s name, s driver, s subnet,
+// s gateway, u containers).
+type NetworkRow struct {
+	ID         string
+	Name       string
+	Driver     string
+	Subnet     string
+	Gateway    string
+	Containers uint32
+}
+
+// ListNetworks runs the networks job: every network, by name.
+func (m manager) ListNetworks(sender godbus.Sender) ([]NetworkRow, *godbus.Error) {
+	ctx, cancel := m.s.callContext()
+	defer cancel()
+	job, err := m.s.runCall(ctx, sender, "networks", nil, nil)
+	if err != nil {
+		return nil, busError(err)
+	}
+	var nets []network.Inspect
+	if err := decodeReply(job, &nets); err != nil {
+		return nil, busError(err)
+	}
+	sort.Slice(nets, func(i, j int) bool { return nets[i].Name < nets[j].Name })
+	out := make([]NetworkRow, 0, len(nets))
+	for _, n := range nets {
+		r := NetworkRow{ID: busString(n.ID), Name: busString(n.Name), Driver: busString(n.Driver), Containers: uint32(len(n.Containers))}
+		if len(n.IPAM.Config) > 0 {
+			if c := n.IPAM.Config[0]; c.Subnet.IsValid() {
+				r.Subnet = c.Subnet.String()
+				if c.Gateway.IsValid() {
+					r.Gateway = c.Gateway.String()
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// CreateNetwork runs the network_create job; options (a{sv}) are driver
+// (s), subnet (s), gateway (s), ip_range (s), internal (b), attachable
+// (b), labels (a{ss}) and options (a{ss}, the driver's). It returns the
+// network's id.
+func (m manager) CreateNetwork(sender godbus.Sender, name string, options map[string]godbus.Variant) (string, *godbus.Error) {
+	ctx, cancel := m.s.callContext()
+	defer cancel()
+	req := network.CreateRequest{Name: name}
+	var ipam network.IPAMConfig
+	for k, v := range options {
+		if err := setNetworkOption(&req, &ipam, k, v); err != nil {
+			return "", busError(err)
+		}
+	}
+	if ipam.Subnet.IsValid() || ipam.Gateway.IsValid() || ipam.IPRange.IsValid() {
+		req.IPAM = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{ipam}}
+	}
+	var env engine.Env
+	if err := env.SetJSON("config", &req); err != nil {
+		return "", busError(err)
+	}
+	job, err := m.s.runCall(ctx, sender, "network_create", nil, env)
+	if err != nil {
+		return "", busError(err)
+	}
+	var resp network.CreateResponse
+	if err := decodeReply(job, &resp); err != nil {
+		return "", busError(err)
+	}
+	return busString(resp.ID), nil
+}
+
+// setNetworkOption sets one of CreateNetwork's options.
+func setNetworkOption(req *network.CreateRequest, ipam *network.IPAMConfig, k string, v godbus.Variant) error {
+	bad := func(typ string) error {
+		return errdefs.InvalidArgument("option %s: want %s, got %s", k, typ, v.Signature().String())
+	}
+	str := func() (string, error) {
+		s, ok := v.Value().(string)
+		if !ok {
+			return "", bad("s")
+		}
+		return s, nil
+	}
+	var err error
+	switch k {
+	case "driver":
+		req.Driver, err = str()
+	case "subnet", "ip_range":
+		var s string
+		if s, err = str(); err == nil {
+			var p netip.Prefix
+			if p, err = netip.ParsePrefix(s); err != nil {
+				return errdefs.InvalidArgument("option %s: %q is not a subnet", k, s)
+			}
+			if k == "subnet" {
+				ipam.Subnet = p
+			} else {
+				ipam.IPRange = p
+			}
+		}
+	case "gateway":
+		var s string
+		if s, err = str(); err == nil {
+			if ipam.Gateway, err = netip.ParseAddr(s); err != nil {
+				return errdefs.InvalidArgument("option gateway: %q is not an address", s)
+			}
+		}
+	case "internal", "attachable":
+		b, ok := v.Value().(bool)
+		if !ok {
+			return bad("b")
+		}
+		if k == "internal" {
+			req.Internal = b
+		} else {
+			req.Attachable = b
+		}
+	case "labels", "options":
+		m, ok := v.Value().(map[string]string)
+		if !ok {
+			return bad("a{ss}")
+		}
+		if k == "labels" {
+			req.Labels = m
+		} else {
+			req.Options = m
+		}
+	default:
+		return errdefs.InvalidArgument("unknown option %q (want driver, subnet, gateway, ip_range, internal, attachable, labels, options)", k)
+	}
+	if err != nil {
+		return fmt.Errorf("%w", err)
+	}
+	return nil
+}
+
+// RemoveNetwork runs the network_delete job.
+func (m manager) RemoveNetwork(sender godbus.Sender, network string) *godbus.Error {
+	ctx, cancel := m.s.callContext()
+	defer cancel()
+	_, err := m.s.runCall(ctx, sender, "network_delete", []string{network}, nil)
+	return busError(err)
+}
