@@ -21,6 +21,7 @@ import (
 	"example.org/ctr/engine"
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/internal/version"
+	"example.org/ctr/network"
 )
 
 // installBuiltins registers the daemon's own jobs and the events jobs.
@@ -130,6 +131,8 @@ type CtrInfo struct {
 	Journal          bool     `json:"Journal"`
 	Uptime           string   `json:"Uptime"`
 	RunningJobs      int      `json:"RunningJobs"`
+	// Network is the network service's state.
+	Network network.Status `json:"Network"`
 }
 
 func (d *Daemon) jobInfo(ctx context.Context, job *engine.Job) error {
@@ -198,7 +201,9 @@ func (d *Daemon) jobInfo(ctx context.Context, job *engine.Job) error {
 		LiveRestoreEnabled: true,
 		SecurityOptions:    []string{"name=seccomp,profile=unconfined"},
 		Warnings:           []string{},
+		IPv4Forwarding:     network.IPForwarding(),
 	}
+	info.Plugins.Network = []string{network.DriverBridge, network.DriverHost, network.DriverNull}
 	if cfg.BridgeIface == "none" {
 		info.Warnings = append(info.Warnings, "WARNING: container networking is disabled (--bridge=none)")
 	}
@@ -215,6 +220,7 @@ func (d *Daemon) jobInfo(ctx context.Context, job *engine.Job) error {
 		Journal:          activation.IsJournal(),
 		Uptime:           time.Since(d.started).Round(time.Millisecond).String(),
 		RunningJobs:      len(d.eng.Running()),
+		Network:          d.networks.Status(),
 	}
 	ci.DBusName = d.bus.BusName()
 	job.Reply(Info{Info: info, Ctr: ci})

@@ -542,3 +542,43 @@ func (s *Service) containersOnLocked(id string) []*sandboxRecord {
 }
 
 func joinErrs(errs []error) error { return errors.Join(errs...) }
+
+// Status is the network service's state, for the info job.
+type Status struct {
+	// Networks counts the networks, predefined ones included.
+	Networks int `json:"Networks"`
+	// DefaultBridge and DefaultSubnet describe the default network (""
+	// with --bridge=none).
+	DefaultBridge string `json:"DefaultBridge,omitempty"`
+	DefaultSubnet string `json:"DefaultSubnet,omitempty"`
+	// Firewall is ctr's nftables table ("inet ctr"), "" when --iptables
+	// is off.
+	Firewall string `json:"Firewall,omitempty"`
+	// Endpoints counts the containers' interfaces.
+	Endpoints int `json:"Endpoints"`
+}
+
+// Status describes the networks.
+func (s *Service) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{Networks: len(s.networks)}
+	for _, n := range s.networks {
+		if n.Default {
+			st.DefaultBridge, st.DefaultSubnet = n.Bridge, n.Subnet
+		}
+	}
+	for _, sb := range s.sandboxes {
+		st.Endpoints += len(sb.Endpoints)
+	}
+	if s.opts.Iptables {
+		st.Firewall = "inet " + s.opts.Table
+	}
+	return st
+}
+
+// IPForwarding reports whether ctrd's namespace forwards IPv4.
+func IPForwarding() bool {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	return err == nil && strings.TrimSpace(string(b)) == "1"
+}
