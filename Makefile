@@ -36,9 +36,16 @@ RPM := $(DIST)/ctr-$(PKG_VERSION).x86_64.rpm
 # dbus-daemon for a private bus; busybox-static: a tiny root file system for
 # containers; iproute2, nftables: network namespaces and NAT in root tests;
 # rpm: rpmbuild for make rpm; util-linux: nsenter; skopeo, umoci: image
-# interoperability tests; zstd: compressed layers.
+# interoperability tests; zstd: compressed layers; docker-compose: Compose
+# v1 (1.29) against ctrd in the root tier.
 DEPS := make systemd systemd-container dbus busybox-static iproute2 nftables rpm util-linux \
-	skopeo umoci zstd
+	skopeo umoci zstd docker-compose
+
+# Compose v2, the docker CLI's plugin, for the root tier: built once from
+# the Go module proxy (the newest release whose go.mod allows go install)
+# and kept outside the tree, so that a second run does not build it again.
+COMPOSE_V2_VERSION := v2.35.0
+COMPOSE_V2 ?= $(HOME)/.cache/ctr-test/compose-$(COMPOSE_V2_VERSION)/docker-compose
 
 # Where each tier looks for tests. The end-to-end tier boots a machine, so
 # it runs only the packages that hold end-to-end tests.
@@ -51,7 +58,7 @@ TALLY := $(CURDIR)/.test-tally
 
 RUN_FLAGS ?=
 
-.PHONY: help build deps test test-unit test-root test-e2e test-fuzz check fmt vet imports \
+.PHONY: help build deps compose test test-unit test-root test-e2e test-fuzz check fmt vet imports \
 	check-units run deb rpm bench clean
 
 help: ## list the targets
@@ -77,8 +84,15 @@ test: ## run every tier: unit (-race), root, end to end, a short fuzz run; stric
 test-unit: ## unit tier: go test -race, no privileges needed
 	CTR_TEST_STRICT=1 scripts/gotest.sh unit -race -timeout 5m $(TESTFLAGS) $(UNIT_PKGS)
 
-test-root: ## root tier: CTR_TEST_ROOT=1 (run as root)
-	CTR_TEST_ROOT=1 CTR_TEST_STRICT=1 scripts/gotest.sh root -p 1 -timeout 10m $(TESTFLAGS) $(ROOT_PKGS)
+compose: $(COMPOSE_V2) ## build Compose v2 for the root tier (once; COMPOSE_V2 names it)
+
+$(COMPOSE_V2):
+	@mkdir -p $(dir $@)
+	GOBIN=$(dir $@) $(GO) install github.com/docker/compose/v2/cmd@$(COMPOSE_V2_VERSION)
+	mv $(dir $@)cmd $@
+
+test-root: compose ## root tier: CTR_TEST_ROOT=1 (run as root)
+	CTR_TEST_ROOT=1 CTR_TEST_STRICT=1 CTR_COMPOSE_V2=$(COMPOSE_V2) scripts/gotest.sh root -p 1 -timeout 10m $(TESTFLAGS) $(ROOT_PKGS)
 
 test-e2e: deb rpm ## end-to-end tier: boot systemd in systemd-nspawn, install the .deb, drive it
 	CTR_TEST_E2E=1 CTR_TEST_STRICT=1 CTR_E2E_DEB=$(abspath $(DEB)) CTR_E2E_RPM=$(abspath $(RPM)) \

@@ -31,6 +31,13 @@ func cannot(t testing.TB, why string) {
 	t.Skip(msg)
 }
 
+// Cannot stops t because something the test needs is not here: a skip,
+// or a failure under CTR_TEST_STRICT=1.
+func Cannot(t testing.TB, why string) {
+	t.Helper()
+	cannot(t, why)
+}
+
 // RequireRoot stops t unless the root tier is enabled (CTR_TEST_ROOT=1) and
 // the test runs as root.
 func RequireRoot(t testing.TB) {
