@@ -59,7 +59,6 @@ func validateHostConfig(hc *container.HostConfig) error {
 		{"--userns", hc.UsernsMode == "" || hc.UsernsMode == "host"},
 		{"--volumes-from", len(hc.VolumesFrom) == 0},
 		{"--device", len(hc.Devices) == 0},
-		{"--link", len(hc.Links) == 0},
 	} {
 		if !m.ok {
 			return errdefs.NotImplemented("%s is not supported yet", m.name)
@@ -128,6 +127,9 @@ func (s *Service) create(ctx context.Context, name string, cfg *container.Config
 	var warnings []string
 	endpoints, err := s.checkNetworking(hc, nc)
 	if err != nil {
+		return "", nil, err
+	}
+	if err := s.checkLinks(hc); err != nil {
 		return "", nil, err
 	}
 	if hc.RestartPolicy.Name == "" {

@@ -537,3 +537,101 @@ func (s *Service) disconnect(ctx context.Context, netRef, ref string) error {
 	}
 	return nil
 }
+
+// link is a legacy --link: another container's name and address under an
+// alias, in /etc/hosts and the environment.
+type link struct {
+	alias, name, id string
+	ip              string
+	ports           []mnet.Port
+}
+
+// parseLink reads "name[:alias]".
+func parseLink(l string) (name, alias string) {
+	name, alias, ok := strings.Cut(l, ":")
+	name = strings.TrimPrefix(name, "/")
+	if !ok || alias == "" {
+		alias = name
+	}
+	return name, strings.TrimPrefix(alias[strings.LastIndex(alias, "/")+1:], "/")
+}
+
+// checkLinks makes sure the linked containers exist, at create.
+func (s *Service) checkLinks(hc *container.HostConfig) error {
+	for _, l := range hc.Links {
+		name, _ := parseLink(l)
+		if _, err := s.get(name); err != nil {
+			return errdefs.InvalidArgument("could not get container for %s", name)
+		}
+	}
+	return nil
+}
+
+// resolveLinks finds the linked containers' addresses, at start: each
+// must run.
+func (s *Service) resolveLinks(hc *container.HostConfig) ([]link, error) {
+	var out []link
+	for _, l := range hc.Links {
+		name, alias := parseLink(l)
+		c, err := s.get(name)
+		if err != nil {
+			return nil, errdefs.InvalidArgument("could not get container for %s", name)
+		}
+		c.mu.Lock()
+		running, id, cname := c.rec.State.Running(), c.rec.ID, strings.TrimPrefix(c.rec.Name, "/")
+		ports := slices.SortedFunc(maps.Keys(c.rec.Config.ExposedPorts), func(a, b mnet.Port) int { return strings.Compare(a.String(), b.String()) })
+		c.mu.Unlock()
+		if !running {
+			return nil, errdefs.InvalidArgument("cannot link to a non running container: /%s AS /%s", cname, alias)
+		}
+		lk := link{alias: alias, name: cname, id: id, ports: ports}
+		if s.opts.Networks != nil {
+			if sb, err := s.opts.Networks.Sandbox(id); err == nil && len(sb.Endpoints) > 0 {
+				lk.ip = sb.Endpoints[0].IP.String()
+			}
+		}
+		out = append(out, lk)
+	}
+	return out, nil
+}
+
+// linkHosts are the /etc/hosts lines of the links.
+func linkHosts(links []link) []string {
+	var out []string
+	for _, l := range links {
+		if l.ip == "" {
+			continue
+		}
+		names := []string{l.alias}
+		if l.name != l.alias {
+			names = append(names, l.name)
+		}
+		names = append(names, l.id[:12])
+		out = append(out, l.ip+"\t"+strings.Join(names, " "))
+	}
+	return out
+}
+
+// linkEnv are the environment variables docker sets for links:
+// ALIAS_NAME, and ALIAS_PORT_80_TCP and its _ADDR, _PORT and _PROTO for
+// each exposed port, ALIAS_PORT for the first.
+func linkEnv(self string, links []link) []string {
+	var out []string
+	for _, l := range links {
+		p := strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(l.alias))
+		out = append(out, fmt.Sprintf("%s_NAME=/%s/%s", p, strings.TrimPrefix(self, "/"), l.alias))
+		if l.ip == "" {
+			continue
+		}
+		for i, port := range l.ports {
+			proto := string(port.Proto())
+			url := fmt.Sprintf("%s://%s:%d", proto, l.ip, port.Num())
+			k := fmt.Sprintf("%s_PORT_%d_%s", p, port.Num(), strings.ToUpper(proto))
+			if i == 0 {
+				out = append(out, p+"_PORT="+url)
+			}
+			out = append(out, k+"="+url, k+"_ADDR="+l.ip, fmt.Sprintf("%s_PORT=%d", k, port.Num()), k+"_PROTO="+proto)
+		}
+	}
+	return out
+}

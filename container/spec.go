@@ -173,7 +173,11 @@ func (s *Service) buildSpec(rec *record, dir, rootfs string, sb *network.Sandbox
 		return nil, err
 	}
 	hostname := hostnameOf(rec)
-	env := slices.Clone(cfg.Env)
+	links, err := s.resolveLinks(hc)
+	if err != nil {
+		return nil, err
+	}
+	env := mergeEnv(linkEnv(rec.Name, links), cfg.Env)
 	if !hasEnv(env, "PATH") {
 		env = append([]string{"PATH=" + exec.DefaultEnvPath}, env...)
 	}
@@ -228,7 +232,7 @@ func (s *Service) buildSpec(rec *record, dir, rootfs string, sb *network.Sandbox
 	}
 	spec.Resources = resources(hc)
 
-	if err := s.writeNetworkFiles(rec, dir, hostname, sb); err != nil {
+	if err := s.writeNetworkFiles(rec, dir, hostname, sb, linkHosts(links)); err != nil {
 		return nil, err
 	}
 	mounts, err := userMounts(hc)
@@ -382,7 +386,7 @@ func parseBind(b string) (exec.Mount, error) {
 
 // writeNetworkFiles writes the container's hostname, hosts and
 // resolv.conf files in its folder.
-func (s *Service) writeNetworkFiles(rec *record, dir, hostname string, sb *network.Sandbox) error {
+func (s *Service) writeNetworkFiles(rec *record, dir, hostname string, sb *network.Sandbox, extra []string) error {
 	hc := rec.HostConfig
 	if hc.NetworkMode.IsContainer() {
 		// The files of the container whose network it shares.
@@ -409,12 +413,23 @@ func (s *Service) writeNetworkFiles(rec *record, dir, hostname string, sb *netwo
 			fmt.Fprintf(&hosts, "%s\t%s\n", ep.IP, hostname)
 		}
 	}
+	for _, l := range extra {
+		fmt.Fprintln(&hosts, l)
+	}
 	for _, h := range hc.ExtraHosts {
 		name, ip, ok := strings.Cut(h, ":")
 		if !ok {
 			name, ip, ok = strings.Cut(h, "=")
 		}
-		if ok {
+		if ip == "host-gateway" {
+			// docker's special address: the host, as the container's
+			// gateway reaches it.
+			ip = ""
+			if sb != nil && len(sb.Endpoints) > 0 && sb.Endpoints[0].Gateway != nil {
+				ip = sb.Endpoints[0].Gateway.String()
+			}
+		}
+		if ok && ip != "" {
 			fmt.Fprintf(&hosts, "%s\t%s\n", ip, name)
 		}
 	}
@@ -492,6 +507,11 @@ func (s *Service) resolvConf(hc *container.HostConfig) []byte {
 	}
 	if len(hc.DNSOptions) > 0 {
 		options = hc.DNSOptions
+	}
+	if len(servers) == 0 && !hc.NetworkMode.IsHost() {
+		// Only loopback servers on the host, which do not answer in the
+		// container's namespace: docker's fallback.
+		servers = []string{"8.8.8.8", "8.8.4.4"}
 	}
 	var b bytes.Buffer
 	for _, ns := range servers {

@@ -341,3 +341,21 @@ func TestBridgeNone(t *testing.T) {
 		t.Fatalf("networks with --bridge=none:\n%s", out)
 	}
 }
+
+// TestLinksAndHosts: --link on the default bridge writes the linked
+// container's name in /etc/hosts and docker's variables; --add-host
+// host-gateway is the bridge's gateway.
+func TestLinksAndHosts(t *testing.T) {
+	w := newWorld(t)
+	w.docker("run", "-d", "--name", "db", "--expose", "5432", "busybox", "sleep", "1000")
+	ip := w.docker("inspect", "-f", "{{.NetworkSettings.Networks.bridge.IPAddress}}", "db")
+	out := w.docker("run", "--rm", "--name", "app", "--link", "db:database", "--add-host", "gw:host-gateway", "busybox", "sh", "-c", "cat /etc/hosts; env")
+	for _, want := range []string{ip + "\tdatabase db ", "10.177.0.1\tgw", "DATABASE_NAME=/app/database", "DATABASE_PORT=tcp://" + ip + ":5432", "DATABASE_PORT_5432_TCP_ADDR=" + ip} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	if out, err := w.dockerErr("run", "--rm", "--link", "nosuch:x", "busybox", "true"); err == nil || !strings.Contains(out, "could not get container for nosuch") {
+		t.Errorf("a link to nothing: %v\n%s", err, out)
+	}
+}
