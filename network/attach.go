@@ -113,7 +113,7 @@ func (s *Service) Attach(ctx context.Context, req AttachRequest) (*Sandbox, erro
 		}
 	}
 	if len(sb.Ports) > 0 {
-		if err := s.applyFirewall(); err != nil {
+		if err := s.addPorts(req.ContainerID); err != nil {
 			return undo(err)
 		}
 	}
@@ -434,7 +434,7 @@ func (s *Service) Detach(ctx context.Context, containerID string) error {
 		return fmt.Errorf("network: forget the sandbox of %s: %w", containerID, err)
 	}
 	if len(sb.Ports) > 0 {
-		return s.applyFirewall()
+		s.scheduleDrop()
 	}
 	return nil
 }
@@ -518,7 +518,7 @@ func (s *Service) dropEndpoint(containerID, endpointID string) error {
 		return err
 	}
 	if primaryGone && len(sb.Ports) > 0 {
-		return s.applyFirewall()
+		s.scheduleDrop()
 	}
 	return nil
 }

@@ -108,6 +108,7 @@ type Service struct {
 	sandboxes map[string]*sandboxRecord // container id → sandbox
 	lastIP    map[string]net.IP         // network id → last address handed out
 	dns       map[string]*resolver      // container id → its resolver
+	dropTimer *time.Timer               // a pending dropStale
 	closed    bool
 	// loaded are the sandboxes found at start, for Reconcile.
 	loaded map[string]string // container id → attach id
@@ -320,6 +321,9 @@ func (s *Service) ensureBridge(n *netRecord) error {
 func (s *Service) Close(context.Context) error {
 	s.mu.Lock()
 	s.closed = true
+	if s.dropTimer != nil {
+		s.dropTimer.Stop()
+	}
 	rs := s.dns
 	s.dns = map[string]*resolver{}
 	s.mu.Unlock()
@@ -406,15 +410,7 @@ func (s *Service) applyFirewall() error {
 		if len(sb.Ports) == 0 || len(sb.Endpoints) == 0 {
 			continue
 		}
-		ep := sb.Endpoints[0]
-		n := s.networks[ep.NetworkID]
-		if n == nil {
-			continue
-		}
-		for _, p := range sb.Ports {
-			rs.Ports = append(rs.Ports, bridge.PortRule{Proto: p.Proto, HostIP: net.ParseIP(p.HostIP), HostPort: p.HostPort,
-				ContainerIP: net.ParseIP(ep.IP), ContainerPort: p.ContainerPort, Bridge: n.Bridge})
-		}
+		rs.Ports = append(rs.Ports, s.portRulesLocked(sb)...)
 	}
 	s.mu.Unlock()
 	if len(rs.Networks) == 0 && len(rs.Ports) == 0 {
@@ -425,6 +421,87 @@ func (s *Service) applyFirewall() error {
 		}
 	}
 	return bridge.Apply(s.opts.Table, rs)
+}
+
+// portRulesLocked are the firewall rules of a sandbox's published ports,
+// owned by its attachment; s.mu must be held.
+func (s *Service) portRulesLocked(sb *sandboxRecord) []bridge.PortRule {
+	if len(sb.Ports) == 0 || len(sb.Endpoints) == 0 {
+		return nil
+	}
+	ep := sb.Endpoints[0]
+	n := s.networks[ep.NetworkID]
+	if n == nil {
+		return nil
+	}
+	var out []bridge.PortRule
+	for _, p := range sb.Ports {
+		out = append(out, bridge.PortRule{Proto: p.Proto, HostIP: net.ParseIP(p.HostIP), HostPort: p.HostPort,
+			ContainerIP: net.ParseIP(ep.IP), ContainerPort: p.ContainerPort, Bridge: n.Bridge, Owner: sb.AttachID})
+	}
+	return out
+}
+
+// addPorts adds a new sandbox's published ports to the firewall, first
+// in line (see bridge.AddPorts); without a table yet, the table is made
+// whole.
+func (s *Service) addPorts(containerID string) error {
+	if !s.opts.Iptables {
+		return nil
+	}
+	s.fwMu.Lock()
+	s.mu.Lock()
+	var rules []bridge.PortRule
+	if sb, ok := s.sandboxes[containerID]; ok {
+		rules = s.portRulesLocked(sb)
+	}
+	s.mu.Unlock()
+	err := bridge.AddPorts(s.opts.Table, rules)
+	s.fwMu.Unlock()
+	if err != nil {
+		return s.applyFirewall()
+	}
+	return nil
+}
+
+// dropDelay is how long the removal of released ports' rules waits, so
+// that the removals of a burst share one batch (each batch that removes
+// waits for an RCU grace period) and stay off the paths that wait for them.
+const dropDelay = 200 * time.Millisecond
+
+// scheduleDrop removes, soon, the rules of ports no sandbox has any more.
+func (s *Service) scheduleDrop() {
+	if !s.opts.Iptables {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropTimer != nil || s.closed {
+		return
+	}
+	s.dropTimer = time.AfterFunc(dropDelay, s.dropStale)
+}
+
+// dropStale removes the rules of ports no sandbox has.
+func (s *Service) dropStale() {
+	s.fwMu.Lock()
+	defer s.fwMu.Unlock()
+	s.mu.Lock()
+	s.dropTimer = nil
+	live := map[string]bool{}
+	for _, sb := range s.sandboxes {
+		if len(sb.Ports) > 0 {
+			live[sb.AttachID] = true
+		}
+	}
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return
+	}
+	if _, err := bridge.DropPorts(s.opts.Table, func(owner string) bool { return live[owner] }); err != nil {
+		s.log.Warn("cannot remove the rules of released ports", "error", err)
+	}
 }
 
 // Reconcile repairs what a crash or an exit while no ctrd watched left:

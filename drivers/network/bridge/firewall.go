@@ -55,9 +55,16 @@ type PortRule struct {
 	// Bridge is the container's bridge (for the hairpin and loopback
 	// masquerade).
 	Bridge string
+	// Owner tags the rule (the attachment it belongs to), for DropPorts.
+	Owner string
 }
 
-// Apply replaces the table with the ruleset. An empty ruleset removes the
+// Apply makes the table hold the ruleset, atomically (one netlink
+// batch). The table's base chains (the hooks) stay from one Apply to the
+// next, each with one jump to a chain of ctr's rules; an Apply flushes and
+// fills those chains. Registering or unregistering a hook waits for an RCU
+// grace period, so replacing the table whole would cost that on every
+// container start with published ports. An empty ruleset removes the
 // table.
 func Apply(table string, rs Ruleset) error {
 	c, err := nftables.New()
@@ -65,23 +72,32 @@ func Apply(table string, rs Ruleset) error {
 		return fmt.Errorf("nftables: %w", err)
 	}
 	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
-	// add + delete + add: replaces the table whether or not it existed,
-	// in the one batch the kernel applies atomically.
-	c.AddTable(t)
-	c.DelTable(t)
 	if len(rs.Networks) == 0 && len(rs.Ports) == 0 {
+		// add + delete: removes the table whether or not it existed.
+		c.AddTable(t)
+		c.DelTable(t)
 		if err := c.Flush(); err != nil {
 			return fmt.Errorf("nftables: remove table %s: %w", table, err)
 		}
 		return nil
 	}
 	c.AddTable(t)
-	accept, drop := nftables.ChainPolicyAccept, nftables.ChainPolicyDrop
-	_ = drop
-	pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept})
-	out := c.AddChain(&nftables.Chain{Name: "output", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest, Policy: &accept})
-	post := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
-	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	accept := nftables.ChainPolicyAccept
+	base := func(name string, typ nftables.ChainType, hook *nftables.ChainHook, prio *nftables.ChainPriority) *nftables.Chain {
+		ch := c.AddChain(&nftables.Chain{Name: name, Table: t, Type: typ, Hooknum: hook, Priority: prio, Policy: &accept})
+		c.FlushChain(ch)
+		return ch
+	}
+	regular := func(name string) *nftables.Chain {
+		ch := c.AddChain(&nftables.Chain{Name: name, Table: t})
+		c.FlushChain(ch)
+		return ch
+	}
+	pre := base("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
+	out := base("output", nftables.ChainTypeNAT, nftables.ChainHookOutput, nftables.ChainPriorityNATDest)
+	post := base("postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
+	fwd := base("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter)
+	ports, snat, filter := regular(portsChain), regular("ctr-snat"), regular("ctr-filter")
 	add := func(ch *nftables.Chain, exprs ...[]expr.Any) {
 		var all []expr.Any
 		for _, e := range exprs {
@@ -89,6 +105,10 @@ func Apply(table string, rs Ruleset) error {
 		}
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: all})
 	}
+	add(pre, jump(ports.Name))
+	add(out, jump(ports.Name))
+	add(post, jump(snat.Name))
+	add(fwd, jump(filter.Name))
 
 	for _, n := range rs.Networks {
 		if n.Subnet == nil || n.Subnet.IP.To4() == nil {
@@ -96,47 +116,115 @@ func Apply(table string, rs Ruleset) error {
 		}
 		if n.Internal {
 			// Nothing in or out but the bridge itself.
-			add(fwd, iif(n.Bridge), oifNot(n.Bridge), verdict(expr.VerdictDrop))
-			add(fwd, oif(n.Bridge), iifNot(n.Bridge), verdict(expr.VerdictDrop))
+			add(filter, iif(n.Bridge), oifNot(n.Bridge), verdict(expr.VerdictDrop))
+			add(filter, oif(n.Bridge), iifNot(n.Bridge), verdict(expr.VerdictDrop))
 			continue
 		}
 		if !n.ICC {
 			// Published ports stay reachable; the rest between containers
 			// is dropped.
-			add(fwd, iif(n.Bridge), oif(n.Bridge), ctStatusDNAT(), verdict(expr.VerdictAccept))
-			add(fwd, iif(n.Bridge), oif(n.Bridge), verdict(expr.VerdictDrop))
+			add(filter, iif(n.Bridge), oif(n.Bridge), ctStatusDNAT(), verdict(expr.VerdictAccept))
+			add(filter, iif(n.Bridge), oif(n.Bridge), verdict(expr.VerdictDrop))
 		}
 		if n.Masquerade {
-			add(post, ipv4(), saddrIn(n.Subnet), oifNot(n.Bridge), masq())
+			add(snat, ipv4(), saddrIn(n.Subnet), oifNot(n.Bridge), masq())
 		}
 		// The host reaching a published port through its loopback, and a
 		// container reaching one (its own too) through the host: the
 		// reply must come back through the host.
-		add(post, oif(n.Bridge), ipv4(), saddrIn(mustCIDR("127.0.0.0/8")), masq())
-		add(post, oif(n.Bridge), ipv4(), saddrIn(n.Subnet), ctStatusDNAT(), masq())
+		add(snat, oif(n.Bridge), ipv4(), saddrIn(mustCIDR("127.0.0.0/8")), masq())
+		add(snat, oif(n.Bridge), ipv4(), saddrIn(n.Subnet), ctStatusDNAT(), masq())
 	}
 	for _, p := range rs.Ports {
-		cip := p.ContainerIP.To4()
-		if cip == nil {
-			continue
+		if r := portRule(t, ports, p); r != nil {
+			c.AddRule(r)
 		}
-		var dst []expr.Any
-		if p.HostIP == nil || p.HostIP.IsUnspecified() {
-			dst = localDaddr()
-		} else if v4 := p.HostIP.To4(); v4 != nil {
-			dst = append(ipv4(), daddr(v4)...)
-		} else {
-			continue
-		}
-		match := append(append([]expr.Any{}, dst...), l4Port(p.Proto, p.HostPort)...)
-		nat := dnat(cip, p.ContainerPort)
-		add(pre, match, nat)
-		add(out, match, nat)
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables: write table %s: %w", table, err)
 	}
 	return nil
+}
+
+// portsChain is the chain of the published ports.
+const portsChain = "ctr-ports"
+
+// portRule is the DNAT rule of a published port, tagged with its owner.
+func portRule(t *nftables.Table, ch *nftables.Chain, p PortRule) *nftables.Rule {
+	cip := p.ContainerIP.To4()
+	if cip == nil {
+		return nil
+	}
+	var dst []expr.Any
+	if p.HostIP == nil || p.HostIP.IsUnspecified() {
+		dst = localDaddr()
+	} else if v4 := p.HostIP.To4(); v4 != nil {
+		dst = append(ipv4(), daddr(v4)...)
+	} else {
+		return nil
+	}
+	exprs := append(append(dst, l4Port(p.Proto, p.HostPort)...), dnat(cip, p.ContainerPort)...)
+	return &nftables.Rule{Table: t, Chain: ch, Exprs: exprs, UserData: []byte(p.Owner)}
+}
+
+// AddPorts puts published ports first in the table Apply made, without
+// touching what is there: additions cost no RCU grace period, removals
+// do, so a container's start only adds. The newest rule for a port comes
+// first and wins over a stale one of a container that has gone, until
+// DropPorts removes that.
+func AddPorts(table string, ports []PortRule) error {
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
+	ch := &nftables.Chain{Name: portsChain, Table: t}
+	for _, p := range ports {
+		if r := portRule(t, ch, p); r != nil {
+			c.InsertRule(r)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nftables: add ports to table %s: %w", table, err)
+	}
+	return nil
+}
+
+// DropPorts removes the published ports whose owner keep does not keep,
+// in one batch; it reports how many it removed.
+func DropPorts(table string, keep func(owner string) bool) (int, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return 0, fmt.Errorf("nftables: %w", err)
+	}
+	t := &nftables.Table{Name: table, Family: nftables.TableFamilyINet}
+	rules, err := c.GetRules(t, &nftables.Chain{Name: portsChain, Table: t})
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("nftables: list ports of table %s: %w", table, err)
+	}
+	n := 0
+	for _, r := range rules {
+		if !keep(string(r.UserData)) {
+			if err := c.DelRule(r); err != nil {
+				return 0, err
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := c.Flush(); err != nil {
+		return 0, fmt.Errorf("nftables: drop ports of table %s: %w", table, err)
+	}
+	return n, nil
+}
+
+func jump(chain string) []expr.Any {
+	return []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: chain}}
 }
 
 // Remove deletes the table; a missing one is no error.
