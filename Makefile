@@ -59,7 +59,7 @@ TALLY := $(CURDIR)/.test-tally
 RUN_FLAGS ?=
 
 .PHONY: help build deps compose test test-unit test-root test-e2e test-fuzz check fmt vet imports \
-	check-units run deb rpm bench clean
+	check-units run deb rpm bench bench-network clean
 
 help: ## list the targets
 	@echo "ctr $(VERSION): make TARGET, where TARGET is one of"
@@ -141,6 +141,9 @@ rpm: build ## build the rpm with rpmbuild from the same description
 bench: build ## benchmarks against dockerd and podman (bench/run.sh)
 	@[ -x bench/run.sh ] || { echo "bench/run.sh is not there yet"; exit 1; }
 	bench/run.sh
+
+bench-network: build ## what networking costs: run with bridge, -p and none, first accept, throughput; ctrd next to dockerd
+	bench/network.sh
 
 clean: ## remove bin/ and dist/
 	rm -rf bin $(DIST) $(TALLY)
