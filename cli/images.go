@@ -1,7 +1,7 @@
 package cli
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/docker/go-units"
-	"github.com/moby/moby/api/types/image"
 	"github.com/spf13/cobra"
 
 	"example.org/ctr/client"
@@ -189,29 +188,9 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			var all []image.InspectResponse
-			for _, name := range args {
-				ins, err := c.ImageInspect(cmd.Context(), name)
-				if err != nil {
-					return err
-				}
-				all = append(all, ins)
-			}
-			out := cmd.OutOrStdout()
-			if f != nil {
-				for _, ins := range all {
-					if err := f.write(out, ins); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			b, err := json.MarshalIndent(all, "", "    ")
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(out, "%s\n", b)
-			return err
+			return writeInspected(cmd, f, args, func(ctx context.Context, ref string) (any, error) {
+				return c.ImageInspect(ctx, ref)
+			})
 		},
 	}
 	addFormatFlag(cmd, &format)

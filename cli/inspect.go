@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -208,37 +207,9 @@ func newContainerInspectCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			var list []any
-			var errs []error
-			for _, id := range args {
-				v, err := c.ContainerInspect(cmd.Context(), id)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				// Templates see the JSON form, as the docker CLI's do.
-				b, _ := json.Marshal(v)
-				var m any
-				_ = json.Unmarshal(b, &m)
-				list = append(list, m)
-			}
-			if f != nil {
-				for _, v := range list {
-					if err := f.write(cmd.OutOrStdout(), v); err != nil {
-						return err
-					}
-				}
-			} else {
-				if list == nil {
-					list = []any{}
-				}
-				b, err := json.MarshalIndent(list, "", "    ")
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), string(b))
-			}
-			return errors.Join(errs...)
+			return writeInspected(cmd, f, args, func(ctx context.Context, ref string) (any, error) {
+				return c.ContainerInspect(ctx, ref)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", formatHelp)

@@ -3,7 +3,6 @@ package container
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"github.com/moby/moby/api/types/storage"
 
 	"example.org/ctr/internal/errdefs"
+	"example.org/ctr/internal/filters"
 	"example.org/ctr/logger"
 )
 
@@ -342,32 +342,11 @@ var listFilterKeys = []string{"id", "name", "label", "status", "exited", "ancest
 // parseListFilter decodes the filters parameter, as events.ParseFilter
 // does for events, with the keys of `ps`.
 func parseListFilter(s string) (listFilter, error) {
-	if strings.TrimSpace(s) == "" {
-		return listFilter{}, nil
+	parsed, err := filters.Parse(s, listFilterKeys)
+	if err != nil {
+		return nil, err
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(s), &raw); err != nil {
-		return nil, errdefs.InvalidArgument("invalid filters %q: %v", s, err)
-	}
-	f := listFilter{}
-	for k, v := range raw {
-		if !slices.Contains(listFilterKeys, k) {
-			return nil, errdefs.InvalidArgument("invalid filter '%s'", k)
-		}
-		var list []string
-		if err := json.Unmarshal(v, &list); err != nil {
-			var set map[string]bool
-			if err2 := json.Unmarshal(v, &set); err2 != nil {
-				return nil, errdefs.InvalidArgument("invalid filter '%s': want a list of strings", k)
-			}
-			for val, on := range set {
-				if on {
-					list = append(list, val)
-				}
-			}
-		}
-		f[k] = list
-	}
+	f := listFilter(parsed)
 	for _, st := range f["status"] {
 		if err := container.ValidateContainerState(container.ContainerState(st)); err != nil {
 			return nil, errdefs.InvalidArgument("invalid filter 'status=%s'", st)

@@ -24,6 +24,7 @@ import (
 	ctrevents "example.org/ctr/events"
 	"example.org/ctr/image/archive"
 	"example.org/ctr/internal/errdefs"
+	"example.org/ctr/internal/filters"
 )
 
 // UsageChecker tells whether a container uses an image; the container
@@ -221,32 +222,9 @@ var imageFilterKeys = []string{"before", "dangling", "label", "reference", "sinc
 // parseImageFilters reads the Docker API's filters: {"key":["v"]} or the
 // older {"key":{"v":true}}.
 func parseImageFilters(s string) (map[string][]string, error) {
-	out := map[string][]string{}
-	if strings.TrimSpace(s) == "" {
-		return out, nil
-	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(s), &raw); err != nil {
-		return nil, errdefs.InvalidArgument("invalid filters %q: %v", s, err)
-	}
-	for k, v := range raw {
-		if !slices.Contains(imageFilterKeys, k) {
-			return nil, errdefs.InvalidArgument("invalid filter '%s'", k)
-		}
-		var list []string
-		if err := json.Unmarshal(v, &list); err != nil {
-			var set map[string]bool
-			if err := json.Unmarshal(v, &set); err != nil {
-				return nil, errdefs.InvalidArgument("invalid filter '%s': want a list of strings", k)
-			}
-			for x, on := range set {
-				if on {
-					list = append(list, x)
-				}
-			}
-		}
-		slices.Sort(list)
-		out[k] = list
+	out, err := filters.Parse(s, imageFilterKeys)
+	if err != nil {
+		return nil, err
 	}
 	if d := out["dangling"]; len(d) > 0 {
 		for _, v := range d {

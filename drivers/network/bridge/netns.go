@@ -28,32 +28,10 @@ func NewNetNS(path string) (retErr error) {
 			_ = os.Remove(path)
 		}
 	}()
-	errc := make(chan error, 1)
-	go func() {
-		// The thread enters a new namespace and comes back; if it cannot
-		// come back it stays locked, and so dies with the goroutine.
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer unix.Close(orig)
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("unshare: %w", err)
-			return
-		}
-		err = unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, "")
-		if serr := unix.Setns(orig, unix.CLONE_NEWNET); serr != nil {
-			errc <- errors.Join(err, fmt.Errorf("return to ctrd's network namespace: %w", serr))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- err
-	}()
-	if err := <-errc; err != nil {
+	err = onThread(func() error { return unix.Unshare(unix.CLONE_NEWNET) }, func() error {
+		return unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, "")
+	})
+	if err != nil {
 		return fmt.Errorf("new network namespace: %w", err)
 	}
 	h, err := handleAt(path)
@@ -116,6 +94,19 @@ func InNetNS(path string, fn func() error) error {
 		return fmt.Errorf("open network namespace %s: %w", path, err)
 	}
 	defer unix.Close(target)
+	return onThread(func() error {
+		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("enter network namespace %s: %w", path, err)
+		}
+		return nil
+	}, fn)
+}
+
+// onThread runs enter and then fn on a thread of their own, and returns
+// the thread to ctrd's network namespace after: enter moves the thread
+// into a namespace (unshare or setns), fn works there. A thread that
+// cannot come back stays locked, and so ends with its goroutine.
+func onThread(enter, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -126,14 +117,14 @@ func InNetNS(path string, fn func() error) error {
 			return
 		}
 		defer unix.Close(orig)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+		if err := enter(); err != nil {
 			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter network namespace %s: %w", path, err)
+			errc <- err
 			return
 		}
 		ferr := fn()
 		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(ferr, err) // the thread stays locked and dies
+			errc <- errors.Join(ferr, fmt.Errorf("return to ctrd's network namespace: %w", err))
 			return
 		}
 		runtime.UnlockOSThread()
