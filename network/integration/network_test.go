@@ -358,3 +358,51 @@ func TestLinksAndHosts(t *testing.T) {
 		t.Errorf("a link to nothing: %v\n%s", err, out)
 	}
 }
+
+// TestCtrctl: ctrctl's network commands and port, with their errors.
+func TestCtrctl(t *testing.T) {
+	w := newWorld(t)
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := w.ctrctl(args...)
+		if err != nil {
+			t.Fatalf("ctrctl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(out)
+	}
+	id := must("network", "create", "--subnet", "10.66.0.0/24", "--label", "team=a", "ctrtcli")
+	if got := must("network", "ls", "-q", "--filter", "label=team=a"); !strings.HasPrefix(id, got) || got == "" {
+		t.Fatalf("network ls -q --filter label=team=a: %q, want %s", got, id[:12])
+	}
+	if got := must("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", "ctrtcli"); got != "10.66.0.1" {
+		t.Fatalf("network inspect gateway: %q", got)
+	}
+	must("run", "-d", "--name", "cli1", "--network", "ctrtcli", "--ip", "10.66.0.77", "-p", "127.0.0.1:9099:80", "busybox", "sh", "-c", httpd)
+	if got := must("port", "cli1"); got != "80/tcp -> 127.0.0.1:9099" {
+		t.Fatalf("ctrctl port: %q", got)
+	}
+	if got := must("inspect", "-f", "{{.NetworkSettings.Networks.ctrtcli.IPAddress}}", "cli1"); got != "10.66.0.77" {
+		t.Fatalf("--ip: %q", got)
+	}
+	must("network", "connect", "bridge", "cli1")
+	if out := must("exec", "cli1", "ip", "-o", "link"); !strings.Contains(out, "eth1") {
+		t.Fatalf("no eth1 after ctrctl network connect:\n%s", out)
+	}
+	must("network", "disconnect", "bridge", "cli1")
+	if out, err := w.ctrctl("network", "rm", "ctrtcli"); err == nil || !strings.Contains(out, "active endpoints") {
+		t.Fatalf("ctrctl network rm of a network in use: %v\n%s", err, out)
+	}
+	if out, err := w.ctrctl("port", "cli1", "81"); err == nil || !strings.Contains(out, "no public port") {
+		t.Fatalf("ctrctl port cli1 81: %v\n%s", err, out)
+	}
+	if out, err := w.ctrctl("run", "--rm", "-p", "1:2:3:4", "busybox", "true"); err == nil || !strings.Contains(out, "invalid publish spec") {
+		t.Fatalf("a bad -p: %v\n%s", err, out)
+	}
+	must("rm", "-f", "cli1")
+	if got := must("network", "prune", "-f"); !strings.Contains(got, "ctrtcli") {
+		t.Fatalf("network prune: %q", got)
+	}
+	if got := must("network", "ls", "--format", "{{.Name}}"); got != "bridge\nhost\nnone" {
+		t.Fatalf("networks after prune: %q", got)
+	}
+}
