@@ -36,9 +36,10 @@ RPM := $(DIST)/ctr-$(PKG_VERSION).x86_64.rpm
 # dbus-daemon for a private bus; busybox-static: a tiny root file system for
 # containers; iproute2, nftables: network namespaces and NAT in root tests;
 # rpm: rpmbuild for make rpm; util-linux: nsenter; skopeo, umoci: image
-# interoperability tests; zstd: compressed layers.
+# interoperability tests; zstd: compressed layers; docker-registry: the real
+# registry that pull and push tests run on loopback.
 DEPS := make systemd systemd-container dbus busybox-static iproute2 nftables rpm util-linux \
-	skopeo umoci zstd
+	skopeo umoci zstd docker-registry
 
 # Where each tier looks for tests. The end-to-end tier boots a machine, so
 # it runs only the packages that hold end-to-end tests.

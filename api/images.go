@@ -193,6 +193,9 @@ func (s *Server) imagesCreate(w http.ResponseWriter, r *http.Request) {
 		}
 		job := s.newJob(r, "pull", q.Get("fromImage"))
 		setQuery(job, r, "tag", "platform")
+		if a := r.Header.Get("X-Registry-Auth"); a != "" {
+			job.Env.Set("auth", a)
+		}
 		s.streamMessages(w, r, job)
 	default:
 		writeError(w, errdefs.InvalidArgument("give fromSrc=- (import) or fromImage (pull)"))

@@ -107,6 +107,7 @@ func newCommand(stdout, stderr io.Writer, run func(Config) error) *cobra.Command
 	f.StringArrayVar(&cfg.DNS, "dns", nil, "DNS server for containers")
 	f.StringArrayVar(&cfg.DNSSearch, "dns-search", nil, "DNS search domain for containers")
 	f.StringArrayVar(&cfg.Mirrors, "registry-mirror", nil, "Registry mirror to try before the registry itself")
+	f.StringArrayVar(&cfg.Insecure, "insecure-registry", nil, "Registry (host[:port] or CIDR) that may be reached over plain HTTP")
 	f.BoolVar(&cfg.EnableIptables, "iptables", cfg.EnableIptables, "Let ctr manage firewall rules (nftables) for NAT and published ports")
 	f.BoolVar(&cfg.EnableIPForward, "ip-forward", cfg.EnableIPForward, "Enable net.ipv4.ip_forward")
 	f.BoolVar(&cfg.EnableIPMasq, "ip-masq", cfg.EnableIPMasq, "Masquerade container traffic leaving the bridge")
@@ -145,32 +146,33 @@ func resolveConfig(flags *pflag.FlagSet, flagCfg Config, configFile string) (Con
 	}
 	// Flags win over the file: copy every flag the user set.
 	set := map[string]func(){
-		"host":             func() { cfg.Hosts = flagCfg.Hosts },
-		"root":             func() { cfg.Root = flagCfg.Root },
-		"exec-root":        func() { cfg.ExecRoot = flagCfg.ExecRoot },
-		"pidfile":          func() { cfg.Pidfile = flagCfg.Pidfile },
-		"group":            func() { cfg.Group = flagCfg.Group },
-		"dbus":             func() { cfg.DBus = flagCfg.DBus },
-		"log-level":        func() { cfg.LogLevel = flagCfg.LogLevel },
-		"debug":            func() { cfg.Debug = flagCfg.Debug },
-		"shutdown-timeout": func() { cfg.ShutdownTimeout = flagCfg.ShutdownTimeout },
-		"idle-timeout":     func() { cfg.IdleTimeout = flagCfg.IdleTimeout },
-		"dns":              func() { cfg.DNS = flagCfg.DNS },
-		"dns-search":       func() { cfg.DNSSearch = flagCfg.DNSSearch },
-		"registry-mirror":  func() { cfg.Mirrors = flagCfg.Mirrors },
-		"iptables":         func() { cfg.EnableIptables = flagCfg.EnableIptables },
-		"ip-forward":       func() { cfg.EnableIPForward = flagCfg.EnableIPForward },
-		"ip-masq":          func() { cfg.EnableIPMasq = flagCfg.EnableIPMasq },
-		"ip":               func() { cfg.DefaultIP = flagCfg.DefaultIP },
-		"bridge":           func() { cfg.BridgeIface = flagCfg.BridgeIface },
-		"bip":              func() { cfg.BridgeIP = flagCfg.BridgeIP },
-		"fixed-cidr":       func() { cfg.FixedCIDR = flagCfg.FixedCIDR },
-		"icc":              func() { cfg.InterContainer = flagCfg.InterContainer },
-		"storage-driver":   func() { cfg.GraphDriver = flagCfg.GraphDriver },
-		"storage-opt":      func() { cfg.GraphOptions = flagCfg.GraphOptions },
-		"exec-driver":      func() { cfg.ExecDriver = flagCfg.ExecDriver },
-		"mtu":              func() { cfg.MTU = flagCfg.MTU },
-		"selinux-enabled":  func() { cfg.SELinuxEnabled = flagCfg.SELinuxEnabled },
+		"host":              func() { cfg.Hosts = flagCfg.Hosts },
+		"root":              func() { cfg.Root = flagCfg.Root },
+		"exec-root":         func() { cfg.ExecRoot = flagCfg.ExecRoot },
+		"pidfile":           func() { cfg.Pidfile = flagCfg.Pidfile },
+		"group":             func() { cfg.Group = flagCfg.Group },
+		"dbus":              func() { cfg.DBus = flagCfg.DBus },
+		"log-level":         func() { cfg.LogLevel = flagCfg.LogLevel },
+		"debug":             func() { cfg.Debug = flagCfg.Debug },
+		"shutdown-timeout":  func() { cfg.ShutdownTimeout = flagCfg.ShutdownTimeout },
+		"idle-timeout":      func() { cfg.IdleTimeout = flagCfg.IdleTimeout },
+		"dns":               func() { cfg.DNS = flagCfg.DNS },
+		"dns-search":        func() { cfg.DNSSearch = flagCfg.DNSSearch },
+		"registry-mirror":   func() { cfg.Mirrors = flagCfg.Mirrors },
+		"insecure-registry": func() { cfg.Insecure = flagCfg.Insecure },
+		"iptables":          func() { cfg.EnableIptables = flagCfg.EnableIptables },
+		"ip-forward":        func() { cfg.EnableIPForward = flagCfg.EnableIPForward },
+		"ip-masq":           func() { cfg.EnableIPMasq = flagCfg.EnableIPMasq },
+		"ip":                func() { cfg.DefaultIP = flagCfg.DefaultIP },
+		"bridge":            func() { cfg.BridgeIface = flagCfg.BridgeIface },
+		"bip":               func() { cfg.BridgeIP = flagCfg.BridgeIP },
+		"fixed-cidr":        func() { cfg.FixedCIDR = flagCfg.FixedCIDR },
+		"icc":               func() { cfg.InterContainer = flagCfg.InterContainer },
+		"storage-driver":    func() { cfg.GraphDriver = flagCfg.GraphDriver },
+		"storage-opt":       func() { cfg.GraphOptions = flagCfg.GraphOptions },
+		"exec-driver":       func() { cfg.ExecDriver = flagCfg.ExecDriver },
+		"mtu":               func() { cfg.MTU = flagCfg.MTU },
+		"selinux-enabled":   func() { cfg.SELinuxEnabled = flagCfg.SELinuxEnabled },
 	}
 	var missing []string
 	flags.Visit(func(f *pflag.Flag) {

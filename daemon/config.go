@@ -20,12 +20,15 @@ import (
 // names and meanings, plus what a systemd-native daemon adds. Its JSON form
 // is /etc/ctr/daemon.json, with the keys of Docker's daemon.json.
 type Config struct {
-	Pidfile         string   `json:"pidfile,omitempty"`
-	Root            string   `json:"data-root,omitempty"`
-	ExecRoot        string   `json:"exec-root,omitempty"`
-	DNS             []string `json:"dns,omitempty"`
-	DNSSearch       []string `json:"dns-search,omitempty"`
-	Mirrors         []string `json:"registry-mirrors,omitempty"`
+	Pidfile   string   `json:"pidfile,omitempty"`
+	Root      string   `json:"data-root,omitempty"`
+	ExecRoot  string   `json:"exec-root,omitempty"`
+	DNS       []string `json:"dns,omitempty"`
+	DNSSearch []string `json:"dns-search,omitempty"`
+	Mirrors   []string `json:"registry-mirrors,omitempty"`
+	// Insecure are registries reached over plain HTTP (host[:port] or a
+	// CIDR), as docker's insecure-registries.
+	Insecure        []string `json:"insecure-registries,omitempty"`
 	EnableIptables  bool     `json:"iptables"`
 	EnableIPForward bool     `json:"ip-forward"`
 	EnableIPMasq    bool     `json:"ip-masq"`
@@ -122,6 +125,11 @@ func (c *Config) Validate() error {
 	for _, m := range c.Mirrors {
 		if !strings.HasPrefix(m, "http://") && !strings.HasPrefix(m, "https://") {
 			bad("--registry-mirror %q must be an http:// or https:// URL", m)
+		}
+	}
+	for _, r := range c.Insecure {
+		if r == "" || strings.ContainsAny(r, " \t") || strings.Contains(r, "://") {
+			bad("--insecure-registry %q: want host[:port] or a CIDR", r)
 		}
 	}
 	if net.ParseIP(c.DefaultIP) == nil {

@@ -40,5 +40,6 @@ func (d *Daemon) openImages(ctx context.Context) error {
 	d.eng.OnShutdown("images", func(context.Context) error { return store.Close() })
 	d.graph, d.images = driver, store
 	d.imageSvc = image.NewService(store, d.events, nil)
+	d.imageSvc.SetRegistry(d.registryClient())
 	return d.imageSvc.Install(d.eng)
 }

@@ -48,6 +48,9 @@ type imageRecord struct {
 	Stored time.Time `json:"stored"`
 	// LastTagTime is when a tag last moved to the image.
 	LastTagTime time.Time `json:"last_tag_time,omitempty"`
+	// RepoDigests are the references by digest ("repo@sha256:…", full
+	// form) the image was pulled by.
+	RepoDigests []string `json:"repo_digests,omitempty"`
 }
 
 // layerRecord is an image layer held by the graph driver.

@@ -24,6 +24,7 @@ import (
 	ctrevents "example.org/ctr/events"
 	"example.org/ctr/image/archive"
 	"example.org/ctr/internal/errdefs"
+	"example.org/ctr/registry"
 )
 
 // UsageChecker tells whether a container uses an image; the container
@@ -39,6 +40,8 @@ type Service struct {
 	store  *Store
 	events *ctrevents.Log
 	usage  UsageChecker
+	// registry is the client pulls use; nil: no pull job.
+	registry *registry.Client
 }
 
 // NewService returns the image service of store. Events go to log (which
@@ -128,7 +131,7 @@ func (s *Service) Install(eng *engine.Engine) error {
 			return err
 		}
 	}
-	return nil
+	return s.installRegistryJobs(eng)
 }
 
 // publish logs an image event.
@@ -193,7 +196,7 @@ func (s *Service) images(ctx context.Context, job *engine.Job) error {
 		out = append(out, image.Summary{
 			ID:          string(img.ID),
 			RepoTags:    img.FamiliarTags(),
-			RepoDigests: []string{},
+			RepoDigests: img.FamiliarRepoDigests(),
 			Created:     img.Created.Unix(),
 			Size:        img.Size,
 			SharedSize:  -1,
@@ -336,7 +339,7 @@ func (s *Service) inspect(ctx context.Context, job *engine.Job) error {
 	resp := image.InspectResponse{
 		ID:           string(img.ID),
 		RepoTags:     img.FamiliarTags(),
-		RepoDigests:  []string{},
+		RepoDigests:  img.FamiliarRepoDigests(),
 		Author:       cfg.Author,
 		Architecture: cfg.Architecture,
 		Variant:      cfg.Variant,

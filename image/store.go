@@ -479,6 +479,19 @@ type Image struct {
 	Size int64
 	// LastTagTime is when a tag last moved to the image.
 	LastTagTime time.Time
+	// RepoDigests are the references by digest the image was pulled
+	// by, in full form.
+	RepoDigests []string
+}
+
+// FamiliarRepoDigests returns the image's repo digests as docker shows
+// them; never nil.
+func (i Image) FamiliarRepoDigests() []string {
+	out := make([]string, len(i.RepoDigests))
+	for k, t := range i.RepoDigests {
+		out[k] = Familiar(t)
+	}
+	return out
 }
 
 // FamiliarTags returns the image's tags as docker shows them.
@@ -492,7 +505,8 @@ func (i Image) FamiliarTags() []string {
 
 func (s *Store) toImage(tx *bolt.Tx, r imageRecord, tags []string) (Image, error) {
 	img := Image{ID: r.ID, RepoTags: slices.Sorted(slices.Values(tags)), Layers: r.Layers,
-		Created: r.Created, Size: r.Size, LastTagTime: r.LastTagTime}
+		Created: r.Created, Size: r.Size, LastTagTime: r.LastTagTime,
+		RepoDigests: slices.Clone(r.RepoDigests)}
 	if img.RepoTags == nil {
 		img.RepoTags = []string{}
 	}

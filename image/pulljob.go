@@ -1,0 +1,111 @@
+package image
+
+import (
+	"context"
+
+	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/jsonstream"
+
+	"example.org/ctr/engine"
+	"example.org/ctr/internal/errdefs"
+	"example.org/ctr/registry"
+)
+
+// SetRegistry sets the registry client of the pull job. Call it before
+// Install; without it there is no pull job.
+func (s *Service) SetRegistry(c *registry.Client) { s.registry = c }
+
+// PullRequest is the env of the "pull" job; its one argument is the
+// image (POST /images/create's fromImage). It writes docker's JSON
+// progress messages to its stdout.
+type PullRequest struct {
+	// Tag is a tag or a digest, used when the image names neither.
+	Tag string `env:"tag"`
+	// Platform is os[/arch[/variant]]; "" is this host's.
+	Platform string `env:"platform"`
+	// Auth is the X-Registry-Auth header.
+	Auth string `env:"auth"`
+	// Quiet leaves out the per-layer messages.
+	Quiet bool `env:"quiet"`
+}
+
+// PullReply is the reply of the "pull" job.
+type PullReply struct {
+	// ID is the image id.
+	ID string `json:"id"`
+	// Digest is the digest the reference resolved to.
+	Digest string `json:"digest"`
+	// Reference is the image pulled, in familiar form.
+	Reference string `json:"reference"`
+	// Updated is false when the image was up to date.
+	Updated bool `json:"updated"`
+}
+
+func (s *Service) installRegistryJobs(eng *engine.Engine) error {
+	if s.registry == nil {
+		return nil
+	}
+	return eng.Register(engine.Descriptor{Name: "pull", Help: "Pull an image from a registry", Request: PullRequest{}, Reply: PullReply{}, Mutates: true, Handler: s.pull})
+}
+
+func (s *Service) pull(ctx context.Context, job *engine.Job) error {
+	var req PullRequest
+	if err := job.Decode(&req); err != nil {
+		return err
+	}
+	name, err := oneArg(job, "IMAGE")
+	if err != nil {
+		return err
+	}
+	ref, err := registry.ParseReference(name, req.Tag)
+	if err != nil {
+		return err
+	}
+	platform, err := registry.ParsePlatform(req.Platform)
+	if err != nil {
+		return err
+	}
+	creds, err := registry.DecodeAuthHeader(req.Auth)
+	if err != nil {
+		return err
+	}
+	img, err := s.registry.Resolve(ctx, ref, platform, creds)
+	if err != nil {
+		return err
+	}
+	mw := newMessageWriter(job.Stdout)
+	var shown string
+	opts := PullOptions{Manifest: img.Manifest, Config: img.Config, Source: img.Session()}
+	switch r := ref.(type) {
+	case reference.Canonical:
+		shown = r.Digest().String()
+	case reference.NamedTagged:
+		shown = r.Tag()
+		opts.Tag = r
+	}
+	opts.RepoDigest, err = reference.WithDigest(reference.TrimNamed(ref), img.Digest)
+	if err != nil {
+		return errdefs.InvalidArgument("digest %s: %v", img.Digest, err)
+	}
+	mw.send(jsonstream.Message{Status: "Pulling from " + reference.Path(ref), ID: shown})
+	if !req.Quiet {
+		opts.Progress = mw.send
+	}
+	res, err := s.store.Pull(ctx, opts)
+	if err != nil {
+		return err
+	}
+	familiar := reference.FamiliarString(ref)
+	mw.send(jsonstream.Message{Status: "Digest: " + img.Digest.String()})
+	if res.Updated {
+		mw.send(jsonstream.Message{Status: "Status: Downloaded newer image for " + familiar})
+	} else {
+		mw.send(jsonstream.Message{Status: "Status: Image is up to date for " + familiar})
+	}
+	if res.Renamed != "" {
+		s.publish("untag", string(res.Renamed), map[string]string{"name": familiar})
+	}
+	s.publish("pull", familiar, map[string]string{"name": familiar})
+	job.Reply(PullReply{ID: string(res.ID), Digest: img.Digest.String(), Reference: familiar, Updated: res.Updated})
+	return nil
+}
