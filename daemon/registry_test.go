@@ -1,0 +1,152 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"example.org/ctr/internal/testenv"
+	"example.org/ctr/registry/registrytest"
+)
+
+// pullCtrd is the real ctrd run by a test on a private socket and
+// state, with container networking off.
+type pullCtrd struct {
+	sock string
+	cmd  *exec.Cmd
+	logs *bytes.Buffer
+}
+
+func startPullCtrd(t *testing.T, extra ...string) *pullCtrd {
+	t.Helper()
+	bin := ctrdBinary(t)
+	dir := t.TempDir()
+	p := &pullCtrd{sock: filepath.Join(dir, "ctr.sock"), logs: &bytes.Buffer{}}
+	args := append(privateArgs(dir), "-H", "unix://"+p.sock, "--bridge=none", "--pidfile", filepath.Join(dir, "ctrd.pid"))
+	p.cmd = exec.Command(bin, append(args, extra...)...)
+	p.cmd.Stderr = p.logs
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-done
+		}
+	})
+	cl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", p.sock)
+	}}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := cl.Get("http://ctr/_ping")
+		if err == nil {
+			resp.Body.Close()
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ctrd did not answer: %v\n%s", err, p.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// docker runs the stock docker CLI against p with a private config.
+func (p *pullCtrd) docker(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "docker", append([]string{"-H", "unix://" + p.sock}, args...)...)
+	home := t.TempDir()
+	cmd.Env = []string{"DOCKER_CONFIG=" + home, "HOME=" + home, "DOCKER_CLI_HINTS=false", "PATH=" + os.Getenv("PATH")}
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return out.String(), errOut.String(), ee.ExitCode()
+		}
+		t.Fatalf("docker %v: %v", args, err)
+	}
+	return out.String(), errOut.String(), 0
+}
+
+// pushBusybox pushes the busybox image of scripts/busybox-image.sh to r
+// under each of refs.
+func pushBusybox(t *testing.T, r *registrytest.Registry, refs ...string) {
+	t.Helper()
+	testenv.RequireCommand(t, "tar", "sha256sum")
+	arch := filepath.Join(t.TempDir(), "busybox.tar")
+	if out, err := exec.Command("sh", "../scripts/busybox-image.sh", arch).CombinedOutput(); err != nil {
+		t.Fatalf("busybox-image.sh: %v\n%s", err, out)
+	}
+	for _, ref := range refs {
+		r.Push(t, "docker-archive:"+arch, ref, "")
+	}
+}
+
+// TestDockerPullAndRun: the docker CLI pulls from a real registry
+// through ctrd, draws its usual output and ends with the digest and
+// status; the image runs; a second pull is up to date; `docker run` of
+// an image only the registry has pulls it first; a missing image is
+// docker's clear error.
+func TestDockerPullAndRun(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "docker", "skopeo")
+	r := registrytest.Start(t, registrytest.Options{})
+	pushBusybox(t, r, "library/busybox:latest", "tools/bb:2")
+	p := startPullCtrd(t)
+	ref := r.Host + "/library/busybox"
+
+	out, errOut, code := p.docker(t, "pull", ref)
+	if code != 0 {
+		t.Fatalf("docker pull: code %d\n%s\n%s\n%s", code, out, errOut, p.logs)
+	}
+	for _, want := range []string{"latest: Pulling from library/busybox", "Pull complete", "Digest: sha256:", "Status: Downloaded newer image for " + ref + ":latest", ref + ":latest\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("docker pull output lacks %q:\n%s", want, out)
+		}
+	}
+	out, errOut, code = p.docker(t, "run", "--rm", ref, "echo", "hi from the registry")
+	if code != 0 || out != "hi from the registry\n" {
+		t.Errorf("docker run of the pulled image: %q code %d\n%s", out, code, errOut)
+	}
+	out, _, code = p.docker(t, "pull", ref)
+	if code != 0 || !strings.Contains(out, "Status: Image is up to date for "+ref+":latest") {
+		t.Errorf("second docker pull: code %d\n%s", code, out)
+	}
+	out, _, _ = p.docker(t, "images", "--digests", "--format", "{{.Repository}} {{.Digest}}")
+	if !strings.Contains(out, ref+" sha256:") {
+		t.Errorf("docker images --digests:\n%s", out)
+	}
+
+	// docker run pulls an image the store does not have.
+	other := r.Host + "/tools/bb:2"
+	out, errOut, code = p.docker(t, "run", "--rm", other, "echo", "pulled on run")
+	if code != 0 || !strings.Contains(out, "pulled on run") || !strings.Contains(errOut, "Unable to find image") {
+		t.Errorf("docker run of an image only the registry has: code %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+
+	_, errOut, code = p.docker(t, "pull", r.Host+"/no/such:image")
+	if code == 0 || !strings.Contains(errOut, "not found") {
+		t.Errorf("docker pull of a missing image: code %d, stderr %q", code, errOut)
+	}
+	_, errOut, code = p.docker(t, "pull", "Bad:Ref")
+	if code == 0 || !strings.Contains(errOut, "invalid reference format") {
+		t.Errorf("docker pull of a bad reference: code %d, stderr %q", code, errOut)
+	}
+}
