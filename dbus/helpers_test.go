@@ -330,6 +330,18 @@ func newTestEngine(t testing.TB) *testEngine {
 				j.Reply(map[string][]string{"images": {"sha256:1"}, "tags": {"x:latest"}})
 				return nil
 			}},
+		{Name: "pull", Help: "Pull an image", Mutates: true,
+			Handler: func(ctx context.Context, j *engine.Job) error {
+				switch j.Args[0] {
+				case "slow":
+					<-ctx.Done()
+					return ctx.Err()
+				case "good":
+					j.Reply(map[string]string{"id": "sha256:2", "digest": "sha256:3"})
+					return nil
+				}
+				return errdefs.NotFound("manifest for %s not found", j.Args[0])
+			}},
 		{Name: "stubborn", Help: "Ignore cancellation",
 			Handler: func(context.Context, *engine.Job) error {
 				<-te.release

@@ -1,0 +1,52 @@
+package dbus
+
+import (
+	"strings"
+	"testing"
+
+	godbus "github.com/godbus/dbus/v5"
+)
+
+// TestPullImageJobs: PullImage runs the pull job in the background and
+// returns its object; the object gives the reply, the error class of a
+// failed pull, and Cancel stops a pull.
+func TestPullImageJobs(t *testing.T) {
+	_, _, c, _ := setup(t, Options{})
+	c.subscribe()
+	pull := func(ref string) godbus.ObjectPath {
+		t.Helper()
+		var job godbus.ObjectPath
+		if err := c.call("PullImage", []any{ref}, &job); err != nil {
+			t.Fatalf("PullImage(%s): %v", ref, err)
+		}
+		return job
+	}
+	job := pull("good")
+	if r := jobEnd(t, c, job); r != "OK" {
+		t.Errorf("JobRemoved result %q", r)
+	}
+	var reply map[string]godbus.Variant
+	if err := c.callAt(job, ifaceJob+".Wait", nil, &reply); err != nil {
+		t.Fatal(err)
+	}
+	if reply["id"].Value() != "sha256:2" {
+		t.Errorf("Wait = %v", reply)
+	}
+
+	job = pull("missing")
+	if r := jobEnd(t, c, job); r != "NotFound" {
+		t.Errorf("JobRemoved result %q, want NotFound", r)
+	}
+	err := c.callAt(job, ifaceJob+".Wait", nil, &reply)
+	if got := errName(err); got != "org.example.Ctr.Error.NotFound" || !strings.Contains(err.Error(), "manifest for missing not found") {
+		t.Errorf("Wait on the failed pull: %q (%v)", got, err)
+	}
+
+	job = pull("slow")
+	if err := c.callAt(job, ifaceJob+".Cancel", nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := jobEnd(t, c, job); r != "Canceled" {
+		t.Errorf("JobRemoved result of a cancelled pull %q", r)
+	}
+}
