@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"example.org/ctr/cli"
 	"example.org/ctr/internal/testenv"
 	"example.org/ctr/registry/registrytest"
 )
@@ -148,5 +149,60 @@ func TestDockerPullAndRun(t *testing.T) {
 	_, errOut, code = p.docker(t, "pull", "Bad:Ref")
 	if code == 0 || !strings.Contains(errOut, "invalid reference format") {
 		t.Errorf("docker pull of a bad reference: code %d, stderr %q", code, errOut)
+	}
+}
+
+// ctrctl runs ctrctl in the test process against p.
+func (p *pullCtrd) ctrctl(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code := cli.ExecuteContext(ctx, append([]string{"-H", "unix://" + p.sock}, args...), strings.NewReader(""), &out, &errOut)
+	return out.String(), errOut.String(), code
+}
+
+// TestCtrctlPullAndRun: ctrctl pull shows one line per layer state when
+// not on a terminal and ends with the reference, -q only the reference;
+// ctrctl run pulls a missing image (--pull missing), --pull never does
+// not, and a bad --pull is a usage error; a platform the image lacks is
+// a clear error.
+func TestCtrctlPullAndRun(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "skopeo")
+	r := registrytest.Start(t, registrytest.Options{})
+	pushBusybox(t, r, "bb:1", "bb:2", "bb:3")
+	p := startPullCtrd(t)
+
+	out, errOut, code := p.ctrctl(t, "pull", r.Host+"/bb:1")
+	if code != 0 {
+		t.Fatalf("ctrctl pull: code %d: %s", code, errOut)
+	}
+	for _, want := range []string{"1: Pulling from bb\n", ": Pulling fs layer\n", ": Pull complete\n", "Digest: sha256:", "Status: Downloaded newer image for " + r.Host + "/bb:1\n", r.Host + "/bb:1\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ctrctl pull output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "Pull complete") != 1 {
+		t.Errorf("ctrctl pull repeats lines:\n%s", out)
+	}
+	out, errOut, code = p.ctrctl(t, "pull", "-q", r.Host+"/bb:2")
+	if code != 0 || out != r.Host+"/bb:2\n" {
+		t.Errorf("ctrctl pull -q: %q code %d: %s", out, code, errOut)
+	}
+	_, errOut, code = p.ctrctl(t, "run", "--rm", "--pull", "never", r.Host+"/bb:3", "true")
+	if code == 0 || !strings.Contains(errOut, "No such image") {
+		t.Errorf("ctrctl run --pull never of a missing image: code %d: %s", code, errOut)
+	}
+	out, errOut, code = p.ctrctl(t, "run", "--rm", r.Host+"/bb:3", "echo", "pulled by ctrctl run")
+	if code != 0 || out != "pulled by ctrctl run\n" || !strings.Contains(errOut, "Unable to find image '"+r.Host+"/bb:3' locally") {
+		t.Errorf("ctrctl run of an image only the registry has: code %d, out %q, err %q", code, out, errOut)
+	}
+	if _, errOut, code = p.ctrctl(t, "run", "--rm", "--pull", "sometimes", r.Host+"/bb:3", "true"); code != cli.ExitError || !strings.Contains(errOut, "invalid pull option") {
+		t.Errorf("ctrctl run --pull sometimes: code %d, %s", code, errOut)
+	}
+	_, errOut, code = p.ctrctl(t, "pull", "--platform", "linux/s390x", r.Host+"/bb:1")
+	if code == 0 || !strings.Contains(errOut, "s390x") {
+		t.Errorf("ctrctl pull --platform of a platform the image lacks: code %d: %s", code, errOut)
 	}
 }

@@ -56,11 +56,19 @@ func Host(ref reference.Named) string {
 }
 
 // ParsePlatform parses a platform as docker's --platform takes it:
-// "os[/arch[/variant]]" or "arch"; "" is this host's platform.
-func ParsePlatform(s string) (ocispec.Platform, error) {
+// "os[/arch[/variant]]" or "arch"; "" is nil (this host's platform).
+func ParsePlatform(s string) (*ocispec.Platform, error) {
 	if s == "" {
-		return HostPlatform(), nil
+		return nil, nil
 	}
+	p, err := parsePlatform(s)
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func parsePlatform(s string) (ocispec.Platform, error) {
 	parts := strings.Split(strings.ToLower(s), "/")
 	var p ocispec.Platform
 	switch len(parts) {

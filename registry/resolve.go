@@ -56,11 +56,13 @@ func (i *Image) Session() *Session { return i.session }
 
 // Resolve finds the image ref names for platform: through docker.io's
 // mirrors first (any mirror's failure falls back to the next, then to
-// the origin), with creds for the origin. A reference no registry knows
+// the origin), with creds for the origin. A nil platform is this host's;
+// an image without index whose config names another platform is then
+// taken as it is (as docker does), but refused when platform is given. A reference no registry knows
 // is NotFound; a registry that cannot be reached is Unavailable; bad
 // credentials are Unauthenticated; an index without platform is
 // NotFound with the platforms it has.
-func (c *Client) Resolve(ctx context.Context, ref reference.Named, platform ocispec.Platform, creds *Credentials) (*Image, error) {
+func (c *Client) Resolve(ctx context.Context, ref reference.Named, platform *ocispec.Platform, creds *Credentials) (*Image, error) {
 	eps, err := c.endpoints(ref)
 	if err != nil {
 		return nil, err
@@ -82,7 +84,11 @@ func (c *Client) Resolve(ctx context.Context, ref reference.Named, platform ocis
 	return nil, errors.Join(errs...)
 }
 
-func (c *Client) resolveAt(ctx context.Context, ep endpoint, ref reference.Named, platform ocispec.Platform, creds *Credentials) (*Image, error) {
+func (c *Client) resolveAt(ctx context.Context, ep endpoint, ref reference.Named, platform *ocispec.Platform, creds *Credentials) (*Image, error) {
+	want := HostPlatform()
+	if platform != nil {
+		want = *platform
+	}
 	s, err := c.open(ctx, ep, creds, []string{ep.repo.Scope(transport.PullScope)})
 	if err != nil {
 		return nil, err
@@ -115,7 +121,7 @@ func (c *Client) resolveAt(ctx context.Context, ep endpoint, ref reference.Named
 		if mt != ocispec.MediaTypeImageIndex && mt != MediaTypeDockerManifestList {
 			break
 		}
-		md, plats, err := pickPlatform(raw, platform)
+		md, plats, err := pickPlatform(raw, want)
 		img.Platforms = plats
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", describe(ref), err)
@@ -139,6 +145,15 @@ func (c *Client) resolveAt(ctx context.Context, ep endpoint, ref reference.Named
 	}
 	if int64(len(img.Config)) != img.Manifest.Config.Size {
 		return nil, errdefs.InvalidArgument("%s: the manifest says the config is %d bytes, it is %d", describe(ref), img.Manifest.Config.Size, len(img.Config))
+	}
+	if img.Platforms == nil && platform != nil {
+		var cp ocispec.Platform
+		if err := json.Unmarshal(img.Config, &cp); err != nil {
+			return nil, errdefs.InvalidArgument("%s: the image config is not valid JSON: %v", describe(ref), err)
+		}
+		if !matchPlatform(&cp, want) {
+			return nil, errdefs.NotFound("image with reference %s was found but does not match the specified platform: wanted %s, actual: %s", describe(ref), FormatPlatform(want), FormatPlatform(cp))
+		}
 	}
 	return img, nil
 }

@@ -1,0 +1,47 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+
+	"github.com/moby/moby/api/types/jsonstream"
+
+	"example.org/ctr/internal/errdefs"
+)
+
+// PullOptions tune ImagePull.
+type PullOptions struct {
+	// Platform is os[/arch[/variant]]; "" is the daemon's.
+	Platform string
+	// Auth is the X-Registry-Auth header (base64url of docker's
+	// AuthConfig JSON); "" for none.
+	Auth string
+}
+
+// ImagePull pulls ref (such as "busybox", "example.org/app:v1",
+// "app@sha256:…") and gives each progress message to fn (which may be
+// nil). An error the daemon reports mid-stream ends it.
+func (c *Client) ImagePull(ctx context.Context, ref string, opts PullOptions, fn func(jsonstream.Message)) error {
+	q := url.Values{"fromImage": {ref}}
+	if opts.Platform != "" {
+		q.Set("platform", opts.Platform)
+	}
+	u := c.base + dockerPath("/images/create") + "?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return errdefs.InvalidArgument("pull %s: %v", ref, err)
+	}
+	if opts.Auth != "" {
+		req.Header.Set("X-Registry-Auth", opts.Auth)
+	}
+	resp, err := c.do(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		return replyError(http.MethodPost, "/images/create", resp)
+	}
+	return readMessages(resp.Body, fn)
+}
