@@ -45,3 +45,25 @@ func (c *Client) ImagePull(ctx context.Context, ref string, opts PullOptions, fn
 	}
 	return readMessages(resp.Body, fn)
 }
+
+// ImagePush pushes ref (NAME[:TAG]) to its registry and gives each
+// progress message to fn (which may be nil); only Auth of opts counts.
+func (c *Client) ImagePush(ctx context.Context, ref string, opts PullOptions, fn func(jsonstream.Message)) error {
+	u := c.base + dockerPath("/images/"+ref+"/push")
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return errdefs.InvalidArgument("push %s: %v", ref, err)
+	}
+	if opts.Auth != "" {
+		req.Header.Set("X-Registry-Auth", opts.Auth)
+	}
+	resp, err := c.do(ctx, req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		return replyError(http.MethodPost, "/images/push", resp)
+	}
+	return readMessages(resp.Body, fn)
+}

@@ -90,11 +90,7 @@ func (p *pullCtrd) docker(t *testing.T, args ...string) (string, string, int) {
 // under each of refs.
 func pushBusybox(t *testing.T, r *registrytest.Registry, refs ...string) {
 	t.Helper()
-	testenv.RequireCommand(t, "tar", "sha256sum")
-	arch := filepath.Join(t.TempDir(), "busybox.tar")
-	if out, err := exec.Command("sh", "../scripts/busybox-image.sh", arch).CombinedOutput(); err != nil {
-		t.Fatalf("busybox-image.sh: %v\n%s", err, out)
-	}
+	arch := busyboxArchive(t)
 	for _, ref := range refs {
 		r.Push(t, "docker-archive:"+arch, ref, "")
 	}
@@ -204,5 +200,65 @@ func TestCtrctlPullAndRun(t *testing.T) {
 	_, errOut, code = p.ctrctl(t, "pull", "--platform", "linux/s390x", r.Host+"/bb:1")
 	if code == 0 || !strings.Contains(errOut, "s390x") {
 		t.Errorf("ctrctl pull --platform of a platform the image lacks: code %d: %s", code, errOut)
+	}
+}
+
+// busyboxArchive builds the busybox image of scripts/busybox-image.sh.
+func busyboxArchive(t *testing.T) string {
+	t.Helper()
+	testenv.RequireCommand(t, "tar", "sha256sum")
+	arch := filepath.Join(t.TempDir(), "busybox.tar")
+	if out, err := exec.Command("sh", "../scripts/busybox-image.sh", arch).CombinedOutput(); err != nil {
+		t.Fatalf("busybox-image.sh: %v\n%s", err, out)
+	}
+	return arch
+}
+
+// TestDockerPush: the docker CLI pushes a loaded image through ctrd to a
+// real registry (its layers uploaded), then again (every layer already
+// there), then under another repository (mounted); skopeo copies what
+// ctr pushed, checking every digest; ctrctl push works too, and pushing
+// an image ctrd lacks is docker's clear error.
+func TestDockerPush(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "docker", "skopeo")
+	r := registrytest.Start(t, registrytest.Options{})
+	p := startPullCtrd(t)
+	if out, errOut, code := p.docker(t, "load", "-i", busyboxArchive(t)); code != 0 {
+		t.Fatalf("docker load: %s %s", out, errOut)
+	}
+	ref := r.Host + "/pushed/bb:v1"
+	if _, errOut, code := p.docker(t, "tag", "busybox", ref); code != 0 {
+		t.Fatalf("docker tag: %s", errOut)
+	}
+	out, errOut, code := p.docker(t, "push", ref)
+	if code != 0 {
+		t.Fatalf("docker push: code %d\n%s\n%s\n%s", code, out, errOut, p.logs)
+	}
+	for _, want := range []string{"The push refers to repository [" + r.Host + "/pushed/bb]", ": Pushed", "v1: digest: sha256:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("docker push output lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, code = p.docker(t, "push", ref)
+	if code != 0 || !strings.Contains(out, ": Layer already exists") || strings.Contains(out, ": Pushed") {
+		t.Errorf("second docker push: code %d\n%s", code, out)
+	}
+	other := r.Host + "/other/bb:v2"
+	p.docker(t, "tag", "busybox", other)
+	out, errOut, code = p.ctrctl(t, "push", other)
+	if code != 0 || !strings.Contains(out, "Mounted from pushed/bb") || !strings.Contains(out, "v2: digest: sha256:") {
+		t.Errorf("ctrctl push to another repository: code %d\n%s\n%s", code, out, errOut)
+	}
+	dir := filepath.Join(t.TempDir(), "copy")
+	for _, src := range []string{ref, other} {
+		cmd := exec.Command("skopeo", "copy", "--quiet", "--src-tls-verify=false", "--insecure-policy", "docker://"+src, "oci:"+dir+":x")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("skopeo copy of what ctr pushed (%s): %v\n%s", src, err, b)
+		}
+	}
+	_, errOut, code = p.docker(t, "push", r.Host+"/no/such:image")
+	if code == 0 || !strings.Contains(errOut, "does not exist locally") {
+		t.Errorf("docker push of an image ctrd lacks: code %d: %s", code, errOut)
 	}
 }

@@ -23,12 +23,16 @@ import (
 //	         a layer is created and when a layer is dropped, so that a
 //	         crash never leaks a layer
 //	meta     "version" → schema version
+//	distribution  diff id → []blobSource: the registry blobs known to
+//	         hold the layer (from pulls and pushes), so that a push skips
+//	         or mounts what a registry has
 var (
 	bucketImages  = []byte("images")
 	bucketRefs    = []byte("refs")
 	bucketLayers  = []byte("layers")
 	bucketOrphans = []byte("orphans")
 	bucketMeta    = []byte("meta")
+	bucketDist    = []byte("distribution")
 )
 
 // schemaVersion is the version of the database layout above.
@@ -85,7 +89,7 @@ type orphanRecord struct {
 }
 
 func initBuckets(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bucketImages, bucketRefs, bucketLayers, bucketOrphans, bucketMeta} {
+	for _, b := range [][]byte{bucketImages, bucketRefs, bucketLayers, bucketOrphans, bucketMeta, bucketDist} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}

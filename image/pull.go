@@ -209,6 +209,20 @@ func (s *Store) Pull(ctx context.Context, opts PullOptions) (PullResult, error) 
 		res.Renamed = out[0].Renamed[opts.Tag.String()]
 	}
 	in.finish(ctx)
+	if named, ok := opts.Source.(interface {
+		Host() string
+		Name() string
+	}); ok {
+		var diffIDs []digest.Digest
+		var srcs []blobSource
+		for _, pl := range pls {
+			diffIDs = append(diffIDs, pl.diffID)
+			srcs = append(srcs, blobSource{Digest: pl.desc.Digest, Size: pl.desc.Size, MediaType: pl.desc.MediaType, Host: named.Host(), Repo: named.Name()})
+		}
+		if err := s.addSources(diffIDs, srcs); err != nil {
+			s.log.Warn("could not record where the pulled layers came from", "error", err)
+		}
+	}
 	for _, pl := range pls {
 		if !pl.have {
 			_ = s.deleteBlobIfUnused(pl.desc.Digest)

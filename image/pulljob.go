@@ -2,6 +2,8 @@ package image
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/jsonstream"
@@ -45,7 +47,15 @@ func (s *Service) installRegistryJobs(eng *engine.Engine) error {
 	if s.registry == nil {
 		return nil
 	}
-	return eng.Register(engine.Descriptor{Name: "pull", Help: "Pull an image from a registry", Request: PullRequest{}, Reply: PullReply{}, Mutates: true, Handler: s.pull})
+	for _, d := range []engine.Descriptor{
+		{Name: "pull", Help: "Pull an image from a registry", Request: PullRequest{}, Reply: PullReply{}, Mutates: true, Handler: s.pull},
+		{Name: "push", Help: "Push an image to a registry", Request: PushRequest{}, Reply: PushReply{}, Mutates: true, Handler: s.push},
+	} {
+		if err := eng.Register(d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Service) pull(ctx context.Context, job *engine.Job) error {
@@ -107,5 +117,69 @@ func (s *Service) pull(ctx context.Context, job *engine.Job) error {
 	}
 	s.publish("pull", familiar, map[string]string{"name": familiar})
 	job.Reply(PullReply{ID: string(res.ID), Digest: img.Digest.String(), Reference: familiar, Updated: res.Updated})
+	return nil
+}
+
+// PushRequest is the env of the "push" job; its one argument is the
+// repository (POST /images/{name}/push). It writes docker's JSON
+// progress messages to its stdout.
+type PushRequest struct {
+	// Tag is the tag to push; "" is the name's own, else "latest".
+	Tag string `env:"tag"`
+	// Auth is the X-Registry-Auth header.
+	Auth string `env:"auth"`
+}
+
+// PushReply is the reply of the "push" job.
+type PushReply struct {
+	Tag    string `json:"Tag"`
+	Digest string `json:"Digest"`
+	Size   int    `json:"Size"`
+}
+
+func (s *Service) push(ctx context.Context, job *engine.Job) error {
+	var req PushRequest
+	if err := job.Decode(&req); err != nil {
+		return err
+	}
+	name, err := oneArg(job, "IMAGE")
+	if err != nil {
+		return err
+	}
+	ref, err := registry.ParseReference(name, req.Tag)
+	if err != nil {
+		return err
+	}
+	tagged, ok := ref.(reference.NamedTagged)
+	if !ok {
+		return errdefs.InvalidArgument("push %s: give a tag, not a digest", name)
+	}
+	if _, err := s.store.Get(ctx, tagged.String()); errdefs.IsNotFound(err) {
+		return errdefs.NotFound("An image does not exist locally with the tag: %s", reference.FamiliarName(tagged))
+	} else if err != nil {
+		return err
+	}
+	creds, err := registry.DecodeAuthHeader(req.Auth)
+	if err != nil {
+		return err
+	}
+	target, err := s.registry.OpenPush(ctx, tagged, creds)
+	if err != nil {
+		return err
+	}
+	mw := newMessageWriter(job.Stdout)
+	mw.send(jsonstream.Message{Status: "The push refers to repository [" + reference.TrimNamed(tagged).String() + "]"})
+	res, err := s.store.Push(ctx, tagged.String(), PushOptions{Tag: tagged.Tag(), Target: target, Progress: mw.send})
+	if err != nil {
+		return err
+	}
+	mw.send(jsonstream.Message{Status: fmt.Sprintf("%s: digest: %s size: %d", tagged.Tag(), res.Digest, res.Size)})
+	reply := PushReply{Tag: tagged.Tag(), Digest: res.Digest.String(), Size: res.Size}
+	if b, err := json.Marshal(reply); err == nil {
+		raw := json.RawMessage(b)
+		mw.send(jsonstream.Message{Progress: &jsonstream.Progress{}, Aux: &raw})
+	}
+	s.publish("push", reference.FamiliarString(tagged), map[string]string{"name": reference.FamiliarString(tagged)})
+	job.Reply(reply)
 	return nil
 }
