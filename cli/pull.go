@@ -173,10 +173,6 @@ func newPullCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// registryAuth is the X-Registry-Auth header for ref's registry from the
-// stored credentials; "" for none.
-func registryAuth(ref string) string { return "" }
-
 // createContainer creates the container of cfg, pulling its image first
 // as --pull says: "missing" (the default) when the daemon does not have
 // it, "always", or "never".

@@ -67,3 +67,18 @@ func (c *Client) ImagePush(ctx context.Context, ref string, opts PullOptions, fn
 	}
 	return readMessages(resp.Body, fn)
 }
+
+// LoginReply is the daemon's answer to a good login.
+type LoginReply struct {
+	Status        string `json:"Status"`
+	IdentityToken string `json:"IdentityToken,omitempty"`
+}
+
+// Login checks credentials against a registry through the daemon (POST
+// /auth); auth is docker's AuthConfig (username, password,
+// serveraddress, …). Wrong credentials are Unauthenticated.
+func (c *Client) Login(ctx context.Context, auth map[string]string) (LoginReply, error) {
+	var out LoginReply
+	err := c.doJSON(ctx, http.MethodPost, dockerPath("/auth"), nil, auth, &out)
+	return out, err
+}

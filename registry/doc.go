@@ -6,8 +6,10 @@
 // mirrors for docker.io, and plain HTTP only for loopback registries and
 // those the daemon names as insecure.
 //
-// It knows nothing of the engine or of ctr's stores: the image service
-// calls it and keeps what it fetches. The protocol itself (challenges,
+// Its client knows nothing of ctr's stores: the image service calls it
+// for the pull and push jobs and keeps what it fetches. The package's
+// Service serves the jobs that keep nothing: auth, search and
+// distribution_inspect. The protocol itself (challenges,
 // tokens, manifests' media types) is github.com/google/go-containerregistry's
 // remote package; this package adds docker's rules on top: reference
 // normalisation, platform choice with a clear error, the scheme policy,
