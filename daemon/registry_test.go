@@ -21,6 +21,8 @@ import (
 // pullCtrd is the real ctrd run by a test on a private socket and
 // state, with container networking off.
 type pullCtrd struct {
+	// home, when set, is the HOME (and DOCKER_CONFIG) of the clients.
+	home string
 	sock string
 	cmd  *exec.Cmd
 	logs *bytes.Buffer
@@ -72,7 +74,10 @@ func (p *pullCtrd) docker(t *testing.T, args ...string) (string, string, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "docker", append([]string{"-H", "unix://" + p.sock}, args...)...)
-	home := t.TempDir()
+	home := p.home
+	if home == "" {
+		home = t.TempDir()
+	}
 	cmd.Env = []string{"DOCKER_CONFIG=" + home, "HOME=" + home, "DOCKER_CLI_HINTS=false", "PATH=" + os.Getenv("PATH")}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -151,10 +156,16 @@ func TestDockerPullAndRun(t *testing.T) {
 // ctrctl runs ctrctl in the test process against p.
 func (p *pullCtrd) ctrctl(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	return p.ctrctlIn(t, "", args...)
+}
+
+// ctrctlIn runs ctrctl with stdin.
+func (p *pullCtrd) ctrctlIn(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	code := cli.ExecuteContext(ctx, append([]string{"-H", "unix://" + p.sock}, args...), strings.NewReader(""), &out, &errOut)
+	code := cli.ExecuteContext(ctx, append([]string{"-H", "unix://" + p.sock}, args...), strings.NewReader(stdin), &out, &errOut)
 	return out.String(), errOut.String(), code
 }
 
@@ -260,5 +271,85 @@ func TestDockerPush(t *testing.T) {
 	_, errOut, code = p.docker(t, "push", r.Host+"/no/such:image")
 	if code == 0 || !strings.Contains(errOut, "does not exist locally") {
 		t.Errorf("docker push of an image ctrd lacks: code %d: %s", code, errOut)
+	}
+}
+
+// TestLoginAndAuthPull against a registry with an htpasswd file: docker
+// login through ctrd says "Login Succeeded", a wrong password is a clear
+// error; docker pull and push send the stored credentials; ctrctl login
+// stores them 0600 in docker's format and ctrctl pull uses them; an
+// anonymous pull is a clear 401-class error; ctrctl logout removes them.
+func TestLoginAndAuthPull(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "docker", "skopeo")
+	r := registrytest.Start(t, registrytest.Options{Htpasswd: registrytest.Htpasswd})
+	arch := busyboxArchive(t)
+	r.Push(t, "docker-archive:"+arch, "private/bb:1", "bench:bench")
+	p := startPullCtrd(t)
+
+	// docker, with its own config folder kept between commands.
+	p.home = t.TempDir()
+	_, errOut, code := p.docker(t, "login", "-u", "bench", "-p", "wrong", r.Host)
+	if code == 0 || !strings.Contains(errOut, "unauthorized") {
+		t.Errorf("docker login with a wrong password: code %d: %s", code, errOut)
+	}
+	out, errOut, code := p.docker(t, "login", "-u", "bench", "-p", "bench", r.Host)
+	if code != 0 || !strings.Contains(out, "Login Succeeded") {
+		t.Fatalf("docker login: code %d: %s %s", code, out, errOut)
+	}
+	out, errOut, code = p.docker(t, "pull", r.Host+"/private/bb:1")
+	if code != 0 || !strings.Contains(out, "Status: Downloaded newer image") {
+		t.Errorf("docker pull with stored credentials: code %d: %s %s", code, out, errOut)
+	}
+	p.docker(t, "tag", r.Host+"/private/bb:1", r.Host+"/private/bb:2")
+	if out, errOut, code = p.docker(t, "push", r.Host+"/private/bb:2"); code != 0 || !strings.Contains(out, "2: digest: sha256:") {
+		t.Errorf("docker push with stored credentials: code %d: %s %s", code, out, errOut)
+	}
+
+	// ctrctl, with its own HOME.
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", "")
+	t.Setenv("DOCKER_CONFIG", filepath.Join(home, "no-docker"))
+	_, errOut, code = p.ctrctl(t, "pull", r.Host+"/private/bb:2")
+	if code == 0 || !strings.Contains(errOut, "unauthorized") {
+		t.Errorf("anonymous ctrctl pull from an auth registry: code %d: %s", code, errOut)
+	}
+	_, errOut, code = p.ctrctlIn(t, "wrong\n", "login", "-u", "bench", "--password-stdin", r.Host)
+	if code == 0 || !strings.Contains(errOut, "incorrect username or password") {
+		t.Errorf("ctrctl login with a wrong password: code %d: %s", code, errOut)
+	}
+	out, errOut, code = p.ctrctlIn(t, "bench\n", "login", "-u", "bench", "--password-stdin", r.Host)
+	if code != 0 || out != "Login Succeeded\n" {
+		t.Fatalf("ctrctl login: code %d: %s %s", code, out, errOut)
+	}
+	authFile := filepath.Join(home, ".config", "ctr", "auth.json")
+	fi, err := os.Stat(authFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials file: %v %v", fi, err)
+	}
+	b, _ := os.ReadFile(authFile)
+	if !strings.Contains(string(b), `"auths"`) || !strings.Contains(string(b), r.Host) || !strings.Contains(string(b), "YmVuY2g6YmVuY2g=") {
+		t.Errorf("credentials file, not docker's auths format:\n%s", b)
+	}
+	if out, errOut, code = p.ctrctl(t, "pull", "-q", r.Host+"/private/bb:2"); code != 0 {
+		t.Errorf("ctrctl pull with stored credentials: code %d: %s %s", code, out, errOut)
+	}
+	if out, _, code = p.ctrctl(t, "logout", r.Host); code != 0 || !strings.Contains(out, "Removing login credentials for "+r.Host) {
+		t.Errorf("ctrctl logout: %d %s", code, out)
+	}
+	p.ctrctl(t, "rmi", r.Host+"/private/bb:2")
+	if _, _, code = p.ctrctl(t, "pull", r.Host+"/private/bb:2"); code == 0 {
+		t.Error("ctrctl pull after logout worked")
+	}
+	// docker's own file is the fallback.
+	if err := os.MkdirAll(filepath.Join(home, "no-docker"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "no-docker", "config.json"), []byte(`{"auths":{"`+r.Host+`":{"auth":"YmVuY2g6YmVuY2g="}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code = p.ctrctl(t, "pull", "-q", r.Host+"/private/bb:2"); code != 0 {
+		t.Errorf("ctrctl pull with docker's credentials file: code %d: %s", code, errOut)
 	}
 }
