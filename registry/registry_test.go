@@ -72,7 +72,6 @@ func pushImage(t *testing.T, r *registrytest.Registry, repo, creds string) strin
 	return r.Push(t, "oci-archive:"+path+":x", repo, creds)
 }
 
-
 // TestBasicAuth against a registry with an htpasswd file: login with the
 // right password works, a wrong one is a clear Unauthenticated error;
 // an anonymous pull is refused, one with credentials resolves.
