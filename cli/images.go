@@ -31,7 +31,7 @@ func newImageCmd(g *globals) *cobra.Command {
 
 // imageCmds are the top-level image commands.
 func imageCmds(g *globals) []*cobra.Command {
-	return []*cobra.Command{newImageCmd(g), newImagesCmd(g), newRmiCmd(g), newTagCmd(g), newLoadCmd(g), newImportCmd(g), newSaveCmd(g), newHistoryCmd(g), newPullCmd(g), newPushCmd(g), newLoginCmd(g), newLogoutCmd(g)}
+	return []*cobra.Command{newImageCmd(g), newImagesCmd(g), newRmiCmd(g), newTagCmd(g), newLoadCmd(g), newImportCmd(g), newSaveCmd(g), newHistoryCmd(g), newPullCmd(g), newPushCmd(g), newLoginCmd(g), newLogoutCmd(g), newSearchCmd(g)}
 }
 
 // parseFilters reads repeated --filter key=value flags.

@@ -2,10 +2,14 @@ package client
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/moby/moby/api/types/jsonstream"
+	"github.com/moby/moby/api/types/registry"
 
 	"example.org/ctr/internal/errdefs"
 )
@@ -81,4 +85,34 @@ func (c *Client) Login(ctx context.Context, auth map[string]string) (LoginReply,
 	var out LoginReply
 	err := c.doJSON(ctx, http.MethodPost, dockerPath("/auth"), nil, auth, &out)
 	return out, err
+}
+
+// Search lists the repositories of a registry whose name holds term
+// (GET /images/search); limit 0 is the daemon's default.
+func (c *Client) Search(ctx context.Context, term string, limit int, auth string) ([]registry.SearchResult, error) {
+	q := url.Values{"term": {term}}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	u := c.base + dockerPath("/images/search") + "?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, errdefs.InvalidArgument("search: %v", err)
+	}
+	if auth != "" {
+		req.Header.Set("X-Registry-Auth", auth)
+	}
+	resp, err := c.do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, replyError(http.MethodGet, "/images/search", resp)
+	}
+	var out []registry.SearchResult
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, errdefs.Wrap(errdefs.UnavailableClass, fmt.Errorf("reading the daemon's reply: %w", err))
+	}
+	return out, nil
 }

@@ -353,3 +353,38 @@ func TestLoginAndAuthPull(t *testing.T) {
 		t.Errorf("ctrctl pull with docker's credentials file: code %d: %s", code, errOut)
 	}
 }
+
+// TestSearchAndMirrors: docker search and ctrctl search list the
+// repositories of a registry with the term; with --registry-mirror, a
+// docker.io image comes from the first mirror that has it (the first one
+// here lacks it), and runs. (The fallback to docker.io itself is not
+// tried here: tests talk to loopback only.)
+func TestSearchAndMirrors(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "docker", "skopeo")
+	empty := registrytest.Start(t, registrytest.Options{})
+	mirror := registrytest.Start(t, registrytest.Options{})
+	pushBusybox(t, mirror, "library/busybox:latest", "team/web:1", "team/db:1")
+	p := startPullCtrd(t, "--registry-mirror", "http://"+empty.Host, "--registry-mirror", "http://"+mirror.Host)
+
+	out, errOut, code := p.docker(t, "search", mirror.Host+"/web")
+	if code != 0 || !strings.Contains(out, mirror.Host+"/team/web") || strings.Contains(out, "team/db") {
+		t.Errorf("docker search: code %d\n%s\n%s", code, out, errOut)
+	}
+	out, errOut, code = p.ctrctl(t, "search", mirror.Host+"/team")
+	if code != 0 || !strings.Contains(out, mirror.Host+"/team/db") || !strings.Contains(out, mirror.Host+"/team/web") {
+		t.Errorf("ctrctl search: code %d\n%s\n%s", code, out, errOut)
+	}
+	out, errOut, code = p.docker(t, "pull", "busybox")
+	if code != 0 || !strings.Contains(out, "Status: Downloaded newer image for busybox:latest") {
+		t.Fatalf("docker pull busybox through the mirrors: code %d\n%s\n%s\n%s", code, out, errOut, p.logs)
+	}
+	out, errOut, code = p.docker(t, "run", "--rm", "busybox", "echo", "from the mirror")
+	if code != 0 || out != "from the mirror\n" {
+		t.Errorf("docker run of the mirrored busybox: code %d %q %s", code, out, errOut)
+	}
+	out, _, _ = p.docker(t, "image", "inspect", "--format", "{{json .RepoDigests}}", "busybox")
+	if !strings.Contains(out, `"busybox@sha256:`) {
+		t.Errorf("RepoDigests of the mirrored image: %s", out)
+	}
+}

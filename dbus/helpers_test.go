@@ -342,6 +342,27 @@ func newTestEngine(t testing.TB) *testEngine {
 				}
 				return errdefs.NotFound("manifest for %s not found", j.Args[0])
 			}},
+		{Name: "search", Help: "Search a registry", Request: struct {
+			Term  string `env:"term"`
+			Limit int    `env:"limit"`
+		}{},
+			Handler: func(ctx context.Context, j *engine.Job) error {
+				j.Reply([]map[string]any{{"name": "team/web", "is_official": false, "star_count": 0}})
+				return nil
+			}},
+		{Name: "auth", Help: "Check credentials", Request: struct {
+			Server   string `env:"serveraddress"`
+			Username string `env:"username"`
+			Password string `env:"password"`
+		}{},
+			Handler: func(ctx context.Context, j *engine.Job) error {
+				if pw, _ := j.Env.Get("password"); pw != "right" {
+					server, _ := j.Env.Get("serveraddress")
+					return errdefs.Unauthenticated("login to %s failed: unauthorized", server)
+				}
+				j.Reply(map[string]string{"Status": "Login Succeeded"})
+				return nil
+			}},
 		{Name: "stubborn", Help: "Ignore cancellation",
 			Handler: func(context.Context, *engine.Job) error {
 				<-te.release

@@ -50,3 +50,21 @@ func TestPullImageJobs(t *testing.T) {
 		t.Errorf("JobRemoved result of a cancelled pull %q", r)
 	}
 }
+
+// TestSearchAndAuth: Search returns the search job's rows; Auth the
+// auth job's status, or its Unauthenticated error.
+func TestSearchAndAuth(t *testing.T) {
+	_, _, c, _ := setup(t, Options{})
+	var rows []SearchRow
+	if err := c.call("Search", []any{"127.0.0.1:5000/web", int32(10)}, &rows); err != nil || len(rows) != 1 || rows[0].Name != "team/web" {
+		t.Errorf("Search = %+v, %v", rows, err)
+	}
+	var status string
+	if err := c.call("Auth", []any{"127.0.0.1:5000", "u", "right"}, &status); err != nil || status != "Login Succeeded" {
+		t.Errorf("Auth = %q, %v", status, err)
+	}
+	err := c.call("Auth", []any{"127.0.0.1:5000", "u", "wrong"}, &status)
+	if got := errName(err); got != "org.example.Ctr.Error.Unauthenticated" {
+		t.Errorf("Auth with a wrong password: %q (%v)", got, err)
+	}
+}
