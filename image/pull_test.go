@@ -373,3 +373,57 @@ func TestPullPlatform(t *testing.T) {
 		t.Errorf("resolve for a platform the index lacks: %v", err)
 	}
 }
+
+// TestPullBadLayers: a layer that is not a tar, and one that escapes its
+// root, are clear InvalidArgument errors, and nothing is stored.
+func TestPullBadLayers(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Options{})
+	good := imagetest.LayerTar(t, imagetest.Entry{Name: "ok", Body: "ok"})
+	for name, bad := range map[string][]byte{
+		"not-a-tar": []byte(strings.Repeat("this is no tar stream\n", 100)),
+		"escape":    imagetest.LayerTar(t, imagetest.Entry{Name: "../../escaped", Body: "x"}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			img := imagetest.Image{Config: imagetest.Config(t, "/x", good, bad), Tags: []string{"x"},
+				Layers: [][]byte{imagetest.Gzip(t, good), imagetest.Gzip(t, bad)}}
+			path := filepath.Join(t.TempDir(), "img.tar")
+			if err := os.WriteFile(path, imagetest.OCIArchive(t, img), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ref := r.Push(t, "oci-archive:"+path+":x", "bad/"+name+":1", "")
+			s, _ := newTestStore(t)
+			_, _, err := testPull(t, s, registry.New(nil), ref, nil)
+			if !errdefs.IsInvalidArgument(err) {
+				t.Fatalf("pull of a %s layer: %v, want InvalidArgument", name, err)
+			}
+			t.Logf("%s: %v", name, err)
+			checkNothingStored(t, s, pushedImage{ref: ref, config: img.Config, layers: img.Layers})
+		})
+	}
+}
+
+// TestPullCancel: a pull cancelled mid-layer ends with the cancel and
+// leaves no image and no layer.
+func TestPullCancel(t *testing.T) {
+	r := registrytest.Start(t, registrytest.Options{})
+	img := pushTestImage(t, r, "cancel/app:v1", randomLayer(t, "big", 32<<20))
+	s, _ := newTestStore(t)
+	c := registry.New(nil)
+	named, _ := registry.ParseReference(img.ref, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res, err := c.Resolve(ctx, named, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &countingSource{inner: res.Session(), onRead: func(_ digest.Digest, n int64) {
+		if n > 1<<20 {
+			cancel()
+		}
+	}}
+	_, err = s.Pull(ctx, PullOptions{Manifest: res.Manifest, Config: res.Config, Source: src})
+	if errdefs.ClassOf(err) != errdefs.CanceledClass {
+		t.Fatalf("cancelled pull: %v, want Canceled", err)
+	}
+	checkNothingStored(t, s, img)
+}

@@ -2,10 +2,12 @@ package registry
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"example.org/ctr/image/imagetest"
 	"example.org/ctr/internal/errdefs"
@@ -160,5 +162,35 @@ func TestCatalogSearch(t *testing.T) {
 	names, err := New(nil).Catalog(context.Background(), named, nil)
 	if err != nil || strings.Join(names, ",") != "team/db,team/web" {
 		t.Errorf("catalog: %v, %v", names, err)
+	}
+}
+
+// TestRegistryThatNeverAnswers: a registry that accepts connections but
+// says nothing holds a pull only as long as its context.
+func TestRegistryThatNeverAnswers(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	named, _ := ParseReference(l.Addr().String()+"/silent:1", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = New(nil).Resolve(ctx, named, nil, nil)
+	if err == nil || time.Since(start) > 10*time.Second {
+		t.Fatalf("resolve on a silent registry: %v after %s", err, time.Since(start))
+	}
+	if c := errdefs.ClassOf(err); c != errdefs.DeadlineExceededClass && c != errdefs.UnavailableClass {
+		t.Errorf("resolve on a silent registry: %v (class %v)", err, c)
 	}
 }
