@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -387,4 +388,40 @@ func TestSearchAndMirrors(t *testing.T) {
 	if !strings.Contains(out, `"busybox@sha256:`) {
 		t.Errorf("RepoDigests of the mirrored image: %s", out)
 	}
+
+	// GET /distribution/{name}/json: the descriptor and the platform.
+	var dist struct {
+		Descriptor struct {
+			MediaType, Digest string
+			Size              int64
+		}
+		Platforms []struct{ Architecture, OS string }
+	}
+	if code := p.get(t, "/distribution/"+mirror.Host+"/team/web:1/json", &dist); code != http.StatusOK ||
+		!strings.HasPrefix(dist.Descriptor.Digest, "sha256:") || dist.Descriptor.Size == 0 ||
+		len(dist.Platforms) != 1 || dist.Platforms[0].OS != "linux" {
+		t.Errorf("GET /distribution: %d %+v", code, dist)
+	}
+	if code := p.get(t, "/distribution/"+mirror.Host+"/team/none:1/json", nil); code != http.StatusNotFound {
+		t.Errorf("GET /distribution of a missing image: %d, want 404", code)
+	}
+}
+
+// get GETs path from p's API and decodes the JSON reply into v.
+func (p *pullCtrd) get(t *testing.T, path string, v any) int {
+	t.Helper()
+	cl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", p.sock)
+	}}}
+	resp, err := cl.Get("http://ctr" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Errorf("GET %s: %v", path, err)
+		}
+	}
+	return resp.StatusCode
 }
