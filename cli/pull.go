@@ -27,6 +27,7 @@ type pullView struct {
 	mu     sync.Mutex
 	layers map[string]*pullBar
 	last   map[string]string
+	after  []string
 }
 
 type pullBar struct {
@@ -48,8 +49,10 @@ func newPullView(out io.Writer) *pullView {
 
 // line prints a line above the bars.
 func (v *pullView) line(s string) {
-	if v.bars != nil {
-		_, _ = fmt.Fprintln(v.bars, s)
+	if len(v.layers) > 0 {
+		// mpb drops lines written once its bars are complete: they wait
+		// for the bars to be drawn for the last time.
+		v.after = append(v.after, s)
 		return
 	}
 	_, _ = fmt.Fprintln(v.out, s)
@@ -80,7 +83,7 @@ func (v *pullView) message(m jsonstream.Message) {
 		case m.Progress != nil && m.Progress.Total > 0:
 			b.bar.SetTotal(m.Progress.Total, false)
 			b.bar.SetCurrent(m.Progress.Current)
-		case m.Status == "Pull complete" || m.Status == "Already exists":
+		case layerDone(m.Status):
 			if b.bar.Current() == 0 {
 				b.bar.SetTotal(1, false)
 				b.bar.SetCurrent(1)
@@ -96,6 +99,15 @@ func (v *pullView) message(m jsonstream.Message) {
 	}
 }
 
+// layerDone tells whether a layer's status is its last.
+func layerDone(status string) bool {
+	switch status {
+	case "Pull complete", "Already exists", "Layer already exists", "Pushed":
+		return true
+	}
+	return strings.HasPrefix(status, "Mounted from ")
+}
+
 func (v *pullView) wait() {
 	if v.bars == nil {
 		return
@@ -108,6 +120,9 @@ func (v *pullView) wait() {
 	}
 	v.mu.Unlock()
 	v.bars.Wait()
+	for _, s := range v.after {
+		_, _ = fmt.Fprintln(v.out, s)
+	}
 }
 
 // pullImage pulls ref, showing the progress on out unless quiet.
