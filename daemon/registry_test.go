@@ -366,7 +366,14 @@ func TestSearchAndMirrors(t *testing.T) {
 	empty := registrytest.Start(t, registrytest.Options{})
 	mirror := registrytest.Start(t, registrytest.Options{})
 	pushBusybox(t, mirror, "library/busybox:latest", "team/web:1", "team/db:1")
-	p := startPullCtrd(t, "--registry-mirror", "http://"+empty.Host, "--registry-mirror", "http://"+mirror.Host)
+	p := startPullCtrd(t, "--registry-mirror", "http://"+empty.Host, "--registry-mirror", "http://"+mirror.Host, "--insecure-registry", "reg.example:5000")
+
+	out, _, _ := p.docker(t, "info")
+	for _, want := range []string{"Insecure Registries:", "reg.example:5000", "127.0.0.0/8", "Registry Mirrors:", "http://" + mirror.Host} {
+		if !strings.Contains(out, want) {
+			t.Errorf("docker info lacks %q:\n%s", want, out)
+		}
+	}
 
 	out, errOut, code := p.docker(t, "search", mirror.Host+"/web")
 	if code != 0 || !strings.Contains(out, mirror.Host+"/team/web") || strings.Contains(out, "team/db") {

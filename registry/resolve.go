@@ -67,21 +67,26 @@ func (c *Client) Resolve(ctx context.Context, ref reference.Named, platform *oci
 	if err != nil {
 		return nil, err
 	}
-	var errs []error
+	var mirrorErrs []error
 	for i, ep := range eps {
 		img, err := c.resolveAt(ctx, ep, ref, platform, creds)
 		if err == nil {
 			return img, nil
 		}
-		if ctx.Err() != nil || i == len(eps)-1 {
-			if len(errs) > 0 && errdefs.IsNotFound(err) {
-				return nil, err
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		if i == len(eps)-1 {
+			// The origin's error is the one that counts; the mirrors'
+			// are said too when it is not just "not found".
+			if len(mirrorErrs) > 0 && !errdefs.IsNotFound(err) {
+				return nil, fmt.Errorf("%w (after the mirrors: %v)", err, errors.Join(mirrorErrs...))
 			}
 			return nil, err
 		}
-		errs = append(errs, fmt.Errorf("mirror %s: %w", ep.mirror, err))
+		mirrorErrs = append(mirrorErrs, fmt.Errorf("mirror %s: %w", ep.mirror, err))
 	}
-	return nil, errors.Join(errs...)
+	return nil, errdefs.NotFound("%s: no registry to ask", describe(ref))
 }
 
 func (c *Client) resolveAt(ctx context.Context, ep endpoint, ref reference.Named, platform *ocispec.Platform, creds *Credentials) (*Image, error) {
