@@ -124,6 +124,14 @@ func TestDockerPullAndRun(t *testing.T) {
 			t.Errorf("docker pull output lacks %q:\n%s", want, out)
 		}
 	}
+	dg := ""
+	if i := strings.Index(out, "Digest: "); i >= 0 {
+		dg = strings.Fields(out[i+len("Digest: "):])[0]
+	}
+	out, errOut, code = p.docker(t, "run", "--rm", ref+"@"+dg, "echo", "by digest")
+	if code != 0 || out != "by digest\n" {
+		t.Errorf("docker run by digest: %q code %d\n%s", out, code, errOut)
+	}
 	out, errOut, code = p.docker(t, "run", "--rm", ref, "echo", "hi from the registry")
 	if code != 0 || out != "hi from the registry\n" {
 		t.Errorf("docker run of the pulled image: %q code %d\n%s", out, code, errOut)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
 
 	"example.org/ctr/image/archive"
 	"example.org/ctr/internal/errdefs"
@@ -342,4 +344,18 @@ func (s *Store) applyPulled(ctx context.Context, in *ingest, parent, diffID dige
 	}
 	send(jsonstream.Message{Status: "Pull complete", ID: id, Progress: &jsonstream.Progress{}})
 	return rec, nil
+}
+
+// byRepoDigest finds the image pulled as ref ("repo@sha256:…", full form).
+func byRepoDigest(tx *bolt.Tx, ref string) (imageRecord, bool, error) {
+	recs, err := allImages(tx)
+	if err != nil {
+		return imageRecord{}, false, err
+	}
+	for _, r := range recs {
+		if slices.Contains(r.RepoDigests, ref) {
+			return r, true, nil
+		}
+	}
+	return imageRecord{}, false, nil
 }

@@ -178,7 +178,11 @@ func TestPullFromRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(got.RepoDigests) != 1 || !strings.HasPrefix(got.RepoDigests[0], r.Host+"/team/app@sha256:") {
-		t.Errorf("repo digests %v", got.RepoDigests)
+		t.Fatalf("repo digests %v", got.RepoDigests)
+	}
+	// The image is found by its repo digest too.
+	if byDigest, err := s.Get(context.Background(), got.RepoDigests[0]); err != nil || byDigest.ID != got.ID {
+		t.Errorf("Get(%s) = %v, %v", got.RepoDigests[0], byDigest.ID, err)
 	}
 	statuses := map[string]int{}
 	for _, m := range msgs {

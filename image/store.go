@@ -575,7 +575,11 @@ func resolve(tx *bolt.Tx, name string) (r imageRecord, ref string, err error) {
 		return r, "", err
 	}
 	if named, err := reference.ParseNormalizedNamed(name); err == nil {
-		if _, ok := named.(reference.Digested); !ok {
+		if dg, ok := named.(reference.Digested); ok {
+			if r, ok, err := byRepoDigest(tx, reference.TrimNamed(named).String()+"@"+dg.Digest().String()); err != nil || ok {
+				return r, "", err
+			}
+		} else {
 			full := reference.TagNameOnly(named).String()
 			if id := tx.Bucket(bucketRefs).Get([]byte(full)); id != nil {
 				r, ok, err := getImage(tx, digest.Digest(id))
