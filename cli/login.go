@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -29,6 +30,10 @@ type authFile struct {
 	path  string
 	raw   map[string]json.RawMessage
 	Auths map[string]authEntry
+	// CredsStore and CredHelpers name docker credential helpers
+	// (docker-credential-NAME), for all registries or per registry.
+	CredsStore  string
+	CredHelpers map[string]string
 }
 
 type authEntry struct {
@@ -74,6 +79,12 @@ func readAuthFile(path string) (*authFile, error) {
 		if err := json.Unmarshal(a, &f.Auths); err != nil {
 			return nil, fmt.Errorf("%s: auths: %w", path, err)
 		}
+	}
+	if a, ok := f.raw["credsStore"]; ok {
+		_ = json.Unmarshal(a, &f.CredsStore)
+	}
+	if a, ok := f.raw["credHelpers"]; ok {
+		_ = json.Unmarshal(a, &f.CredHelpers)
 	}
 	return f, nil
 }
@@ -139,6 +150,17 @@ func storedAuth(server string) (user, pass, token string, ok bool) {
 		if err != nil {
 			continue
 		}
+		if helper := f.CredHelpers[server]; helper != "" || f.CredsStore != "" {
+			if helper == "" {
+				helper = f.CredsStore
+			}
+			if u, p, err := credentialHelper(helper, server); err == nil {
+				if u == "<token>" {
+					return "", "", p, true
+				}
+				return u, p, "", true
+			}
+		}
 		e, found := f.Auths[server]
 		if !found {
 			continue
@@ -156,6 +178,22 @@ func storedAuth(server string) (user, pass, token string, ok bool) {
 		}
 	}
 	return "", "", "", false
+}
+
+// credentialHelper asks docker-credential-NAME for the credentials of
+// server (the helper protocol of github.com/docker/docker-credential-helpers).
+func credentialHelper(name, server string) (user, secret string, err error) {
+	cmd := exec.Command("docker-credential-"+name, "get")
+	cmd.Stdin = strings.NewReader(server)
+	out, err := cmd.Output()
+	if err != nil {
+		return "", "", err
+	}
+	var c struct{ Username, Secret string }
+	if err := json.Unmarshal(out, &c); err != nil {
+		return "", "", err
+	}
+	return c.Username, c.Secret, nil
 }
 
 // registryAuth is the X-Registry-Auth header for ref's registry from the
