@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 
+	"example.org/ctr/content"
 	"example.org/ctr/image/archive"
 	"example.org/ctr/internal/errdefs"
 )
@@ -254,58 +255,86 @@ func pullError(ctx context.Context) error {
 }
 
 // fetchBlob fetches the blob desc into the content store unless it is
-// there, checking its size and digest as it streams.
+// there, checking its size and digest as it streams. A fetch cut short
+// keeps what arrived (content.Store.Resume), and the next one asks the
+// registry for the rest only (an HTTP range).
 func (s *Store) fetchBlob(ctx context.Context, src BlobSource, desc ocispec.Descriptor, send Progress) error {
 	id := ShortID(desc.Digest)
-	if s.content.Exists(desc.Digest) {
-		send(jsonstream.Message{Status: "Download complete", ID: id, Progress: &jsonstream.Progress{}})
-		return nil
-	}
-	rc, err := src.OpenBlob(ctx, desc.Digest, 0)
-	if err != nil {
-		return fmt.Errorf("layer %s: %w", desc.Digest, err)
-	}
-	defer rc.Close()
-	w, err := s.content.Writer()
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	start := time.Now().Unix()
-	buf := make([]byte, 256<<10)
-	var cur, last int64
-	lastTime := time.Now()
-	r := io.LimitReader(rc, desc.Size+1)
+	var w *content.Writer
 	for {
-		if err := ctx.Err(); err != nil {
-			return pullError(ctx)
+		if s.content.Exists(desc.Digest) {
+			send(jsonstream.Message{Status: "Download complete", ID: id, Progress: &jsonstream.Progress{}})
+			return nil
 		}
-		k, rerr := r.Read(buf)
-		if k > 0 {
-			if _, err := w.Write(buf[:k]); err != nil {
-				return fmt.Errorf("layer %s: %w", desc.Digest, err)
-			}
-			cur += int64(k)
-			if cur > desc.Size {
-				return errdefs.InvalidArgument("layer %s: the registry sent more than the %d bytes the manifest gives", desc.Digest, desc.Size)
-			}
-			if cur-last >= 512<<10 && time.Since(lastTime) >= 100*time.Millisecond {
-				last, lastTime = cur, time.Now()
-				send(jsonstream.Message{Status: "Downloading", ID: id,
-					Progress: &jsonstream.Progress{Current: cur, Total: desc.Size, Start: start}})
-			}
-		}
-		if rerr == io.EOF {
+		var err error
+		w, err = s.content.Resume(desc.Digest)
+		if err == nil {
 			break
 		}
-		if rerr != nil {
-			if ctx.Err() != nil {
-				return pullError(ctx)
-			}
-			return fmt.Errorf("layer %s: fetch cut after %d of %d bytes: %w", desc.Digest, cur, desc.Size, rerr)
+		if !errdefs.IsConflict(err) {
+			return err
+		}
+		// Another pull fetches it: wait for it.
+		select {
+		case <-ctx.Done():
+			return pullError(ctx)
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
+	defer w.Close()
+	if w.Size() > desc.Size {
+		w.Discard()
+		return fmt.Errorf("layer %s: a partial download was larger than the blob; try again", desc.Digest)
+	}
+	var cur int64
+	if w.Size() < desc.Size || desc.Size == 0 {
+		rc, err := src.OpenBlob(ctx, desc.Digest, w.Size())
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", desc.Digest, err)
+		}
+		defer rc.Close()
+		start := time.Now().Unix()
+		buf := make([]byte, 256<<10)
+		var last int64
+		cur = w.Size()
+		lastTime := time.Now()
+		r := io.LimitReader(rc, desc.Size-cur+1)
+		for {
+			if err := ctx.Err(); err != nil {
+				return pullError(ctx)
+			}
+			k, rerr := r.Read(buf)
+			if k > 0 {
+				if _, err := w.Write(buf[:k]); err != nil {
+					w.Discard()
+					return fmt.Errorf("layer %s: %w", desc.Digest, err)
+				}
+				cur += int64(k)
+				if cur > desc.Size {
+					w.Discard()
+					return errdefs.InvalidArgument("layer %s: the registry sent more than the %d bytes the manifest gives", desc.Digest, desc.Size)
+				}
+				if cur-last >= 512<<10 && time.Since(lastTime) >= 100*time.Millisecond {
+					last, lastTime = cur, time.Now()
+					send(jsonstream.Message{Status: "Downloading", ID: id,
+						Progress: &jsonstream.Progress{Current: cur, Total: desc.Size, Start: start}})
+				}
+			}
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				if ctx.Err() != nil {
+					return pullError(ctx)
+				}
+				return fmt.Errorf("layer %s: fetch cut after %d of %d bytes: %w", desc.Digest, cur, desc.Size, rerr)
+			}
+		}
+	} else {
+		cur = w.Size()
+	}
 	if cur != desc.Size {
+		w.Discard()
 		return errdefs.InvalidArgument("layer %s: the registry sent %d bytes, the manifest gives %d", desc.Digest, cur, desc.Size)
 	}
 	send(jsonstream.Message{Status: "Verifying Checksum", ID: id, Progress: &jsonstream.Progress{}})

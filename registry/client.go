@@ -214,8 +214,9 @@ func (s *Session) getManifest(ctx context.Context, r string) (*remote.Descriptor
 	return d, nil
 }
 
-// OpenBlob opens blob d of the repository from offset on. The content is
-// not checked here: the caller checks it against d.
+// OpenBlob opens blob d of the repository from offset on (an HTTP range;
+// a registry that ignores it has the first offset bytes skipped). The
+// content is not checked here: the caller checks it against d.
 func (s *Session) OpenBlob(ctx context.Context, d digest.Digest, offset int64) (io.ReadCloser, error) {
 	u := url.URL{Scheme: s.repo.Scheme(), Host: s.repo.RegistryStr(), Path: "/v2/" + s.repo.RepositoryStr() + "/blobs/" + d.String()}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -229,15 +230,19 @@ func (s *Session) OpenBlob(ctx context.Context, d digest.Digest, offset int64) (
 	if err != nil {
 		return nil, classify(s.repo.RegistryStr(), err)
 	}
-	want := http.StatusOK
-	if offset > 0 {
-		want = http.StatusPartialContent
-	}
-	if err := transport.CheckError(resp, want); err != nil {
+	if err := transport.CheckError(resp, http.StatusOK, http.StatusPartialContent); err != nil {
 		resp.Body.Close()
 		return nil, classify(s.repo.RegistryStr(), err)
 	}
-	return newStallReader(resp.Body, s.c.StallTimeout, s.repo.RegistryStr()), nil
+	body := newStallReader(resp.Body, s.c.StallTimeout, s.repo.RegistryStr())
+	if offset > 0 && resp.StatusCode == http.StatusOK {
+		// The registry ignored the range: skip what the caller has.
+		if _, err := io.CopyN(io.Discard, body, offset); err != nil {
+			body.Close()
+			return nil, classify(s.repo.RegistryStr(), err)
+		}
+	}
+	return body, nil
 }
 
 // ReadBlob reads blob d whole, at most max bytes, and checks it.
