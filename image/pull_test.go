@@ -48,8 +48,8 @@ func pushTestImage(t *testing.T, r *registrytest.Registry, repoTag string, plain
 
 // countingSource counts the blobs opened and lets a test act on reads.
 type countingSource struct {
-	inner  BlobSource
-	mu     sync.Mutex
+	inner   BlobSource
+	mu      sync.Mutex
 	opened  []digest.Digest
 	offsets []int64
 	onRead  func(d digest.Digest, total int64)
