@@ -37,7 +37,6 @@ func startPullCtrd(t *testing.T, extra ...string) *pullCtrd {
 	args := append(privateArgs(dir), "-H", "unix://"+p.sock, "--bridge=none", "--pidfile", filepath.Join(dir, "ctrd.pid"))
 	p.cmd = exec.Command(bin, append(args, extra...)...)
 	p.cmd.Stderr = p.logs
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
