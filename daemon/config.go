@@ -20,15 +20,13 @@ import (
 // names and meanings, plus what a systemd-native daemon adds. Its JSON form
 // is /etc/ctr/daemon.json, with the keys of Docker's daemon.json.
 type Config struct {
-	Pidfile   string   `json:"pidfile,omitempty"`
-	Root      string   `json:"data-root,omitempty"`
-	ExecRoot  string   `json:"exec-root,omitempty"`
-	DNS       []string `json:"dns,omitempty"`
-	DNSSearch []string `json:"dns-search,omitempty"`
-	Mirrors   []string `json:"registry-mirrors,omitempty"`
-	// Insecure are registries reached over plain HTTP (host[:port] or a
-	// CIDR), as docker's insecure-registries.
-	Insecure        []string `json:"insecure-registries,omitempty"`
+	Pidfile         string   `json:"pidfile,omitempty"`
+	Root            string   `json:"data-root,omitempty"`
+	ExecRoot        string   `json:"exec-root,omitempty"`
+	DNS             []string `json:"dns,omitempty"`
+	DNSSearch       []string `json:"dns-search,omitempty"`
+	Mirrors         []string `json:"registry-mirrors,omitempty"`
+	Insecure        []string `json:"insecure-registries,omitempty"` // plain-HTTP registries: host[:port] or CIDR
 	EnableIptables  bool     `json:"iptables"`
 	EnableIPForward bool     `json:"ip-forward"`
 	EnableIPMasq    bool     `json:"ip-masq"`
