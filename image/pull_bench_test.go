@@ -189,15 +189,19 @@ func BenchmarkPull(b *testing.B) {
 	b.Run("fresh", func(b *testing.B) {
 		b.SetBytes(total)
 		b.StopTimer()
-		var ratio []float64
+		var ratio, floors, pulls []float64
 		for i := 0; i < b.N; i++ {
 			floor := pullFloor(b, r.Host, "bench/a", layers)
 			s, done := newStore()
 			took := benchPullOnce(b, s, c, refA)
 			done()
 			ratio = append(ratio, float64(took)/float64(floor))
+			floors = append(floors, floor.Seconds())
+			pulls = append(pulls, took.Seconds())
 		}
 		b.ReportMetric(median(ratio), "x-floor")
+		b.ReportMetric(median(floors), "floor-s")
+		b.ReportMetric(median(pulls), "pull-s")
 	})
 	b.Run("one-missing", func(b *testing.B) {
 		b.StopTimer()
