@@ -213,8 +213,13 @@ func createContainer(cmd *cobra.Command, c *client.Client, f *createFlags, cfg *
 		return resp, err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "Unable to find image '%s' locally\n", familiarName(cfg.Image))
-	if err := pull(); err != nil {
-		return container.CreateResponse{}, err
+	if perr := pull(); perr != nil {
+		if errdefs.ClassOf(perr) == errdefs.NotImplementedClass {
+			return resp, err // a daemon that does not pull
+		}
+		// Still the missing image's error (its class), with why the
+		// pull did not help.
+		return resp, fmt.Errorf("%w; pulling it failed: %v", err, perr)
 	}
 	return c.ContainerCreate(ctx, f.name, cfg, hc)
 }
