@@ -334,6 +334,7 @@ func newTestEngine(t testing.TB) *testEngine {
 			Handler: func(ctx context.Context, j *engine.Job) error {
 				switch j.Args[0] {
 				case "slow":
+					j.SetProgress(0.5)
 					<-ctx.Done()
 					return ctx.Err()
 				case "good":

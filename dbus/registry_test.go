@@ -32,6 +32,9 @@ func TestPullImageJobs(t *testing.T) {
 	if reply["id"].Value() != "sha256:2" {
 		t.Errorf("Wait = %v", reply)
 	}
+	if p := getAll(t, c, job, ifaceJob); p["Progress"].Value() != 1.0 {
+		t.Errorf("Progress of a pull that ended well: %v", p["Progress"])
+	}
 
 	job = pull("missing")
 	if r := jobEnd(t, c, job); r != "NotFound" {
@@ -42,7 +45,14 @@ func TestPullImageJobs(t *testing.T) {
 		t.Errorf("Wait on the failed pull: %q (%v)", got, err)
 	}
 
+	if p := getAll(t, c, job, ifaceJob); p["Progress"].Value() != 0.0 {
+		t.Errorf("Progress of a failed pull: %v", p["Progress"])
+	}
+
 	job = pull("slow")
+	if p := getAll(t, c, job, ifaceJob); p["Progress"].Value() != 0.5 || p["State"].Value() != "running" {
+		t.Errorf("a running pull that says it is half done: %v", p)
+	}
 	if err := c.callAt(job, ifaceJob+".Cancel", nil); err != nil {
 		t.Fatal(err)
 	}

@@ -447,3 +447,26 @@ func TestPullCancel(t *testing.T) {
 	}
 	checkNothingStored(t, s, img)
 }
+
+// TestPullTracker: a pull's messages make its job's progress.
+func TestPullTracker(t *testing.T) {
+	a, b := digest.FromString("a"), digest.FromString("b")
+	tr := newPullTracker([]ocispec.Descriptor{{Digest: a, Size: 100}, {Digest: b, Size: 300}})
+	steps := []struct {
+		m    jsonstream.Message
+		want float64
+	}{
+		{jsonstream.Message{Status: "Already exists", ID: ShortID(a)}, 200.0 / 800},
+		{jsonstream.Message{Status: "Downloading", ID: ShortID(b), Progress: &jsonstream.Progress{Current: 150, Total: 300}}, 350.0 / 800},
+		{jsonstream.Message{Status: "Extracting", ID: ShortID(b), Progress: &jsonstream.Progress{Current: 150, Total: 300}}, 650.0 / 800},
+		{jsonstream.Message{Status: "Pull complete", ID: ShortID(b)}, 1},
+	}
+	for _, s := range steps {
+		if got, ok := tr.see(s.m); !ok || got != s.want {
+			t.Errorf("after %s: %v %v, want %v", s.m.Status, got, ok, s.want)
+		}
+	}
+	if _, ok := tr.see(jsonstream.Message{Status: "Digest: sha256:x"}); ok {
+		t.Error("a message of no layer changed the progress")
+	}
+}

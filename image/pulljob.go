@@ -7,6 +7,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/jsonstream"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"example.org/ctr/engine"
 	"example.org/ctr/internal/errdefs"
@@ -98,8 +99,14 @@ func (s *Service) pull(ctx context.Context, job *engine.Job) error {
 		return errdefs.InvalidArgument("digest %s: %v", img.Digest, err)
 	}
 	mw.send(jsonstream.Message{Status: "Pulling from " + reference.Path(ref), ID: shown})
-	if !req.Quiet {
-		opts.Progress = mw.send
+	tr := newPullTracker(img.Manifest.Layers)
+	opts.Progress = func(m jsonstream.Message) {
+		if f, ok := tr.see(m); ok {
+			job.SetProgress(f)
+		}
+		if !req.Quiet {
+			mw.send(m)
+		}
 	}
 	res, err := s.store.Pull(ctx, opts)
 	if err != nil {
@@ -182,4 +189,54 @@ func (s *Service) push(ctx context.Context, job *engine.Job) error {
 	s.publish("push", reference.FamiliarString(tagged), map[string]string{"name": reference.FamiliarString(tagged)})
 	job.Reply(reply)
 	return nil
+}
+
+// pullTracker turns a pull's messages into the job's progress: the bytes
+// fetched and extracted of every layer, over twice their size.
+type pullTracker struct {
+	size          map[string]int64
+	fetched, done map[string]int64
+	total         int64
+}
+
+func newPullTracker(layers []ocispec.Descriptor) *pullTracker {
+	t := &pullTracker{size: map[string]int64{}, fetched: map[string]int64{}, done: map[string]int64{}}
+	for _, l := range layers {
+		id := ShortID(l.Digest)
+		if _, ok := t.size[id]; !ok {
+			t.size[id] = l.Size
+			t.total += 2 * l.Size
+		}
+	}
+	return t
+}
+
+// see takes in one message and returns the progress, when it changed.
+func (t *pullTracker) see(m jsonstream.Message) (float64, bool) {
+	size, ok := t.size[m.ID]
+	if !ok || t.total == 0 {
+		return 0, false
+	}
+	switch m.Status {
+	case "Downloading":
+		if m.Progress != nil {
+			t.fetched[m.ID] = m.Progress.Current
+		}
+	case "Extracting":
+		t.fetched[m.ID] = size
+		if m.Progress != nil {
+			t.done[m.ID] = m.Progress.Current
+		}
+	case "Download complete", "Verifying Checksum":
+		t.fetched[m.ID] = size
+	case "Pull complete", "Already exists":
+		t.fetched[m.ID], t.done[m.ID] = size, size
+	default:
+		return 0, false
+	}
+	var n int64
+	for id := range t.size {
+		n += min(t.fetched[id], t.size[id]) + min(t.done[id], t.size[id])
+	}
+	return float64(n) / float64(t.total), true
 }
