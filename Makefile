@@ -37,9 +37,10 @@ RPM := $(DIST)/ctr-$(PKG_VERSION).x86_64.rpm
 # containers; iproute2, nftables: network namespaces and NAT in root tests;
 # rpm: rpmbuild for make rpm; util-linux: nsenter; skopeo, umoci: image
 # interoperability tests; zstd: compressed layers; docker-compose: Compose
-# v1 (1.29) against ctrd in the root tier.
+# v1 (1.29) against ctrd in the root tier; docker-registry: the real
+# registry that pull and push tests run on loopback.
 DEPS := make systemd systemd-container dbus busybox-static iproute2 nftables rpm util-linux \
-	skopeo umoci zstd docker-compose
+	skopeo umoci zstd docker-compose docker-registry
 
 # Compose v2, the docker CLI's plugin, for the root tier: built once from
 # the Go module proxy (the newest release whose go.mod allows go install)

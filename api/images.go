@@ -23,6 +23,7 @@ import (
 //	POST   /images/create?fromSrc=-     import (body: rootfs tar; reply: JSON messages)
 //	GET    /images/{name}/get           save (reply: the archive)
 //	GET    /images/get?names=…          save of several images
+//	POST   /images/{name}/push          push (?tag=; X-Registry-Auth; reply: JSON messages)
 //
 // Image names may hold "/" (example.org/team/app:v1), so the routes that
 // take a name match the rest of the path and take the action from its
@@ -112,6 +113,10 @@ func (s *Server) imagesGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) imagesPost(w http.ResponseWriter, r *http.Request) {
 	name, action := splitAction(r.PathValue("rest"))
+	if action == "push" && name != "" {
+		s.imagesPush(w, r, name)
+		return
+	}
 	if action != "tag" || name == "" {
 		writeError(w, errdefs.NotFound("page not found"))
 		return
@@ -193,6 +198,9 @@ func (s *Server) imagesCreate(w http.ResponseWriter, r *http.Request) {
 		}
 		job := s.newJob(r, "pull", q.Get("fromImage"))
 		setQuery(job, r, "tag", "platform")
+		if a := r.Header.Get("X-Registry-Auth"); a != "" {
+			job.Env.Set("auth", a)
+		}
 		s.streamMessages(w, r, job)
 	default:
 		writeError(w, errdefs.InvalidArgument("give fromSrc=- (import) or fromImage (pull)"))

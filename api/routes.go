@@ -31,6 +31,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /ctr/v1/jobs", s.listJobs)
 	mux.HandleFunc("POST /ctr/v1/jobs/{name}", s.runJob)
 	s.imageRoutes(mux)
+	s.registryRoutes(mux)
 	s.containerRoutes(mux)
 	s.networkRoutes(mux)
 	return s.logRequests(s.commonHeaders(stripVersion(jsonMisses(mux))))

@@ -24,13 +24,13 @@ func newImageCmd(g *globals) *cobra.Command {
 	ls.Use, ls.Aliases = "ls [OPTIONS] [REPOSITORY[:TAG]]", []string{"list"}
 	rm := newRmiCmd(g)
 	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
-	cmd.AddCommand(ls, rm, newImageInspectCmd(g), newTagCmd(g), newLoadCmd(g), newImportCmd(g), newSaveCmd(g), newHistoryCmd(g))
+	cmd.AddCommand(ls, rm, newImageInspectCmd(g), newTagCmd(g), newLoadCmd(g), newImportCmd(g), newSaveCmd(g), newHistoryCmd(g), newPullCmd(g), newPushCmd(g))
 	return cmd
 }
 
 // imageCmds are the top-level image commands.
 func imageCmds(g *globals) []*cobra.Command {
-	return []*cobra.Command{newImageCmd(g), newImagesCmd(g), newRmiCmd(g), newTagCmd(g), newLoadCmd(g), newImportCmd(g), newSaveCmd(g), newHistoryCmd(g)}
+	return []*cobra.Command{newImageCmd(g), newImagesCmd(g), newRmiCmd(g), newTagCmd(g), newLoadCmd(g), newImportCmd(g), newSaveCmd(g), newHistoryCmd(g), newPullCmd(g), newPushCmd(g), newLoginCmd(g), newLogoutCmd(g), newSearchCmd(g)}
 }
 
 // parseFilters reads repeated --filter key=value flags.

@@ -23,6 +23,7 @@ import (
 type createFlags struct {
 	name, workdir, user, entrypoint, restart, memory, cpus, network, hostname string
 	logDriver, stopSignal, detachKeys                                         string
+	pull, platform                                                            string
 	env, volumes, capAdd, capDrop, labels, tmpfs, logOpts, groupAdd, dns      []string
 	addHosts, securityOpts, publish, ulimits                                  []string
 	pidsLimit, stopTimeout                                                    int
@@ -87,6 +88,8 @@ func addCreateFlags(cmd *cobra.Command, f *createFlags) {
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "Keep STDIN open even if not attached")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "Allocate a pseudo-TTY")
 	fl.StringVar(&f.detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
+	fl.StringVar(&f.pull, "pull", "missing", `Pull image before running ("always", "missing", "never")`)
+	fl.StringVar(&f.platform, "platform", "", "Platform to pull the image for, if it is pulled (os[/arch[/variant]])")
 }
 
 // ParseRestartPolicy reads --restart: "no", "always", "unless-stopped",
@@ -111,6 +114,11 @@ func ParseRestartPolicy(s string) (container.RestartPolicy, error) {
 // build turns the flags, image and command into the create request.
 func (f *createFlags) build(cmd *cobra.Command, args []string, attach bool) (*container.Config, *container.HostConfig, error) {
 	fl := cmd.Flags()
+	switch f.pull {
+	case "missing", "always", "never":
+	default:
+		return nil, nil, usagef(cmd, "invalid pull option: %q: must be one of \"always\", \"missing\" or \"never\"", f.pull)
+	}
 	cfg := &container.Config{
 		Image:      args[0],
 		Cmd:        args[1:],
@@ -244,7 +252,7 @@ func newCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			resp, err := c.ContainerCreateNetworking(cmd.Context(), f.name, cfg, hc, f.netcfg)
+			resp, err := createContainer(cmd, c, f, cfg, hc)
 			if err != nil {
 				return err
 			}
@@ -289,7 +297,7 @@ func newRunCmd(g *globals) *cobra.Command {
 
 func runContainer(cmd *cobra.Command, c *client.Client, f *createFlags, cfg *container.Config, hc *container.HostConfig, detach bool) error {
 	ctx := cmd.Context()
-	resp, err := c.ContainerCreateNetworking(ctx, f.name, cfg, hc, f.netcfg)
+	resp, err := createContainer(cmd, c, f, cfg, hc)
 	if err != nil {
 		return err
 	}

@@ -247,6 +247,9 @@ type Writer struct {
 	// renamed is set once the file is in the store: discard then only
 	// closes it.
 	renamed bool
+	// partial is set for a writer of Resume: Close keeps its file unless
+	// drop is set (by Discard or a Commit that fails).
+	partial, drop bool
 }
 
 // Write writes p to the blob.
@@ -281,6 +284,7 @@ func (w *Writer) Commit(expected digest.Digest) (digest.Digest, error) {
 		return "", errors.New("content writer: already committed or closed")
 	}
 	w.done = true
+	w.drop = true
 	defer w.discard()
 	if w.err != nil {
 		return "", fmt.Errorf("content store: an earlier write failed: %w", w.err)
@@ -326,10 +330,10 @@ func (w *Writer) discard() {
 		return
 	}
 	name := w.f.Name()
-	_ = w.f.Close()
-	if !w.renamed {
+	if !w.renamed && (!w.partial || w.drop) {
 		_ = os.Remove(name)
 	}
+	_ = w.f.Close()
 	w.f = nil
 }
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/events"
-	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/system"
 	"golang.org/x/sys/unix"
 
@@ -186,11 +185,7 @@ func (d *Daemon) jobInfo(ctx context.Context, job *engine.Job) error {
 		OSType:             runtime.GOOS,
 		Architecture:       unameMachine(),
 		IndexServerAddress: "https://index.docker.io/v1/",
-		RegistryConfig: &registry.ServiceConfig{
-			Mirrors:               cfg.Mirrors,
-			IndexConfigs:          map[string]*registry.IndexInfo{},
-			InsecureRegistryCIDRs: nil,
-		},
+		RegistryConfig:     registryConfig(cfg),
 		NCPU:               runtime.NumCPU(),
 		MemTotal:           mem,
 		DockerRootDir:      cfg.Root,

@@ -107,6 +107,7 @@ func newCommand(stdout, stderr io.Writer, run func(Config) error) *cobra.Command
 	f.StringArrayVar(&cfg.DNS, "dns", nil, "DNS server for containers")
 	f.StringArrayVar(&cfg.DNSSearch, "dns-search", nil, "DNS search domain for containers")
 	f.StringArrayVar(&cfg.Mirrors, "registry-mirror", nil, "Registry mirror to try before the registry itself")
+	f.StringArrayVar(&cfg.Insecure, "insecure-registry", nil, "Registry (host[:port] or CIDR) that may be reached over plain HTTP")
 	f.BoolVar(&cfg.EnableIptables, "iptables", cfg.EnableIptables, "Let ctr manage firewall rules (nftables) for NAT and published ports")
 	f.BoolVar(&cfg.EnableIPForward, "ip-forward", cfg.EnableIPForward, "Enable net.ipv4.ip_forward")
 	f.BoolVar(&cfg.EnableIPMasq, "ip-masq", cfg.EnableIPMasq, "Masquerade container traffic leaving the bridge")
@@ -172,6 +173,7 @@ func resolveConfig(flags *pflag.FlagSet, flagCfg Config, configFile string) (Con
 		"mtu":              func() { cfg.MTU = flagCfg.MTU },
 		"selinux-enabled":  func() { cfg.SELinuxEnabled = flagCfg.SELinuxEnabled },
 	}
+	set["insecure-registry"] = func() { cfg.Insecure = flagCfg.Insecure }
 	var missing []string
 	flags.Visit(func(f *pflag.Flag) {
 		if apply, ok := set[f.Name]; ok {

@@ -26,6 +26,7 @@ type Config struct {
 	DNS             []string `json:"dns,omitempty"`
 	DNSSearch       []string `json:"dns-search,omitempty"`
 	Mirrors         []string `json:"registry-mirrors,omitempty"`
+	Insecure        []string `json:"insecure-registries,omitempty"` // plain-HTTP registries: host[:port] or CIDR
 	EnableIptables  bool     `json:"iptables"`
 	EnableIPForward bool     `json:"ip-forward"`
 	EnableIPMasq    bool     `json:"ip-masq"`
@@ -122,6 +123,11 @@ func (c *Config) Validate() error {
 	for _, m := range c.Mirrors {
 		if !strings.HasPrefix(m, "http://") && !strings.HasPrefix(m, "https://") {
 			bad("--registry-mirror %q must be an http:// or https:// URL", m)
+		}
+	}
+	for _, r := range c.Insecure {
+		if r == "" || strings.ContainsAny(r, " \t") || strings.Contains(r, "://") {
+			bad("--insecure-registry %q: want host[:port] or a CIDR", r)
 		}
 	}
 	if net.ParseIP(c.DefaultIP) == nil {

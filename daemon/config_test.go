@@ -93,6 +93,7 @@ func TestValidate(t *testing.T) {
 		"log level":      func(c *Config) { c.LogLevel = "chatty" },
 		"dbus":           func(c *Config) { c.DBus = "bogus" },
 		"mirror":         func(c *Config) { c.Mirrors = []string{"mirror.example"} },
+		"insecure":       func(c *Config) { c.Insecure = []string{"http://reg.example"} },
 		"shutdown":       func(c *Config) { c.ShutdownTimeout = -1 },
 	}
 	for name, mutate := range cases {

@@ -354,6 +354,9 @@ func (d *Daemon) reload() {
 	if next.Mirrors != nil {
 		d.cfg.Mirrors = next.Mirrors
 	}
+	if next.Insecure != nil {
+		d.cfg.Insecure = next.Insecure
+	}
 	d.level.Set(d.cfg.level())
 	attrs := map[string]string{
 		"log-level":        d.level.Level().String(),

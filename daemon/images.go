@@ -8,6 +8,7 @@ import (
 	"example.org/ctr/drivers/graph/overlay"
 	"example.org/ctr/drivers/graph/vfs"
 	"example.org/ctr/image"
+	"example.org/ctr/registry"
 )
 
 // graphDrivers are the storage drivers ctrd knows, in order of preference.
@@ -40,5 +41,10 @@ func (d *Daemon) openImages(ctx context.Context) error {
 	d.eng.OnShutdown("images", func(context.Context) error { return store.Close() })
 	d.graph, d.images = driver, store
 	d.imageSvc = image.NewService(store, d.events, nil)
+	rc := d.registryClient()
+	d.imageSvc.SetRegistry(rc)
+	if err := registry.NewService(rc).Install(d.eng); err != nil {
+		return err
+	}
 	return d.imageSvc.Install(d.eng)
 }

@@ -10,16 +10,18 @@
 //	                            CreateContainer, StartContainer,
 //	                            StopContainer, KillContainer,
 //	                            RemoveContainer, ListImages, RemoveImage,
-//	                            LoadImage, ListNetworks, CreateNetwork,
-//	                            RemoveNetwork; the properties Version,
+//	                            LoadImage, PullImage, Search, Auth,
+//	                            ListNetworks, CreateNetwork, RemoveNetwork;
+//	                            the properties Version,
 //	                            ApiVersion, StorageDriver, ExecDriver,
 //	                            Containers, ContainersRunning, Images,
 //	                            SocketActivated; the signals JobNew,
 //	                            JobRemoved and Event; and
 //	                            org.freedesktop.DBus.ObjectManager
 //	/org/example/Ctr/job/ID     org.example.Ctr.Job, one per running job
-//	                            (and for a minute after a LoadImage job
-//	                            ended): Cancel, Wait; Id, Name, State,
+//	                            (and for a minute after a LoadImage or
+//	                            PullImage job ended): Cancel, Wait; Id,
+//	                            Name, State,
 //	                            Progress, Result, Error
 //	/org/example/Ctr/container/ID
 //	                            org.example.Ctr.Container, one per
@@ -48,7 +50,8 @@
 // made before the name is requested. LoadImage runs the load job in the
 // background with the passed file descriptor as its input, and returns the
 // job's object once the job is in the engine's table (systemd's pattern:
-// JobNew before the reply, JobRemoved with the result).
+// JobNew before the reply, JobRemoved with the result); PullImage does the
+// same with the pull job.
 //
 // # Errors
 //

@@ -330,6 +330,40 @@ func newTestEngine(t testing.TB) *testEngine {
 				j.Reply(map[string][]string{"images": {"sha256:1"}, "tags": {"x:latest"}})
 				return nil
 			}},
+		{Name: "pull", Help: "Pull an image", Mutates: true,
+			Handler: func(ctx context.Context, j *engine.Job) error {
+				switch j.Args[0] {
+				case "slow":
+					j.SetProgress(0.5)
+					<-ctx.Done()
+					return ctx.Err()
+				case "good":
+					j.Reply(map[string]string{"id": "sha256:2", "digest": "sha256:3"})
+					return nil
+				}
+				return errdefs.NotFound("manifest for %s not found", j.Args[0])
+			}},
+		{Name: "search", Help: "Search a registry", Request: struct {
+			Term  string `env:"term"`
+			Limit int    `env:"limit"`
+		}{},
+			Handler: func(ctx context.Context, j *engine.Job) error {
+				j.Reply([]map[string]any{{"name": "team/web", "is_official": false, "star_count": 0}})
+				return nil
+			}},
+		{Name: "auth", Help: "Check credentials", Request: struct {
+			Server   string `env:"serveraddress"`
+			Username string `env:"username"`
+			Password string `env:"password"`
+		}{},
+			Handler: func(ctx context.Context, j *engine.Job) error {
+				if pw, _ := j.Env.Get("password"); pw != "right" {
+					server, _ := j.Env.Get("serveraddress")
+					return errdefs.Unauthenticated("login to %s failed: unauthorized", server)
+				}
+				j.Reply(map[string]string{"Status": "Login Succeeded"})
+				return nil
+			}},
 		{Name: "stubborn", Help: "Ignore cancellation",
 			Handler: func(context.Context, *engine.Job) error {
 				<-te.release

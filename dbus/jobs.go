@@ -396,6 +396,20 @@ func (j jobAdapter) Wait() (map[string]godbus.Variant, *godbus.Error) {
 	return out, nil
 }
 
+// progress is the job's Progress: the engine's while it runs, 1 once it
+// ended well.
+func (j jobAdapter) progress(result string) float64 {
+	if result == string(engine.StatusOK) {
+		return 1
+	}
+	for _, r := range j.s.eng.Running() {
+		if r.ID == j.id {
+			return r.Progress
+		}
+	}
+	return 0
+}
+
 // props returns the job object's properties.
 func (j jobAdapter) props(context.Context, string) (map[string]godbus.Variant, error) {
 	state, result, errText := jobRunning, "", ""
@@ -413,7 +427,7 @@ func (j jobAdapter) props(context.Context, string) (map[string]godbus.Variant, e
 		"Id":       godbus.MakeVariant(uint32(j.id)),
 		"Name":     godbus.MakeVariant(busString(j.name)),
 		"State":    godbus.MakeVariant(state),
-		"Progress": godbus.MakeVariant(float64(0)),
+		"Progress": godbus.MakeVariant(j.progress(result)),
 		"Result":   godbus.MakeVariant(busString(result)),
 		"Error":    godbus.MakeVariant(errText),
 	}, nil

@@ -65,6 +65,8 @@ type Job struct {
 	cancel  func()
 	release func()
 
+	progress progressValue
+
 	mu     sync.Mutex
 	ran    bool
 	status Status
@@ -159,13 +161,15 @@ func (j *Job) Decode(v any) error {
 }
 
 func (j *Job) info() JobInfo {
-	return JobInfo{
+	info := JobInfo{
 		ID:      j.id,
 		Name:    j.Name,
 		Args:    append([]string(nil), j.Args...),
 		Caller:  j.Caller,
 		Started: j.started,
 	}
+	info.Progress = j.Progress()
+	return info
 }
 
 // JobInfo is a row of the live table.
@@ -175,6 +179,9 @@ type JobInfo struct {
 	Args    []string  `json:"args"`
 	Caller  Caller    `json:"caller"`
 	Started time.Time `json:"started"`
+	// Progress is how far the job is, 0 to 1, for jobs that say so
+	// (SetProgress); 0 otherwise.
+	Progress float64 `json:"progress,omitempty"`
 }
 
 // JobEventKind says whether a job started or ended.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -502,6 +503,8 @@ type newImage struct {
 	Layers  []layerRecord
 	Created time.Time
 	Tags    []reference.NamedTagged
+	// RepoDigests are added to the image's (full form).
+	RepoDigests []string
 }
 
 // committed says what commit did for one image.
@@ -559,6 +562,12 @@ func (in *ingest) commit(ctx context.Context, images []newImage) ([]committed, e
 					return err
 				}
 			}
+			if add := newDigests(r.RepoDigests, ni.RepoDigests); len(add) > 0 {
+				r.RepoDigests = append(r.RepoDigests, add...)
+				if err := putJSON(tx.Bucket(bucketImages), []byte(r.ID), r); err != nil {
+					return err
+				}
+			}
 			for _, t := range ni.Tags {
 				prev, err := setTag(tx, t.String(), r, now)
 				if err != nil {
@@ -575,6 +584,17 @@ func (in *ingest) commit(ctx context.Context, images []newImage) ([]committed, e
 		return nil
 	})
 	return out, err
+}
+
+// newDigests returns those of add that have does not hold.
+func newDigests(have, add []string) []string {
+	var out []string
+	for _, d := range add {
+		if !slices.Contains(have, d) && !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // sourceError is an error of the stream a layer is read from (the

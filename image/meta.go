@@ -23,12 +23,16 @@ import (
 //	         a layer is created and when a layer is dropped, so that a
 //	         crash never leaks a layer
 //	meta     "version" → schema version
+//	distribution  diff id → []blobSource: the registry blobs known to
+//	         hold the layer (from pulls and pushes), so that a push skips
+//	         or mounts what a registry has
 var (
 	bucketImages  = []byte("images")
 	bucketRefs    = []byte("refs")
 	bucketLayers  = []byte("layers")
 	bucketOrphans = []byte("orphans")
 	bucketMeta    = []byte("meta")
+	bucketDist    = []byte("distribution")
 )
 
 // schemaVersion is the version of the database layout above.
@@ -48,6 +52,9 @@ type imageRecord struct {
 	Stored time.Time `json:"stored"`
 	// LastTagTime is when a tag last moved to the image.
 	LastTagTime time.Time `json:"last_tag_time,omitempty"`
+	// RepoDigests are the references by digest ("repo@sha256:…", full
+	// form) the image was pulled by.
+	RepoDigests []string `json:"repo_digests,omitempty"`
 }
 
 // layerRecord is an image layer held by the graph driver.
@@ -82,7 +89,7 @@ type orphanRecord struct {
 }
 
 func initBuckets(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bucketImages, bucketRefs, bucketLayers, bucketOrphans, bucketMeta} {
+	for _, b := range [][]byte{bucketImages, bucketRefs, bucketLayers, bucketOrphans, bucketMeta, bucketDist} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}

@@ -25,6 +25,7 @@ import (
 	"example.org/ctr/image/archive"
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/internal/filters"
+	"example.org/ctr/registry"
 )
 
 // UsageChecker tells whether a container uses an image; the container
@@ -40,6 +41,8 @@ type Service struct {
 	store  *Store
 	events *ctrevents.Log
 	usage  UsageChecker
+	// registry is the client pulls use; nil: no pull job.
+	registry *registry.Client
 }
 
 // NewService returns the image service of store. Events go to log (which
@@ -129,7 +132,7 @@ func (s *Service) Install(eng *engine.Engine) error {
 			return err
 		}
 	}
-	return nil
+	return s.installRegistryJobs(eng)
 }
 
 // publish logs an image event.
@@ -194,7 +197,7 @@ func (s *Service) images(ctx context.Context, job *engine.Job) error {
 		out = append(out, image.Summary{
 			ID:          string(img.ID),
 			RepoTags:    img.FamiliarTags(),
-			RepoDigests: []string{},
+			RepoDigests: img.FamiliarRepoDigests(),
 			Created:     img.Created.Unix(),
 			Size:        img.Size,
 			SharedSize:  -1,
@@ -314,7 +317,7 @@ func (s *Service) inspect(ctx context.Context, job *engine.Job) error {
 	resp := image.InspectResponse{
 		ID:           string(img.ID),
 		RepoTags:     img.FamiliarTags(),
-		RepoDigests:  []string{},
+		RepoDigests:  img.FamiliarRepoDigests(),
 		Author:       cfg.Author,
 		Architecture: cfg.Architecture,
 		Variant:      cfg.Variant,

@@ -479,6 +479,19 @@ type Image struct {
 	Size int64
 	// LastTagTime is when a tag last moved to the image.
 	LastTagTime time.Time
+	// RepoDigests are the references by digest the image was pulled
+	// by, in full form.
+	RepoDigests []string
+}
+
+// FamiliarRepoDigests returns the image's repo digests as docker shows
+// them; never nil.
+func (i Image) FamiliarRepoDigests() []string {
+	out := make([]string, len(i.RepoDigests))
+	for k, t := range i.RepoDigests {
+		out[k] = Familiar(t)
+	}
+	return out
 }
 
 // FamiliarTags returns the image's tags as docker shows them.
@@ -492,7 +505,8 @@ func (i Image) FamiliarTags() []string {
 
 func (s *Store) toImage(tx *bolt.Tx, r imageRecord, tags []string) (Image, error) {
 	img := Image{ID: r.ID, RepoTags: slices.Sorted(slices.Values(tags)), Layers: r.Layers,
-		Created: r.Created, Size: r.Size, LastTagTime: r.LastTagTime}
+		Created: r.Created, Size: r.Size, LastTagTime: r.LastTagTime,
+		RepoDigests: slices.Clone(r.RepoDigests)}
 	if img.RepoTags == nil {
 		img.RepoTags = []string{}
 	}
@@ -561,7 +575,11 @@ func resolve(tx *bolt.Tx, name string) (r imageRecord, ref string, err error) {
 		return r, "", err
 	}
 	if named, err := reference.ParseNormalizedNamed(name); err == nil {
-		if _, ok := named.(reference.Digested); !ok {
+		if dg, ok := named.(reference.Digested); ok {
+			if r, ok, err := byRepoDigest(tx, reference.TrimNamed(named).String()+"@"+dg.Digest().String()); err != nil || ok {
+				return r, "", err
+			}
+		} else {
 			full := reference.TagNameOnly(named).String()
 			if id := tx.Bucket(bucketRefs).Get([]byte(full)); id != nil {
 				r, ok, err := getImage(tx, digest.Digest(id))
