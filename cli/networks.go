@@ -25,9 +25,10 @@ func newNetworkCmd(g *globals) *cobra.Command {
 
 func newNetworkCreateCmd(g *globals) *cobra.Command {
 	var (
-		driver, subnet, gateway, ipRange string
-		internal, attachable, ipv6       bool
-		opts, labels                     []string
+		driver, ipRange            string
+		internal, attachable, ipv6 bool
+		opts, labels               []string
+		subnets, gateways          []string
 	)
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS] NETWORK",
@@ -39,25 +40,29 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 			if ipv6 {
 				req.EnableIPv6 = &ipv6
 			}
-			if subnet != "" || gateway != "" || ipRange != "" {
+			if len(gateways) > len(subnets) || (ipRange != "" && len(subnets) == 0) {
+				return usagef(cmd, "every --gateway and --ip-range needs a --subnet")
+			}
+			for i, sub := range subnets {
 				var c network.IPAMConfig
 				var err error
-				if subnet != "" {
-					if c.Subnet, err = netip.ParsePrefix(subnet); err != nil {
-						return usagef(cmd, "invalid subnet %s: %v", subnet, err)
-					}
+				if c.Subnet, err = netip.ParsePrefix(sub); err != nil {
+					return usagef(cmd, "invalid subnet %s: %v", sub, err)
 				}
-				if ipRange != "" {
+				if ipRange != "" && i == 0 {
 					if c.IPRange, err = netip.ParsePrefix(ipRange); err != nil {
 						return usagef(cmd, "invalid ip-range %s: %v", ipRange, err)
 					}
 				}
-				if gateway != "" {
-					if c.Gateway, err = netip.ParseAddr(gateway); err != nil {
-						return usagef(cmd, "invalid gateway %s: %v", gateway, err)
+				if i < len(gateways) {
+					if c.Gateway, err = netip.ParseAddr(gateways[i]); err != nil {
+						return usagef(cmd, "invalid gateway %s: %v", gateways[i], err)
 					}
 				}
-				req.IPAM = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{c}}
+				if req.IPAM == nil {
+					req.IPAM = &network.IPAM{Driver: "default"}
+				}
+				req.IPAM.Config = append(req.IPAM.Config, c)
 			}
 			c, err := g.client()
 			if err != nil {
@@ -74,8 +79,8 @@ func newNetworkCreateCmd(g *globals) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&driver, "driver", "d", "bridge", "Driver to manage the network (bridge)")
-	fl.StringVar(&subnet, "subnet", "", "Subnet in CIDR format")
-	fl.StringVar(&gateway, "gateway", "", "IPv4 gateway for the subnet")
+	fl.StringArrayVar(&subnets, "subnet", nil, "Subnet in CIDR format (once for IPv4, once for IPv6)")
+	fl.StringArrayVar(&gateways, "gateway", nil, "Gateway of the subnet given at the same place")
 	fl.StringVar(&ipRange, "ip-range", "", "Allocate container addresses from a sub-range")
 	fl.BoolVar(&internal, "internal", false, "Restrict external access to the network")
 	fl.BoolVar(&attachable, "attachable", false, "Enable manual container attachment")

@@ -35,7 +35,7 @@ type createFlags struct {
 	publishAll                          bool
 	expose, aliases, dnsSearch, dnsOpts []string
 	links                               []string
-	ip, mac, pid, uts, ipc              string
+	ip, ip6, mac, pid, uts, ipc         string
 	// netcfg is what build makes of the networking flags.
 	netcfg *network.NetworkingConfig
 }
@@ -77,6 +77,7 @@ func addCreateFlags(cmd *cobra.Command, f *createFlags) {
 	fl.StringArrayVar(&f.expose, "expose", nil, "Expose a port or a range of ports")
 	fl.StringArrayVar(&f.aliases, "network-alias", nil, "Add network-scoped alias for the container")
 	fl.StringVar(&f.ip, "ip", "", "IPv4 address (such as 172.30.100.104) on a user-defined network")
+	fl.StringVar(&f.ip6, "ip6", "", "IPv6 address (such as fd00:ca7::10) on a network with IPv6")
 	fl.StringVar(&f.mac, "mac-address", "", "Container MAC address (such as 92:d0:c6:0a:29:33)")
 	fl.StringVar(&f.pid, "pid", "", "PID namespace to use: host or container:NAME|ID")
 	fl.StringVar(&f.uts, "uts", "", "UTS namespace to use: host")
@@ -413,7 +414,7 @@ func (f *createFlags) buildNetworking(cmd *cobra.Command, cfg *container.Config,
 			cfg.ExposedPorts[port] = struct{}{}
 		}
 	}
-	if len(f.aliases) == 0 && f.ip == "" && f.mac == "" {
+	if len(f.aliases) == 0 && f.ip == "" && f.ip6 == "" && f.mac == "" {
 		return nil
 	}
 	mode := container.NetworkMode(f.network)
@@ -431,6 +432,16 @@ func (f *createFlags) buildNetworking(cmd *cobra.Command, cfg *container.Config,
 			return usagef(cmd, "invalid IPv4 address: %s", f.ip)
 		}
 		es.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: a}
+	}
+	if f.ip6 != "" {
+		a, err := netip.ParseAddr(f.ip6)
+		if err != nil || !a.Is6() || a.Is4In6() {
+			return usagef(cmd, "invalid IPv6 address: %s", f.ip6)
+		}
+		if es.IPAMConfig == nil {
+			es.IPAMConfig = &network.EndpointIPAMConfig{}
+		}
+		es.IPAMConfig.IPv6Address = a
 	}
 	if f.mac != "" {
 		m, err := net.ParseMAC(f.mac)

@@ -139,6 +139,9 @@ func (s *Service) checkNetworking(hc *container.HostConfig, nc *mnet.NetworkingC
 		if es.IPAMConfig != nil && es.IPAMConfig.IPv4Address.IsValid() && !es.IPAMConfig.IPv4Address.Is4() {
 			return nil, errdefs.InvalidArgument("invalid IPv4 address: %s", es.IPAMConfig.IPv4Address)
 		}
+		if es.IPAMConfig != nil && es.IPAMConfig.IPv6Address.IsValid() && !es.IPAMConfig.IPv6Address.Is6() {
+			return nil, errdefs.InvalidArgument("invalid IPv6 address: %s", es.IPAMConfig.IPv6Address)
+		}
 	}
 	for port, bindings := range hc.PortBindings {
 		if !port.IsValid() {
@@ -191,6 +194,9 @@ func (s *Service) attachNetwork(ctx context.Context, rec *record) (*network.Sand
 			er.Aliases = es.Aliases
 			if es.IPAMConfig != nil && es.IPAMConfig.IPv4Address.IsValid() {
 				er.IPv4 = es.IPAMConfig.IPv4Address.String()
+			}
+			if es.IPAMConfig != nil && es.IPAMConfig.IPv6Address.IsValid() {
+				er.IPv6 = es.IPAMConfig.IPv6Address.String()
 			}
 			if len(es.MacAddress) > 0 {
 				er.MAC = es.MacAddress.String()
@@ -356,6 +362,13 @@ func (s *Service) networkSettings(rec *record) *container.NetworkSettings {
 		}
 		es.MacAddress = mnet.HardwareAddr(ep.MAC)
 		es.DNSNames = ep.DNSNames
+		if ep.IP6 != nil {
+			es.GlobalIPv6Address, _ = netip.AddrFromSlice(ep.IP6)
+			es.GlobalIPv6PrefixLen = ep.PrefixLen6
+			if ep.Gateway6 != nil {
+				es.IPv6Gateway, _ = netip.AddrFromSlice(ep.Gateway6)
+			}
+		}
 		if len(ep.Aliases) > 0 {
 			es.Aliases = ep.Aliases
 		}
@@ -483,6 +496,9 @@ func (s *Service) connect(ctx context.Context, netRef, ref string, es *mnet.Endp
 		er := network.EndpointRequest{Network: name, Aliases: es.Aliases}
 		if es.IPAMConfig != nil && es.IPAMConfig.IPv4Address.IsValid() {
 			er.IPv4 = es.IPAMConfig.IPv4Address.String()
+		}
+		if es.IPAMConfig != nil && es.IPAMConfig.IPv6Address.IsValid() {
+			er.IPv6 = es.IPAMConfig.IPv6Address.String()
 		}
 		if _, err := s.opts.Networks.Connect(ctx, c.rec.ID, er); err != nil {
 			return err

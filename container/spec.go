@@ -411,6 +411,9 @@ func (s *Service) writeNetworkFiles(rec *record, dir, hostname string, sb *netwo
 	if sb != nil {
 		for _, ep := range sb.Endpoints {
 			fmt.Fprintf(&hosts, "%s\t%s\n", ep.IP, hostname)
+			if ep.IP6 != nil {
+				fmt.Fprintf(&hosts, "%s\t%s\n", ep.IP6, hostname)
+			}
 		}
 	}
 	for _, l := range extra {

@@ -115,6 +115,8 @@ func newCommand(stdout, stderr io.Writer, run func(Config) error) *cobra.Command
 	f.StringVarP(&cfg.BridgeIface, "bridge", "b", cfg.BridgeIface, "Attach containers to this existing bridge; 'none' disables container networking")
 	f.StringVar(&cfg.BridgeIP, "bip", cfg.BridgeIP, "Address and prefix of the default bridge (such as 172.17.0.1/16)")
 	f.StringVar(&cfg.FixedCIDR, "fixed-cidr", cfg.FixedCIDR, "Subnet of the bridge to allocate container addresses from")
+	f.BoolVar(&cfg.IPv6, "ipv6", cfg.IPv6, "Give the default bridge network IPv6 (with --fixed-cidr-v6)")
+	f.StringVar(&cfg.FixedCIDRv6, "fixed-cidr-v6", cfg.FixedCIDRv6, "IPv6 subnet of the default bridge (such as fd00:ca7::/64)")
 	f.BoolVar(&cfg.InterContainer, "icc", cfg.InterContainer, "Allow traffic between containers")
 	f.StringVarP(&cfg.GraphDriver, "storage-driver", "s", cfg.GraphDriver, "Storage driver: overlay or vfs (default: overlay when the kernel supports it)")
 	f.StringArrayVar(&cfg.GraphOptions, "storage-opt", nil, "Storage driver option KEY=VALUE")
@@ -166,6 +168,8 @@ func resolveConfig(flags *pflag.FlagSet, flagCfg Config, configFile string) (Con
 		"bridge":           func() { cfg.BridgeIface = flagCfg.BridgeIface },
 		"bip":              func() { cfg.BridgeIP = flagCfg.BridgeIP },
 		"fixed-cidr":       func() { cfg.FixedCIDR = flagCfg.FixedCIDR },
+		"ipv6":             func() { cfg.IPv6 = flagCfg.IPv6 },
+		"fixed-cidr-v6":    func() { cfg.FixedCIDRv6 = flagCfg.FixedCIDRv6 },
 		"icc":              func() { cfg.InterContainer = flagCfg.InterContainer },
 		"storage-driver":   func() { cfg.GraphDriver = flagCfg.GraphDriver },
 		"storage-opt":      func() { cfg.GraphOptions = flagCfg.GraphOptions },

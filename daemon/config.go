@@ -34,6 +34,8 @@ type Config struct {
 	BridgeIface     string   `json:"bridge,omitempty"`
 	BridgeIP        string   `json:"bip,omitempty"`
 	FixedCIDR       string   `json:"fixed-cidr,omitempty"`
+	IPv6            bool     `json:"ipv6,omitempty"`
+	FixedCIDRv6     string   `json:"fixed-cidr-v6,omitempty"`
 	InterContainer  bool     `json:"icc"`
 	GraphDriver     string   `json:"storage-driver,omitempty"`
 	GraphOptions    []string `json:"storage-opts,omitempty"`
@@ -145,6 +147,11 @@ func (c *Config) Validate() error {
 	}
 	if c.BridgeIface == "none" && (c.BridgeIP != "" || c.FixedCIDR != "") {
 		bad("--bridge=none disables networking: --bip and --fixed-cidr cannot be used with it")
+	}
+	if c.FixedCIDRv6 != "" {
+		if ip, _, err := net.ParseCIDR(c.FixedCIDRv6); err != nil || ip.To4() != nil {
+			bad("--fixed-cidr-v6 %q is not an IPv6 subnet (such as fd00:ca7::/64)", c.FixedCIDRv6)
+		}
 	}
 	if c.FixedCIDR != "" {
 		_, fixed, err := net.ParseCIDR(c.FixedCIDR)

@@ -17,6 +17,8 @@ func (d *Daemon) openNetworks(ctx context.Context) error {
 		BridgeName: d.cfg.BridgeIface,
 		BridgeIP:   d.cfg.BridgeIP,
 		FixedCIDR:  d.cfg.FixedCIDR,
+		IPv6:       d.cfg.IPv6,
+		FixedCIDR6: d.cfg.FixedCIDRv6,
 		MTU:        d.cfg.MTU,
 		Iptables:   d.cfg.EnableIptables,
 		IPMasq:     d.cfg.EnableIPMasq,

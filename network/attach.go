@@ -22,8 +22,9 @@ type EndpointRequest struct {
 	Network string
 	// Aliases are more names the container answers to on the network.
 	Aliases []string
-	// IPv4 is a static address ("" allocates one).
-	IPv4 string
+	// IPv4 and IPv6 are static addresses ("" allocates one; IPv6 only on
+	// a network with IPv6).
+	IPv4, IPv6 string
 	// MAC is a hardware address ("" derives one from the address).
 	MAC string
 }
@@ -60,9 +61,13 @@ type Endpoint struct {
 	IP          net.IP
 	PrefixLen   int
 	Gateway     net.IP
-	MAC         net.HardwareAddr
-	Aliases     []string
-	DNSNames    []string
+	// IP6, PrefixLen6 and Gateway6 are the IPv6 ones (nil without).
+	IP6        net.IP
+	PrefixLen6 int
+	Gateway6   net.IP
+	MAC        net.HardwareAddr
+	Aliases    []string
+	DNSNames   []string
 }
 
 // Sandbox is a container's network stack.
@@ -204,6 +209,25 @@ func (s *Service) newEndpointLocked(sb *sandboxRecord, er EndpointRequest, index
 		taken[n.ID] = map[string]bool{}
 	}
 	taken[n.ID][ip.String()] = true
+	var ip6 net.IP
+	if sub6 := n.subnet6(); sub6 != nil {
+		if er.IPv6 != "" {
+			ip6 = net.ParseIP(er.IPv6)
+			switch {
+			case ip6 == nil || ip6.To4() != nil:
+				return nil, errdefs.InvalidArgument("invalid IPv6 address: %s", er.IPv6)
+			case !sub6.Contains(ip6):
+				return nil, errdefs.InvalidArgument("no configured subnet contains the IPv6 address %s", er.IPv6)
+			case used[ip6.String()]:
+				return nil, errdefs.Conflict("Address already in use: %s is taken on network %s", ip6, n.Name)
+			}
+		} else if ip6, err = allocate6(sub6, used); err != nil {
+			return nil, err
+		}
+		taken[n.ID][ip6.String()] = true
+	} else if er.IPv6 != "" {
+		return nil, errdefs.InvalidArgument("network %s has no IPv6: --ip6 needs a network made with --ipv6", n.Name)
+	}
 	mac := bridge.MACFor(ip)
 	if er.MAC != "" {
 		m, err := net.ParseMAC(er.MAC)
@@ -215,6 +239,9 @@ func (s *Service) newEndpointLocked(sb *sandboxRecord, er EndpointRequest, index
 	epID := newID()
 	ep := &endpointRecord{ID: epID, NetworkID: n.ID, IfName: nextIfName(sb, index), HostVeth: bridge.VethName(epID),
 		IP: ip.String(), MAC: mac.String(), Aliases: slices.Clone(er.Aliases), Static: static}
+	if ip6 != nil {
+		ep.IP6 = ip6.String()
+	}
 	if n.userDefined() {
 		ep.DNSNames = dnsNames(sb, er.Aliases)
 	}
@@ -256,10 +283,16 @@ func (s *Service) usedIPsLocked(n *netRecord) map[string]bool {
 	if gw := n.gateway(); gw != nil {
 		used[gw.String()] = true
 	}
+	if gw := n.gateway6(); gw != nil {
+		used[gw.String()] = true
+	}
 	for _, sb := range s.sandboxes {
 		for _, e := range sb.Endpoints {
 			if e.NetworkID == n.ID {
 				used[e.IP] = true
+				if e.IP6 != "" {
+					used[e.IP6] = true
+				}
 			}
 		}
 	}
@@ -386,8 +419,16 @@ func (s *Service) plumb(sb *sandboxRecord, ep *endpointRecord, primary bool) err
 	mac, _ := net.ParseMAC(ep.MAC)
 	ifc := bridge.Interface{Bridge: n.Bridge, HostName: ep.HostVeth, NetNS: sb.NetNS, Name: ep.IfName, MAC: mac,
 		Addrs: []*net.IPNet{{IP: net.ParseIP(ep.IP).To4(), Mask: sub.Mask}}, MTU: n.MTU}
+	if ep.IP6 != "" {
+		if sub6 := n.subnet6(); sub6 != nil {
+			ifc.Addrs = append(ifc.Addrs, &net.IPNet{IP: net.ParseIP(ep.IP6), Mask: sub6.Mask})
+		}
+	}
 	if primary && !n.Internal {
 		ifc.Gateway = n.gateway()
+		if ep.IP6 != "" {
+			ifc.Gateway6 = n.gateway6()
+		}
 	}
 	if err := bridge.AttachInterface(ifc); err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
@@ -554,6 +595,13 @@ func (s *Service) Sandbox(containerID string) (*Sandbox, error) {
 			PrefixLen: ones, MAC: mac, Aliases: slices.Clone(ep.Aliases), DNSNames: slices.Clone(ep.DNSNames)}
 		if !n.Internal {
 			e.Gateway = n.gateway()
+		}
+		if ep.IP6 != "" {
+			e.IP6 = net.ParseIP(ep.IP6)
+			e.PrefixLen6, _ = n.subnet6().Mask.Size()
+			if !n.Internal {
+				e.Gateway6 = n.gateway6()
+			}
 		}
 		out.Endpoints = append(out.Endpoints, e)
 		if n.userDefined() {

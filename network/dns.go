@@ -92,14 +92,17 @@ func (s *Service) answer(containerID string, w dns.ResponseWriter, q *dns.Msg) {
 	name := strings.TrimSuffix(strings.ToLower(question.Name), ".")
 	switch question.Qtype {
 	case dns.TypeA, dns.TypeAAAA:
-		if ips, ok := s.lookupName(containerID, name); ok {
+		if ips, ok := s.lookupName(containerID, name, question.Qtype == dns.TypeAAAA); ok {
 			m := new(dns.Msg)
 			m.SetReply(q)
 			m.Authoritative = true
-			if question.Qtype == dns.TypeA {
-				rand.Shuffle(len(ips), func(i, j int) { ips[i], ips[j] = ips[j], ips[i] })
-				for _, ip := range ips {
-					m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 600}, A: ip})
+			rand.Shuffle(len(ips), func(i, j int) { ips[i], ips[j] = ips[j], ips[i] })
+			for _, ip := range ips {
+				h := dns.RR_Header{Name: question.Name, Rrtype: question.Qtype, Class: dns.ClassINET, Ttl: 600}
+				if question.Qtype == dns.TypeA {
+					m.Answer = append(m.Answer, &dns.A{Hdr: h, A: ip})
+				} else {
+					m.Answer = append(m.Answer, &dns.AAAA{Hdr: h, AAAA: ip})
 				}
 			}
 			_ = w.WriteMsg(m)
@@ -119,8 +122,9 @@ func (s *Service) answer(containerID string, w dns.ResponseWriter, q *dns.Msg) {
 }
 
 // lookupName finds the addresses of name on the container's user-defined
-// networks.
-func (s *Service) lookupName(containerID, name string) ([]net.IP, bool) {
+// networks (IPv6 ones with v6). A name that is known but has no address
+// of that family is found, with none: its answer is empty, not forwarded.
+func (s *Service) lookupName(containerID, name string, v6 bool) ([]net.IP, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	me, ok := s.sandboxes[containerID]
@@ -128,6 +132,7 @@ func (s *Service) lookupName(containerID, name string) ([]net.IP, bool) {
 		return nil, false
 	}
 	var out []net.IP
+	found := false
 	for _, mine := range me.Endpoints {
 		n := s.networks[mine.NetworkID]
 		if n == nil || !n.userDefined() {
@@ -140,14 +145,19 @@ func (s *Service) lookupName(containerID, name string) ([]net.IP, bool) {
 				}
 				for _, dn := range ep.DNSNames {
 					if strings.EqualFold(dn, name) || strings.EqualFold(dn+"."+n.Name, name) {
-						out = append(out, net.ParseIP(ep.IP).To4())
+						found = true
+						if !v6 {
+							out = append(out, net.ParseIP(ep.IP).To4())
+						} else if ep.IP6 != "" {
+							out = append(out, net.ParseIP(ep.IP6))
+						}
 						break
 					}
 				}
 			}
 		}
 	}
-	return out, len(out) > 0
+	return out, found
 }
 
 // lookupAddr finds the container name of an address (a PTR name) on the

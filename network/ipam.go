@@ -1,8 +1,10 @@
 package network
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"net"
+	"net/netip"
 
 	"example.org/ctr/internal/errdefs"
 )
@@ -53,6 +55,14 @@ func pickSubnet(used []*net.IPNet) (*net.IPNet, error) {
 	return nil, errdefs.Unavailable("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")
 }
 
+// firstHost6 is an IPv6 subnet's ::1, the default gateway.
+func firstHost6(s *net.IPNet) net.IP {
+	ip := make(net.IP, 16)
+	copy(ip, s.IP.Mask(s.Mask).To16())
+	ip[15] |= 1
+	return ip
+}
+
 // firstHost is the subnet's first usable address (the default gateway).
 func firstHost(s *net.IPNet) net.IP {
 	return uintToIP4(ip4ToUint(s.IP.Mask(s.Mask)) + 1)
@@ -84,4 +94,36 @@ func allocate(s, r *net.IPNet, used map[string]bool, last net.IP) (net.IP, error
 		return ip, nil
 	}
 	return nil, errdefs.Unavailable("no available IPv4 addresses on this network's address pools: %s", r)
+}
+
+// allocate6 returns the first free address of an IPv6 subnet after its
+// gateway's, in order (docker hands IPv6 addresses out in order too),
+// among the first 65536 addresses.
+func allocate6(s *net.IPNet, used map[string]bool) (net.IP, error) {
+	base, ok := netip.AddrFromSlice(s.IP.Mask(s.Mask))
+	if !ok {
+		return nil, errdefs.InvalidArgument("invalid IPv6 subnet %s", s)
+	}
+	a := base.Next()
+	for i := 0; i < 1<<16 && a.IsValid(); i++ {
+		a = a.Next()
+		ip := net.IP(a.AsSlice())
+		if !s.Contains(ip) {
+			break
+		}
+		if !used[ip.String()] {
+			return ip, nil
+		}
+	}
+	return nil, errdefs.Unavailable("no available IPv6 addresses on this network's address pools: %s", s)
+}
+
+// ula6 is a unique local /64 (fd00::/8) for a network given IPv6 without
+// a subnet, derived from its id, as docker takes one from its pool.
+func ula6(id string) *net.IPNet {
+	sum := sha256.Sum256([]byte(id))
+	ip := make(net.IP, 16)
+	ip[0] = 0xfd
+	copy(ip[1:8], sum[:7])
+	return &net.IPNet{IP: ip, Mask: net.CIDRMask(64, 128)}
 }

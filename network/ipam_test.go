@@ -55,3 +55,21 @@ func TestPickSubnetAvoidsUsed(t *testing.T) {
 		t.Fatalf("pickSubnet = %v, %v; want 10.178.2.0/24", got, err)
 	}
 }
+
+func TestAllocate6(t *testing.T) {
+	s := cidr(t, "fd00:1::/64")
+	ip, err := allocate6(s, map[string]bool{"fd00:1::1": true})
+	if err != nil || ip.String() != "fd00:1::2" {
+		t.Fatalf("allocate6 = %v, %v", ip, err)
+	}
+	ip, err = allocate6(s, map[string]bool{"fd00:1::1": true, "fd00:1::2": true})
+	if err != nil || ip.String() != "fd00:1::3" {
+		t.Fatalf("allocate6 past a used one = %v, %v", ip, err)
+	}
+	if g := firstHost6(s); g.String() != "fd00:1::1" {
+		t.Fatalf("firstHost6 = %v", g)
+	}
+	if u := ula6("x"); u.IP[0] != 0xfd || u.String() != ula6("x").String() {
+		t.Fatalf("ula6 = %v, not a stable fd00::/8 /64", u)
+	}
+}

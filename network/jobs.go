@@ -94,9 +94,7 @@ func (s *Service) Create(ctx context.Context, cfg *network.CreateRequest) (strin
 	if cfg.Scope != "" && cfg.Scope != "local" {
 		return "", errdefs.InvalidArgument("scope %q is not supported: ctr networks are local", cfg.Scope)
 	}
-	if cfg.EnableIPv6 != nil && *cfg.EnableIPv6 {
-		return "", errdefs.NotImplemented("IPv6 networks are not supported yet")
-	}
+	ipv6 := cfg.EnableIPv6 != nil && *cfg.EnableIPv6
 	if cfg.EnableIPv4 != nil && !*cfg.EnableIPv4 {
 		return "", errdefs.NotImplemented("networks without IPv4 are not supported")
 	}
@@ -138,15 +136,33 @@ func (s *Service) Create(ctx context.Context, cfg *network.CreateRequest) (strin
 			return "", errdefs.NotFound("IPAM driver %q not found: ctr has the default one only", cfg.IPAM.Driver)
 		}
 		n.IPAMDriver, n.IPAMOpts = cfg.IPAM.Driver, cfg.IPAM.Options
-		var v4 []network.IPAMConfig
+		var v4, v6 []network.IPAMConfig
 		for _, c := range cfg.IPAM.Config {
 			if c.Subnet.IsValid() && c.Subnet.Addr().Is6() {
-				return "", errdefs.NotImplemented("IPv6 subnets are not supported yet")
+				v6 = append(v6, c)
+				continue
 			}
 			v4 = append(v4, c)
 		}
-		if len(v4) > 1 {
-			return "", errdefs.NotImplemented("a network with more than one IPv4 subnet is not supported")
+		if len(v4) > 1 || len(v6) > 1 {
+			return "", errdefs.NotImplemented("a network with more than one subnet of a family is not supported")
+		}
+		if len(v6) == 1 {
+			if !ipv6 {
+				return "", errdefs.InvalidArgument("an IPv6 subnet needs IPv6 enabled (--ipv6)")
+			}
+			sub6 := prefixNet(v6[0].Subnet)
+			if ones, _ := sub6.Mask.Size(); ones > 120 {
+				return "", errdefs.InvalidArgument("IPv6 subnet %s is too small", v6[0].Subnet)
+			}
+			n.Subnet6, n.Gateway6 = sub6.String(), firstHost6(sub6).String()
+			if v6[0].Gateway.IsValid() {
+				gw := net.IP(v6[0].Gateway.AsSlice())
+				if !sub6.Contains(gw) {
+					return "", errdefs.InvalidArgument("invalid gateway %s: it is not inside subnet %s", v6[0].Gateway, v6[0].Subnet)
+				}
+				n.Gateway6 = gw.String()
+			}
 		}
 		if len(v4) == 1 {
 			if err := setIPAM(n, v4[0]); err != nil {
@@ -178,6 +194,18 @@ func (s *Service) Create(ctx context.Context, cfg *network.CreateRequest) (strin
 			if os := o.subnet(); os != nil && overlaps(os, sub) {
 				s.mu.Unlock()
 				return "", errdefs.Conflict("invalid pool request: Pool overlaps with other one on this address space (%s, network %s)", o.Subnet, o.Name)
+			}
+		}
+	}
+	if ipv6 && n.Subnet6 == "" {
+		sub6 := ula6(n.ID)
+		n.Subnet6, n.Gateway6 = sub6.String(), firstHost6(sub6).String()
+	}
+	if sub6 := n.subnet6(); sub6 != nil {
+		for _, o := range s.networks {
+			if os := o.subnet6(); os != nil && overlaps(os, sub6) {
+				s.mu.Unlock()
+				return "", errdefs.Conflict("invalid pool request: Pool overlaps with other one on this address space (%s, network %s)", o.Subnet6, o.Name)
 			}
 		}
 	}
@@ -332,7 +360,7 @@ func (s *Service) jobInspect(ctx context.Context, job *engine.Job) error {
 func (s *Service) inspect(n *netRecord) network.Inspect {
 	out := network.Inspect{
 		Network: network.Network{Name: n.Name, ID: n.ID, Created: n.Created, Scope: "local", Driver: n.Driver,
-			EnableIPv4: n.Driver == DriverBridge, Internal: n.Internal, Attachable: n.Attachable,
+			EnableIPv4: n.Driver == DriverBridge, EnableIPv6: n.Subnet6 != "", Internal: n.Internal, Attachable: n.Attachable,
 			IPAM:    network.IPAM{Driver: "default", Options: n.IPAMOpts, Config: []network.IPAMConfig{}},
 			Options: n.Options, Labels: n.Labels},
 		Containers: map[string]network.EndpointResource{},
@@ -356,6 +384,13 @@ func (s *Service) inspect(n *netRecord) network.Inspect {
 		}
 		out.IPAM.Config = append(out.IPAM.Config, c)
 	}
+	if sub6 := n.subnet6(); sub6 != nil {
+		c := network.IPAMConfig{Subnet: toPrefix(sub6)}
+		if gw, ok := netip.AddrFromSlice(n.gateway6()); ok {
+			c.Gateway = gw
+		}
+		out.IPAM.Config = append(out.IPAM.Config, c)
+	}
 	s.mu.Lock()
 	for _, sb := range s.containersOnLocked(n.ID) {
 		for _, ep := range sb.Endpoints {
@@ -365,8 +400,15 @@ func (s *Service) inspect(n *netRecord) network.Inspect {
 			mac, _ := net.ParseMAC(ep.MAC)
 			ip, _ := netip.AddrFromSlice(net.ParseIP(ep.IP).To4())
 			ones, _ := n.subnet().Mask.Size()
-			out.Containers[sb.ContainerID] = network.EndpointResource{Name: sb.Name, EndpointID: ep.ID,
+			er := network.EndpointResource{Name: sb.Name, EndpointID: ep.ID,
 				MacAddress: network.HardwareAddr(mac), IPv4Address: netip.PrefixFrom(ip, ones)}
+			if ep.IP6 != "" {
+				if ip6, err := netip.ParseAddr(ep.IP6); err == nil {
+					ones6, _ := n.subnet6().Mask.Size()
+					er.IPv6Address = netip.PrefixFrom(ip6, ones6)
+				}
+			}
+			out.Containers[sb.ContainerID] = er
 		}
 	}
 	s.mu.Unlock()
@@ -374,7 +416,11 @@ func (s *Service) inspect(n *netRecord) network.Inspect {
 }
 
 func toPrefix(n *net.IPNet) netip.Prefix {
-	a, _ := netip.AddrFromSlice(n.IP.To4())
+	ip := n.IP.To4()
+	if ip == nil {
+		ip = n.IP.To16()
+	}
+	a, _ := netip.AddrFromSlice(ip)
 	ones, _ := n.Mask.Size()
 	return netip.PrefixFrom(a, ones)
 }

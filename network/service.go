@@ -62,6 +62,10 @@ type Options struct {
 	// FixedCIDR is --fixed-cidr: where the default bridge hands out
 	// addresses.
 	FixedCIDR string
+	// IPv6 is --ipv6: the default bridge has IPv6 too, on FixedCIDR6
+	// (--fixed-cidr-v6) or a unique local /64.
+	IPv6       bool
+	FixedCIDR6 string
 	// MTU is --mtu (0: the kernel's).
 	MTU int
 	// Iptables is --iptables: ctr writes its firewall table.
@@ -277,6 +281,17 @@ func (s *Service) defaultBridge() (*netRecord, error) {
 		n.Subnet, n.Gateway = (&net.IPNet{IP: addr.IP.Mask(addr.Mask), Mask: addr.Mask}).String(), addr.IP.String()
 	}
 	n.Options["com.docker.network.bridge.name"] = n.Bridge
+	if s.opts.IPv6 {
+		sub6 := ula6("default bridge")
+		if s.opts.FixedCIDR6 != "" {
+			_, r, err := net.ParseCIDR(s.opts.FixedCIDR6)
+			if err != nil || r.IP.To4() != nil {
+				return nil, errdefs.InvalidArgument("--fixed-cidr-v6 %q is not an IPv6 subnet", s.opts.FixedCIDR6)
+			}
+			sub6 = r
+		}
+		n.Subnet6, n.Gateway6 = sub6.String(), firstHost6(sub6).String()
+	}
 	if s.opts.FixedCIDR != "" {
 		_, r, err := net.ParseCIDR(s.opts.FixedCIDR)
 		if err != nil || !n.subnet().Contains(r.IP) {
@@ -302,6 +317,9 @@ func (s *Service) ensureBridge(n *netRecord) error {
 	if sub != nil && gw != nil {
 		addrs = append(addrs, &net.IPNet{IP: gw, Mask: sub.Mask})
 	}
+	if sub6, gw6 := n.subnet6(), n.gateway6(); sub6 != nil && gw6 != nil {
+		addrs = append(addrs, &net.IPNet{IP: gw6, Mask: sub6.Mask})
+	}
 	err := bridge.EnsureBridge(bridge.BridgeOptions{Name: n.Bridge, Addrs: addrs, MTU: n.MTU, Adopt: n.Adopted})
 	if err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
@@ -311,6 +329,11 @@ func (s *Service) ensureBridge(n *netRecord) error {
 	if s.opts.IPForward {
 		if err := bridge.SetIPForward(); err != nil {
 			s.log.Warn("cannot turn on IP forwarding", "error", err)
+		}
+		if n.Subnet6 != "" {
+			if err := bridge.SetIPv6Forward(); err != nil {
+				s.log.Warn("cannot turn on IPv6 forwarding", "error", err)
+			}
 		}
 	}
 	return nil
@@ -403,7 +426,7 @@ func (s *Service) applyFirewall() error {
 		if n.Driver != DriverBridge || n.subnet() == nil {
 			continue
 		}
-		rs.Networks = append(rs.Networks, bridge.NetworkRules{Bridge: n.Bridge, Subnet: n.subnet(), Masquerade: n.Masquerade, ICC: n.ICC, Internal: n.Internal})
+		rs.Networks = append(rs.Networks, bridge.NetworkRules{Bridge: n.Bridge, Subnet: n.subnet(), Subnet6: n.subnet6(), Masquerade: n.Masquerade, ICC: n.ICC, Internal: n.Internal})
 	}
 	sort.Slice(rs.Networks, func(i, j int) bool { return rs.Networks[i].Bridge < rs.Networks[j].Bridge })
 	for _, sb := range s.sandboxes {
@@ -592,6 +615,9 @@ func (s *Service) usedSubnetsLocked() []*net.IPNet {
 	var used []*net.IPNet
 	for _, n := range s.networks {
 		if sub := n.subnet(); sub != nil {
+			used = append(used, sub)
+		}
+		if sub := n.subnet6(); sub != nil {
 			used = append(used, sub)
 		}
 	}

@@ -32,6 +32,10 @@ type netRecord struct {
 	Subnet  string `json:"subnet,omitempty"`
 	Gateway string `json:"gateway,omitempty"`
 	IPRange string `json:"ip_range,omitempty"`
+	// Subnet6 and Gateway6 are the IPv6 subnet and gateway of a network
+	// with IPv6 ("" without).
+	Subnet6  string `json:"subnet6,omitempty"`
+	Gateway6 string `json:"gateway6,omitempty"`
 	// Bridge is the bridge's interface; Adopted says ctr did not make it
 	// (-b NAME) and never deletes it.
 	Bridge  string `json:"bridge,omitempty"`
@@ -64,6 +68,19 @@ func (n *netRecord) subnet() *net.IPNet {
 
 func (n *netRecord) gateway() net.IP { return net.ParseIP(n.Gateway).To4() }
 
+func (n *netRecord) subnet6() *net.IPNet {
+	if n.Subnet6 == "" {
+		return nil
+	}
+	_, s, err := net.ParseCIDR(n.Subnet6)
+	if err != nil {
+		return nil
+	}
+	return s
+}
+
+func (n *netRecord) gateway6() net.IP { return net.ParseIP(n.Gateway6) }
+
 // ipRange is where addresses are handed out: IPRange, else the subnet.
 func (n *netRecord) ipRange() *net.IPNet {
 	if n.IPRange != "" {
@@ -93,6 +110,7 @@ type endpointRecord struct {
 	IfName    string   `json:"ifname"`
 	HostVeth  string   `json:"host_veth"`
 	IP        string   `json:"ip"`
+	IP6       string   `json:"ip6,omitempty"`
 	MAC       string   `json:"mac"`
 	Aliases   []string `json:"aliases,omitempty"`
 	DNSNames  []string `json:"dns_names,omitempty"`

@@ -114,6 +114,8 @@ func newWorld(t *testing.T, flags ...string) *world {
 		{"-n", w.host, "link", "add", va, "type", "veth", "peer", "name", vb, "netns", w.outside},
 		{"-n", w.host, "addr", "add", w.hostIP + "/24", "dev", va}, {"-n", w.host, "link", "set", va, "up"},
 		{"-n", w.outside, "addr", "add", w.outIP + "/24", "dev", vb}, {"-n", w.outside, "link", "set", vb, "up"},
+		{"-n", w.host, "addr", "add", w.hostIP6() + "/64", "dev", va, "nodad"},
+		{"-n", w.outside, "addr", "add", w.outIP6() + "/64", "dev", vb, "nodad"},
 	} {
 		if out, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
 			t.Fatalf("ip %s: %v\n%s", strings.Join(c, " "), err, out)
@@ -126,6 +128,11 @@ func newWorld(t *testing.T, flags ...string) *world {
 	}
 	return w
 }
+
+// hostIP6 and outIP6 are the two namespaces' IPv6 addresses, on a /64
+// of their own (the outside has no route to the containers' subnets).
+func (w *world) hostIP6() string { return "fd00:250:" + strings.Split(w.hostIP, ".")[2] + "::1" }
+func (w *world) outIP6() string  { return "fd00:250:" + strings.Split(w.hostIP, ".")[2] + "::2" }
 
 func (w *world) sock() string { return filepath.Join(w.dir, "ctr.sock") }
 

@@ -406,3 +406,48 @@ func TestCtrctl(t *testing.T) {
 		t.Fatalf("networks after prune: %q", got)
 	}
 }
+
+// TestIPv6: a network with IPv6 gives containers an address of its /64
+// and a default route; they reach each other over IPv6 by name (AAAA);
+// they reach the outside through NAT66; inspect shows the addresses.
+func TestIPv6(t *testing.T) {
+	w := newWorld(t)
+	w.docker("network", "create", "--ipv6", "--subnet", "10.71.0.0/24", "--subnet", "fd00:71::/64", "ctrtv6")
+	if got := w.docker("network", "inspect", "-f", "{{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}} {{end}}", "ctrtv6"); got != "true 10.71.0.0/24 fd00:71::/64" {
+		t.Fatalf("network inspect: %q", got)
+	}
+	w.docker("run", "-d", "--name", "six", "--network", "ctrtv6", "--ip6", "fd00:71::50", "busybox", "sleep", "1000")
+	if got := w.docker("inspect", "-f", "{{.NetworkSettings.Networks.ctrtv6.GlobalIPv6Address}}/{{.NetworkSettings.Networks.ctrtv6.GlobalIPv6PrefixLen}} {{.NetworkSettings.Networks.ctrtv6.IPv6Gateway}}", "six"); got != "fd00:71::50/64 fd00:71::1" {
+		t.Fatalf("inspect: %q", got)
+	}
+	out := w.docker("run", "--rm", "--network", "ctrtv6", "busybox", "sh", "-c", "ip -6 route; nslookup -type=aaaa six; ping -6 -c 1 -W 3 six")
+	for _, want := range []string{"default via fd00:71::1", "fd00:71::50", "1 packets received"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("missing %q in:\n%s", want, out)
+		}
+	}
+	if out, err := w.dockerErr("run", "--rm", "--network", "ctrtv6", "busybox", "ping", "-6", "-c", "1", "-W", "3", w.outIP6()); err != nil || !strings.Contains(out, "1 packets received") {
+		t.Fatalf("to the outside over IPv6 (NAT66): %v\n%s", err, out)
+	}
+	if out, err := w.dockerErr("run", "--rm", "--network", "ctrtv6", "--ip6", "fd00:72::5", "busybox", "true"); err == nil || !strings.Contains(out, "IPv6") {
+		t.Fatalf("an --ip6 outside the subnet: %v\n%s", err, out)
+	}
+	if out, err := w.dockerErr("network", "create", "--ipv6", "--subnet", "fd00:71::/48", "ctrtv6b"); err == nil || !strings.Contains(out, "overlaps") {
+		t.Fatalf("an overlapping IPv6 subnet: %v\n%s", err, out)
+	}
+	// --ipv6 alone picks a unique local /64.
+	w.docker("network", "create", "--ipv6", "ctrtv6c")
+	if got := w.docker("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}", "ctrtv6c"); !strings.Contains(got, "fd") || !strings.Contains(got, "::/64") {
+		t.Fatalf("--ipv6 without a subnet: %q", got)
+	}
+}
+
+// TestDefaultBridgeIPv6: --ipv6 --fixed-cidr-v6 give the default bridge
+// IPv6.
+func TestDefaultBridgeIPv6(t *testing.T) {
+	w := newWorld(t, "--ipv6", "--fixed-cidr-v6", "fd00:ca7::/64")
+	out := w.docker("run", "--rm", "busybox", "sh", "-c", "ip -6 -o addr show eth0; ip -6 route")
+	if !strings.Contains(out, "inet6 fd00:ca7::2/64") || !strings.Contains(out, "default via fd00:ca7::1") {
+		t.Fatalf("a container on the default bridge with --ipv6:\n%s", out)
+	}
+}

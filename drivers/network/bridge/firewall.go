@@ -29,8 +29,8 @@ type Ruleset struct {
 type NetworkRules struct {
 	// Bridge is the bridge's interface.
 	Bridge string
-	// Subnet is the network's IPv4 subnet.
-	Subnet *net.IPNet
+	// Subnet is the network's IPv4 subnet; Subnet6 its IPv6 one, if any.
+	Subnet, Subnet6 *net.IPNet
 	// Masquerade hides the containers' addresses behind the host's on the
 	// way out (--ip-masq, com.docker.network.bridge.enable_ip_masquerade).
 	Masquerade bool
@@ -128,6 +128,9 @@ func Apply(table string, rs Ruleset) error {
 		}
 		if n.Masquerade {
 			add(snat, ipv4(), saddrIn(n.Subnet), oifNot(n.Bridge), masq())
+			if n.Subnet6 != nil {
+				add(snat, ipv6(), saddr6In(n.Subnet6), oifNot(n.Bridge), masq())
+			}
 		}
 		// The host reaching a published port through its loopback, and a
 		// container reaching one (its own too) through the host: the
@@ -272,6 +275,18 @@ func oifNot(n string) []expr.Any {
 
 func ipv4() []expr.Any {
 	return []expr.Any{&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}}}
+}
+
+func ipv6() []expr.Any {
+	return []expr.Any{&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}}}
+}
+
+func saddr6In(n *net.IPNet) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16, Mask: []byte(net.IP(n.Mask).To16()), Xor: make([]byte, 16)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte(n.IP.Mask(n.Mask).To16())},
+	}
 }
 
 func saddrIn(n *net.IPNet) []expr.Any {

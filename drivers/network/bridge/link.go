@@ -73,7 +73,7 @@ func EnsureBridge(o BridgeOptions) error {
 			if hasAddr(have, a) {
 				continue
 			}
-			if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: a}); err != nil && !errors.Is(err, unix.EEXIST) {
+			if err := netlink.AddrAdd(link, addr(a)); err != nil && !errors.Is(err, unix.EEXIST) {
 				return fmt.Errorf("address %s on bridge %s: %w", a, o.Name, err)
 			}
 		}
@@ -92,6 +92,17 @@ func EnsureBridge(o BridgeOptions) error {
 	// bridge, which the kernel allows only with route_localnet.
 	_ = writeSysctl("net/ipv4/conf/"+o.Name+"/route_localnet", "1")
 	return nil
+}
+
+// addr is an interface address; an IPv6 one skips duplicate address
+// detection, which would keep it unusable ("tentative") for a second or
+// two after a container starts: ctr's IPAM hands out each address once.
+func addr(a *net.IPNet) *netlink.Addr {
+	na := &netlink.Addr{IPNet: a}
+	if a.IP.To4() == nil {
+		na.Flags = unix.IFA_F_NODAD
+	}
+	return na
 }
 
 func hasAddr(have []netlink.Addr, a *net.IPNet) bool {
@@ -144,8 +155,8 @@ type Interface struct {
 	MAC net.HardwareAddr
 	// Addrs are the container's addresses with the subnet's prefix.
 	Addrs []*net.IPNet
-	// Gateway, when set, is the container's default route.
-	Gateway net.IP
+	// Gateway and Gateway6, when set, are the container's default routes.
+	Gateway, Gateway6 net.IP
 	// MTU is the pair's MTU; 0 is the bridge's.
 	MTU int
 }
@@ -202,17 +213,20 @@ func AttachInterface(ifc Interface) (retErr error) {
 		return fmt.Errorf("container side %s: %w", ifc.Name, err)
 	}
 	for _, a := range ifc.Addrs {
-		if err := h.AddrAdd(peer, &netlink.Addr{IPNet: a}); err != nil {
+		if err := h.AddrAdd(peer, addr(a)); err != nil {
 			return fmt.Errorf("address %s on %s: %w", a, ifc.Name, err)
 		}
 	}
 	if err := h.LinkSetUp(peer); err != nil {
 		return fmt.Errorf("bring %s up in the container: %w", ifc.Name, err)
 	}
-	if ifc.Gateway != nil {
-		r := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: ifc.Gateway}
+	for _, gw := range []net.IP{ifc.Gateway, ifc.Gateway6} {
+		if gw == nil {
+			continue
+		}
+		r := &netlink.Route{LinkIndex: peer.Attrs().Index, Gw: gw}
 		if err := h.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("default route via %s: %w", ifc.Gateway, err)
+			return fmt.Errorf("default route via %s: %w", gw, err)
 		}
 	}
 	return nil
@@ -313,6 +327,11 @@ func MACFor(ip net.IP) net.HardwareAddr {
 // SetIPForward turns on IPv4 forwarding in ctrd's network namespace.
 func SetIPForward() error {
 	return writeSysctl("net/ipv4/ip_forward", "1")
+}
+
+// SetIPv6Forward turns on IPv6 forwarding in ctrd's network namespace.
+func SetIPv6Forward() error {
+	return writeSysctl("net/ipv6/conf/all/forwarding", "1")
 }
 
 func writeSysctl(key, value string) error {
