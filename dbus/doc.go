@@ -28,6 +28,9 @@
 //	                            container: Start, Stop, Kill, Remove, Wait;
 //	                            Id, Name, Image, State, Pid, ExitCode,
 //	                            StartedAt, FinishedAt, IPAddress
+//	/org/example/Ctr/network/ID org.example.Ctr.Network, one per network:
+//	                            Id, Name, Driver, Subnet, Gateway,
+//	                            IPv6Subnet, Internal
 //
 // Every object also has the standard Peer, Introspectable and Properties
 // interfaces.

@@ -21,6 +21,7 @@ const (
 	ifaceManager        = "org.example.Ctr"
 	ifaceJob            = "org.example.Ctr.Job"
 	ifaceContainer      = "org.example.Ctr.Container"
+	ifaceNetwork        = "org.example.Ctr.Network"
 	ifaceIntrospectable = "org.freedesktop.DBus.Introspectable"
 	ifacePeer           = "org.freedesktop.DBus.Peer"
 	ifaceProperties     = "org.freedesktop.DBus.Properties"

@@ -17,6 +17,7 @@ var adapterTypes = map[string]reflect.Type{
 	ifaceManager:        reflect.TypeOf(manager{}),
 	ifaceJob:            reflect.TypeOf(jobAdapter{}),
 	ifaceContainer:      reflect.TypeOf(containerAdapter{}),
+	ifaceNetwork:        reflect.TypeOf(networkAdapter{}),
 	ifaceIntrospectable: reflect.TypeOf(introspectable{}),
 	ifaceProperties:     reflect.TypeOf(properties{}),
 	ifaceObjectManager:  reflect.TypeOf(objectManager{}),
@@ -105,8 +106,8 @@ func TestInterfacesXML(t *testing.T) {
 	if err := xml.Unmarshal(interfacesXML, &node); err != nil {
 		t.Fatal(err)
 	}
-	if len(node.Interfaces) != 3 {
-		t.Errorf("%d interfaces, want org.example.Ctr, org.example.Ctr.Job and org.example.Ctr.Container", len(node.Interfaces))
+	if len(node.Interfaces) != 4 {
+		t.Errorf("%d interfaces, want org.example.Ctr, org.example.Ctr.Job, org.example.Ctr.Container and org.example.Ctr.Network", len(node.Interfaces))
 	}
 	valid := func(where, sig string) {
 		if _, err := godbus.ParseSignature(sig); err != nil || sig == "" {

@@ -1,12 +1,18 @@
 package dbus
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
+	"time"
 
 	godbus "github.com/godbus/dbus/v5"
+	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
+
+	ctrevents "example.org/ctr/events"
 
 	"example.org/ctr/engine"
 	"example.org/ctr/internal/errdefs"
@@ -155,4 +161,133 @@ func (m manager) RemoveNetwork(sender godbus.Sender, network string) *godbus.Err
 	defer cancel()
 	_, err := m.s.runCall(ctx, sender, "network_delete", []string{network}, nil)
 	return busError(err)
+}
+
+// NetworkPathPrefix is followed by a network's id in a network object's
+// path.
+const NetworkPathPrefix = "/org/example/Ctr/network/"
+
+// NetworkPath returns the object path of network id (a network id is hex;
+// any other byte is escaped as in ContainerPath).
+func NetworkPath(id string) godbus.ObjectPath {
+	return godbus.ObjectPath(NetworkPathPrefix + strings.TrimPrefix(string(ContainerPath(id)), ContainerPathPrefix))
+}
+
+// networkProps are a network object's properties; a network does not
+// change once made, so they are read when it appears.
+type networkProps struct {
+	ID, Name, Driver, Subnet, Gateway, Subnet6 string
+	Internal                                   bool
+}
+
+func (p networkProps) variants() map[string]godbus.Variant {
+	return map[string]godbus.Variant{
+		"Id": godbus.MakeVariant(p.ID), "Name": godbus.MakeVariant(p.Name), "Driver": godbus.MakeVariant(p.Driver),
+		"Subnet": godbus.MakeVariant(p.Subnet), "Gateway": godbus.MakeVariant(p.Gateway),
+		"IPv6Subnet": godbus.MakeVariant(p.Subnet6), "Internal": godbus.MakeVariant(p.Internal),
+	}
+}
+
+// networkAdapter is the org.example.Ctr.Network interface of a network
+// object: properties only.
+type networkAdapter struct {
+	s  *Server
+	id string
+}
+
+func (n networkAdapter) props(context.Context, string) (map[string]godbus.Variant, error) {
+	p, ok := n.s.nets.Load(n.id)
+	if !ok {
+		return nil, errdefs.NotFound("network %s not found", n.id)
+	}
+	return p.(networkProps).variants(), nil
+}
+
+// syncNetworks makes the network objects match the networks job's list:
+// new networks get an object (InterfacesAdded unless quiet), gone ones
+// lose it.
+func (s *Server) syncNetworks(ctx context.Context, quiet bool) error {
+	s.netMu.Lock()
+	defer s.netMu.Unlock()
+	job, err := s.runCall(ctx, "", "networks", nil, nil)
+	if err != nil {
+		return err
+	}
+	var nets []network.Inspect
+	if err := decodeReply(job, &nets); err != nil {
+		return err
+	}
+	live := map[string]bool{}
+	for _, n := range nets {
+		live[n.ID] = true
+		if _, ok := s.nets.Load(n.ID); ok {
+			continue
+		}
+		p := networkProps{ID: busString(n.ID), Name: busString(n.Name), Driver: busString(n.Driver), Internal: n.Internal}
+		for _, c := range n.IPAM.Config {
+			switch {
+			case c.Subnet.IsValid() && c.Subnet.Addr().Is4():
+				p.Subnet = c.Subnet.String()
+				if c.Gateway.IsValid() {
+					p.Gateway = c.Gateway.String()
+				}
+			case c.Subnet.IsValid():
+				p.Subnet6 = c.Subnet.String()
+			}
+		}
+		s.nets.Store(n.ID, p)
+		o := &object{path: NetworkPath(n.ID), ifaces: []iface{{name: ifaceNetwork, adapter: networkAdapter{s: s, id: n.ID}, props: networkAdapter{s: s, id: n.ID}.props}}}
+		if quiet {
+			s.putObject(o)
+		} else {
+			s.addObject(ctx, o)
+		}
+	}
+	s.nets.Range(func(k, _ any) bool {
+		if id := k.(string); !live[id] {
+			s.nets.Delete(id)
+			s.removeObject(NetworkPath(id))
+		}
+		return true
+	})
+	return nil
+}
+
+// startNetworks makes the network objects and keeps them up to date from
+// the network events until stop is closed (nothing without a networks
+// job).
+func (s *Server) startNetworks(ctx context.Context, stop <-chan struct{}) {
+	if s.events == nil {
+		return
+	}
+	if _, ok := s.eng.Lookup("networks"); !ok {
+		return
+	}
+	_, sub := s.events.Subscribe(time.Time{}, ctrevents.Filter{"type": {string(events.NetworkEventType)}})
+	if err := s.syncNetworks(ctx, true); err != nil {
+		s.log.Warn("cannot list the networks for their D-Bus objects", "error", err)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() { sub.Close() }()
+		for {
+			select {
+			case <-stop:
+				return
+			case _, ok := <-sub.C:
+				if !ok {
+					if !sub.Dropped() {
+						return
+					}
+					_, sub = s.events.Subscribe(time.Time{}, ctrevents.Filter{"type": {string(events.NetworkEventType)}})
+				}
+				ctx, cancel := s.callContext()
+				if err := s.syncNetworks(ctx, false); err != nil {
+					s.log.Warn("cannot list the networks for their D-Bus objects", "error", err)
+				}
+				cancel()
+			}
+		}
+	}()
 }

@@ -83,6 +83,10 @@ type Server struct {
 	tree tree
 	out  emitter
 	ctrs containerSet
+	// nets are the network objects' properties (id → networkProps);
+	// netMu serializes their syncs.
+	nets  sync.Map
+	netMu sync.Mutex
 }
 
 // New returns a server for eng. It registers an observer of eng's jobs (for
@@ -222,8 +226,10 @@ func (s *Server) connect(ctx context.Context, bus Bus) error {
 	go func() { defer s.wg.Done(); s.out.run(conn, stop, s.log) }()
 	go func() { defer s.wg.Done(); s.forwardEvents(stop) }()
 	go s.watch(conn)
-	// The container objects are made before the name is requested.
+	// The container and network objects are made before the name is
+	// requested.
 	s.startContainers(ctx, stop)
+	s.startNetworks(ctx, stop)
 
 	var reply godbus.RequestNameReply
 	err = conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.RequestName", 0, BusName, godbus.NameFlagDoNotQueue).Store(&reply)

@@ -78,6 +78,15 @@ func TestDBusNetworks(t *testing.T) {
 	if got := w.docker("network", "inspect", "-f", "{{.Id}} {{(index .IPAM.Config 0).Subnet}} {{.Labels.app}}", "ctrtbus"); got != id+" 10.61.0.0/24 x" {
 		t.Fatalf("docker network inspect: %q", got)
 	}
+	getProp := func(path, iface, prop string) string {
+		b, _ := exec.Command("busctl", "--address="+addr, "get-property", "org.example.Ctr", path, iface, prop).CombinedOutput()
+		return strings.TrimSpace(string(b))
+	}
+	netPath := "/org/example/Ctr/network/" + id
+	waitFor(t, "the network's object", func() bool { return getProp(netPath, "org.example.Ctr.Network", "Subnet") == `s "10.61.0.0/24"` })
+	if got := getProp(netPath, "org.example.Ctr.Network", "Name"); got != `s "ctrtbus"` {
+		t.Fatalf("the network object's Name: %s", got)
+	}
 	if out, err := busctl("CreateNetwork", "sa{sv}", "ctrtbus2", "1", "subnet", "s", "10.61.0.0/25"); err == nil || !strings.Contains(out, "overlaps") {
 		t.Fatalf("an overlapping subnet: %v\n%s", err, out)
 	}
@@ -90,11 +99,8 @@ func TestDBusNetworks(t *testing.T) {
 		t.Fatalf("ListNetworks: %v\n%s", err, out)
 	}
 	ip := w.docker("inspect", "-f", "{{.NetworkSettings.Networks.ctrtbus.IPAddress}}", "onbus")
-	var prop string
 	waitFor(t, "the container object's IPAddress", func() bool {
-		b, _ := exec.Command("busctl", "--address="+addr, "get-property", "org.example.Ctr", "/org/example/Ctr/container/"+cid, "org.example.Ctr.Container", "IPAddress").CombinedOutput()
-		prop = strings.TrimSpace(string(b))
-		return prop == fmt.Sprintf("s %q", ip)
+		return getProp("/org/example/Ctr/container/"+cid, "org.example.Ctr.Container", "IPAddress") == fmt.Sprintf("s %q", ip)
 	})
 	if out, err := busctl("RemoveNetwork", "s", "ctrtbus"); err == nil || !strings.Contains(out, "active endpoints") {
 		t.Fatalf("RemoveNetwork in use: %v\n%s", err, out)
@@ -103,6 +109,9 @@ func TestDBusNetworks(t *testing.T) {
 	if out, err := busctl("RemoveNetwork", "s", "ctrtbus"); err != nil {
 		t.Fatalf("RemoveNetwork: %v\n%s", err, out)
 	}
+	waitFor(t, "the network's object to go", func() bool {
+		return !strings.HasPrefix(getProp(netPath, "org.example.Ctr.Network", "Name"), "s ")
+	})
 	if out, err := busctl("RemoveNetwork", "s", "ctrtbus"); err == nil || !strings.Contains(out, "not found") {
 		t.Fatalf("RemoveNetwork twice: %v\n%s", err, out)
 	}
