@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"strings"
 	"strconv"
 
 	"github.com/moby/moby/api/types/common"
@@ -436,7 +437,19 @@ func (s *Service) jobRename(ctx context.Context, job *engine.Job) error {
 	if err != nil {
 		return err
 	}
-	return s.rename(c, req.Name)
+	if err := s.rename(c, req.Name); err != nil {
+		return err
+	}
+	if s.opts.Networks != nil {
+		c.mu.Lock()
+		id, name := c.rec.ID, strings.TrimPrefix(c.rec.Name, "/")
+		c.mu.Unlock()
+		// The embedded resolver answers to the new name from now on.
+		if err := s.opts.Networks.Rename(id, name); err != nil && !errdefs.IsNotFound(err) {
+			s.log.Warn("cannot rename a container on its networks", "container", id, "error", err)
+		}
+	}
+	return nil
 }
 
 func (s *Service) jobPause(ctx context.Context, job *engine.Job) error {

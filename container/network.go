@@ -33,6 +33,8 @@ type Networks interface {
 	Disconnect(ctx context.Context, containerID, network string) error
 	// Sandbox describes a container's network stack (NotFound: none).
 	Sandbox(containerID string) (*network.Sandbox, error)
+	// Rename gives a running container's endpoints its new name.
+	Rename(containerID, name string) error
 }
 
 // networkName is the network a container's network mode names, "" for

@@ -641,3 +641,32 @@ func ParsePortSpec(hostPort string) (lo, hi uint16, err error) {
 	}
 	return uint16(l), uint16(h), nil
 }
+
+// Rename replaces a container's name on its endpoints: the resolver
+// answers to the new one, no more to the old. A container without a
+// network stack is NotFound.
+func (s *Service) Rename(containerID, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sb, ok := s.sandboxes[containerID]
+	if !ok {
+		return errdefs.NotFound("container %s has no network stack", containerID)
+	}
+	next := *sb
+	next.Name = name
+	next.Endpoints = slices.Clone(sb.Endpoints)
+	for i, ep := range next.Endpoints {
+		names := slices.Clone(ep.DNSNames)
+		for j, n := range names {
+			if n == sb.Name {
+				names[j] = name
+			}
+		}
+		next.Endpoints[i].DNSNames = names
+	}
+	if err := s.saveSandbox(&next); err != nil {
+		return err
+	}
+	s.sandboxes[containerID] = &next
+	return nil
+}

@@ -451,3 +451,18 @@ func TestDefaultBridgeIPv6(t *testing.T) {
 		t.Fatalf("a container on the default bridge with --ipv6:\n%s", out)
 	}
 }
+
+// TestRenameResolves: after a rename the resolver answers to the new name
+// and no more to the old one.
+func TestRenameResolves(t *testing.T) {
+	w := newWorld(t)
+	w.docker("network", "create", "ctrtren")
+	w.docker("run", "-d", "--name", "before", "--network", "ctrtren", "busybox", "sleep", "1000")
+	w.docker("rename", "before", "after")
+	if out, err := w.dockerErr("run", "--rm", "--network", "ctrtren", "busybox", "nslookup", "after"); err != nil || !strings.Contains(out, "Address: 10.") {
+		t.Fatalf("the new name: %v\n%s", err, out)
+	}
+	if out, err := w.dockerErr("run", "--rm", "--network", "ctrtren", "busybox", "nslookup", "before"); err == nil && strings.Contains(out, "Address: 10.") {
+		t.Fatalf("the old name still resolves:\n%s", out)
+	}
+}
