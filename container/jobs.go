@@ -2,8 +2,8 @@ package container
 
 import (
 	"context"
-	"strings"
 	"strconv"
+	"strings"
 
 	"github.com/moby/moby/api/types/common"
 	"github.com/moby/moby/api/types/container"
