@@ -97,11 +97,6 @@ func checkNetworkInvariants(t *testing.T, w *world, round int) {
 		endpoints += len(ips)
 	}
 	veths := 0
-	for _, l := range w.links() {
-		if strings.HasPrefix(l, "ctrv") {
-			veths++
-		}
-	}
 	waitFor(t, "the veths of containers that ended to go", func() bool {
 		veths = 0
 		for _, l := range w.links() {
@@ -111,8 +106,10 @@ func checkNetworkInvariants(t *testing.T, w *world, round int) {
 		}
 		return veths == endpoints
 	})
-	pins, _ := os.ReadDir(filepath.Join(w.dir, "exec", "netns"))
-	if len(pins) != len(running) {
-		t.Errorf("round %d: %d namespace pins for %d running containers", round, len(pins), len(running))
-	}
+	pins := 0
+	waitFor(t, fmt.Sprintf("round %d: one namespace pin per running container (%d)", round, len(running)), func() bool {
+		entries, _ := os.ReadDir(filepath.Join(w.dir, "exec", "netns"))
+		pins = len(entries)
+		return pins == len(running)
+	})
 }
