@@ -175,7 +175,7 @@ func (s *Service) create(ctx context.Context, name string, cfg *container.Config
 	id := newID()
 	// Reserve the name.
 	s.mu.Lock()
-	if s.closing {
+	if s.isClosing() {
 		s.mu.Unlock()
 		return "", nil, errdefs.Unavailable("the container service is shutting down")
 	}
