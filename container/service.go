@@ -7,8 +7,11 @@
 // resolv.conf and hostname files, its logs and the exit record its monitor
 // leaves. Each run of a container has a monitor (package monitor): a
 // process of its own that ctrd talks to over a socket, so containers keep
-// running while ctrd restarts; New re-attaches to them and records the
-// exits that happened meanwhile, then applies the restart policies.
+// running while ctrd restarts; New first reconciles the monitors under
+// --exec-root with the records (adopting the runs whose start a killed
+// ctrd did not record, ending the monitors no record owns: reconcile.go),
+// then re-attaches to the running containers and records the exits that
+// happened meanwhile, then applies the restart policies.
 //
 // The service depends on small interfaces: an ImageSource to resolve an
 // image reference, the graph driver for the container's layer, the events
@@ -227,6 +230,7 @@ func (s *Service) load(ctx context.Context) error {
 		s.containers[rec.ID] = c
 		s.names[rec.Name] = rec.ID
 	}
+	s.reconcile(ctx)
 	for _, c := range s.containers {
 		s.restore(ctx, c)
 	}

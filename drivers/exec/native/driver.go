@@ -302,6 +302,13 @@ func (d *Driver) Start(ctx context.Context, id string, spec *exec.Spec, stdio ex
 	if cgName == "" {
 		cgName = path.Join(d.parent, id)
 	}
+	// A provisional state (no process yet) names the cgroup before it is
+	// made: should this process die before the state below is saved (a
+	// monitor killed with SIGKILL in the middle of a start), Kill and
+	// Delete still find the cgroup and what runs in it.
+	if err := d.save(&state{ID: id, Created: time.Now().UTC(), Cgroup: cgName}); err != nil {
+		return nil, fmt.Errorf("native: %w", err)
+	}
 	createCgroup := func() (cgroups.Cgroup, error) {
 		var err error
 		cg, err = d.cg.Create(ctx, cgName, toCgroupResources(spec))
