@@ -143,6 +143,9 @@ func (s *Service) create(ctx context.Context, name string, cfg *container.Config
 	if err := validateHostConfig(hc); err != nil {
 		return "", nil, err
 	}
+	if err := validateSecurity(hc); err != nil {
+		return "", nil, err
+	}
 	var warnings []string
 	if hc.NetworkMode == "" || hc.NetworkMode.IsDefault() {
 		hc.NetworkMode = network.NetworkBridge

@@ -170,6 +170,14 @@ func (s *Service) buildSpec(rec *record, dir, rootfs string) (*exec.Spec, error)
 	if err != nil {
 		return nil, err
 	}
+	sec, err := parseSecurity(hc.SecurityOpt)
+	if err != nil {
+		return nil, err
+	}
+	filter, err := seccompProfile(hc, caps)
+	if err != nil {
+		return nil, err
+	}
 	hostname := hostnameOf(rec)
 	env := slices.Clone(cfg.Env)
 	if !hasEnv(env, "PATH") {
@@ -202,6 +210,7 @@ func (s *Service) buildSpec(rec *record, dir, rootfs string) (*exec.Spec, error)
 			Terminal:        cfg.Tty,
 			Capabilities:    caps,
 			NoNewPrivileges: noNewPrivileges(hc),
+			Seccomp:         filter,
 		},
 	}
 	if cfg.Tty && hc.ConsoleSize[0] > 0 && hc.ConsoleSize[1] > 0 {
@@ -216,7 +225,7 @@ func (s *Service) buildSpec(rec *record, dir, rootfs string) (*exec.Spec, error)
 		}
 		spec.Namespaces = append(spec.Namespaces, ns)
 	}
-	if !hc.Privileged {
+	if !hc.Privileged && !sec.systemPathsUnconfined {
 		spec.MaskedPaths = exec.DefaultMaskedPaths()
 		spec.ReadonlyPaths = exec.DefaultReadonlyPaths()
 	}

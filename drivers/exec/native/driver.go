@@ -268,6 +268,9 @@ func (d *Driver) Start(ctx context.Context, id string, spec *exec.Spec, stdio ex
 	}()
 
 	cfg := &config{Spec: spec, Process: &spec.Process}
+	if err := cfg.compileSeccomp(); err != nil {
+		return nil, err
+	}
 	if spec.Hostname != "" {
 		cfg.HostnameFile = filepath.Join(dir, "hostname")
 		if err := os.WriteFile(cfg.HostnameFile, []byte(spec.Hostname+"\n"), 0o644); err != nil {
@@ -403,6 +406,9 @@ func (d *Driver) Exec(ctx context.Context, id string, ps *exec.ProcessSpec, stdi
 		return nil, errdefs.Conflict("native: container %s is not running", id)
 	}
 	cfg := &config{Process: ps}
+	if err := cfg.compileSeccomp(); err != nil {
+		return nil, err
+	}
 	attr := &syscall.SysProcAttr{Setsid: true}
 	return spawn(ctx, &spawnRequest{mode: "exec", cfg: cfg, stdio: stdio, attr: attr, joins: joins, extra: []*os.File{mnt}, cg: cg})
 }
