@@ -48,8 +48,8 @@ type Config struct {
 	TLSCACert string `json:"tlscacert,omitempty"`
 	TLSCert   string `json:"tlscert,omitempty"`
 	TLSKey    string `json:"tlskey,omitempty"`
-	LogLevel        string   `json:"log-level,omitempty"`
-	Debug           bool     `json:"debug,omitempty"`
+	LogLevel  string `json:"log-level,omitempty"`
+	Debug     bool   `json:"debug,omitempty"`
 	// ShutdownTimeout is in seconds, as in Docker's daemon.json.
 	ShutdownTimeout int    `json:"shutdown-timeout,omitempty"`
 	Group           string `json:"group,omitempty"`
