@@ -96,10 +96,11 @@ test-fault: ## fault tier: kill -9 ctrd amid concurrent work, restart, check inv
 
 # The fuzz targets and their packages; each gets FUZZTIME of new inputs on
 # top of its seed corpus (which the unit tier already runs).
-FUZZ_TARGETS := FuzzExtract:./layertar FuzzParseDockerManifest:./image/archive FuzzParseIndex:./image/archive
+FUZZ_TARGETS := FuzzExtract:./layertar FuzzParseDockerManifest:./image/archive FuzzParseIndex:./image/archive \
+	FuzzCreateBody:./container FuzzListFilter:./container FuzzParseFilter:./events
 FUZZTIME ?= 15s
 
-test-fuzz: ## short fuzz runs of the tar reader and the archive parsers (FUZZTIME each)
+test-fuzz: ## short fuzz runs of the tar reader, the archive parsers and the API decoding (FUZZTIME each)
 	@for t in $(FUZZ_TARGETS); do \
 		CTR_TEST_ROOT=1 CTR_TEST_STRICT=1 scripts/gotest.sh fuzz -run '^$$' -fuzz "^$${t%%:*}$$" \
 			-fuzztime $(FUZZTIME) -fuzzminimizetime 2s $${t#*:} || exit 1; \
