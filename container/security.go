@@ -80,8 +80,9 @@ func parseSecurity(opts []string) (*security, error) {
 
 // seccompProfile returns the seccomp configuration of a container's
 // processes with capability set caps: nil when unconfined or privileged.
-// A profile that does not parse, or names an unknown syscall or action,
-// is an invalid-argument error: the container does not start.
+// A profile that does not parse is an invalid-argument error. The exec
+// driver compiles it (validateSecurity did once already, at create, so
+// that a start does not pay for it twice).
 func seccompProfile(hc *container.HostConfig, caps []string) (*specs.LinuxSeccomp, error) {
 	if hc.Privileged {
 		return nil, nil
@@ -106,14 +107,12 @@ func seccompProfile(hc *container.HostConfig, caps []string) (*specs.LinuxSeccom
 	if cfg == nil {
 		return nil, nil // a profile with no default action nor rules: docker's "disabled"
 	}
-	if _, err := seccomp.Compile(cfg); err != nil {
-		return nil, fmt.Errorf("seccomp profile: %w", err)
-	}
 	return cfg, nil
 }
 
 // validateSecurity checks --security-opt at create, so that a bad option
-// or profile is refused before anything is made.
+// or profile (one that does not parse, names an unknown syscall, action or
+// comparison) is refused before anything is made.
 func validateSecurity(hc *container.HostConfig) error {
 	if _, err := parseSecurity(hc.SecurityOpt); err != nil {
 		return err
@@ -122,8 +121,14 @@ func validateSecurity(hc *container.HostConfig) error {
 	if err != nil {
 		return err
 	}
-	_, err = seccompProfile(hc, caps)
-	return err
+	cfg, err := seccompProfile(hc, caps)
+	if err != nil || cfg == nil {
+		return err
+	}
+	if _, err := seccomp.Compile(cfg); err != nil {
+		return fmt.Errorf("seccomp profile: %w", err)
+	}
+	return nil
 }
 
 // SecurityOptions are the daemon's security features, for /info

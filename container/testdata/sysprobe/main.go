@@ -1,13 +1,15 @@
 // Command sysprobe makes the system calls that a seccomp test asks for
 // and prints, for each, "NAME ok" or "NAME ERRNO" (EPERM, ENOSYS, …). It
 // is built static by the root tests and run inside containers. With
-// "getpid N" it calls getpid N times (for the benchmark).
+// "getpid N" it calls getpid N times and prints "getpid-ns NS", the time
+// of one call (for the benchmark).
 package main
 
 import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -33,8 +35,12 @@ func main() {
 		case "getpid":
 			i++
 			n, _ := strconv.Atoi(os.Args[i])
+			start := time.Now()
 			for j := 0; j < n; j++ {
 				unix.Getpid()
+			}
+			if n > 0 {
+				fmt.Println("getpid-ns", float64(time.Since(start).Nanoseconds())/float64(n))
 			}
 		default:
 			fmt.Println(name, "unknown")

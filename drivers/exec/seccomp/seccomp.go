@@ -99,60 +99,77 @@ func Number(name string) (uint32, bool) {
 	return n, ok
 }
 
-// asm is a program being assembled: instructions whose jumps name labels,
-// resolved at the end.
+// asm is a program being assembled: raw instructions, and for each the
+// labels its jump goes to (resolved at the end). It calls the concrete
+// Assemble methods, so that nothing is boxed: a start compiles a profile.
 type asm struct {
-	ins    []bpf.Instruction
-	jumps  map[int][2]int // instruction → label if true, label if false (-1: next)
-	labels []int          // label → instruction index
+	ins    []bpf.RawInstruction
+	jt, jf []int // label of a jump's true and false branch; -1: next (or not a jump)
+	labels []int // label → instruction index
 }
 
 func (a *asm) label() int { a.labels = append(a.labels, -1); return len(a.labels) - 1 }
 func (a *asm) mark(l int) { a.labels[l] = len(a.ins) }
-func (a *asm) emit(i bpf.Instruction) {
-	a.ins = append(a.ins, i)
+
+func (a *asm) raw(r bpf.RawInstruction, err error, t, f int) {
+	if err != nil {
+		panic(err) // the instructions below are all valid
+	}
+	a.ins = append(a.ins, r)
+	a.jt = append(a.jt, t)
+	a.jf = append(a.jf, f)
+}
+
+func (a *asm) load(off uint32) {
+	r, err := bpf.LoadAbsolute{Off: off, Size: 4}.Assemble()
+	a.raw(r, err, -1, -1)
+}
+
+func (a *asm) and(v uint32) {
+	r, err := bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: v}.Assemble()
+	a.raw(r, err, -1, -1)
+}
+
+func (a *asm) ret(v uint32) {
+	r, err := bpf.RetConstant{Val: v}.Assemble()
+	a.raw(r, err, -1, -1)
 }
 
 // jump emits a conditional jump to label t when cond holds, else to f (-1
-// is the next instruction).
+// is the next instruction). Only conditions that assemble to one jump
+// with true and false as they are (equal, greater, greater or equal).
 func (a *asm) jump(cond bpf.JumpTest, val uint32, t, f int) {
-	if a.jumps == nil {
-		a.jumps = map[int][2]int{}
-	}
-	a.jumps[len(a.ins)] = [2]int{t, f}
-	a.emit(bpf.JumpIf{Cond: cond, Val: val})
+	r, err := bpf.JumpIf{Cond: cond, Val: val}.Assemble()
+	a.raw(r, err, t, f)
 }
 
 func (a *asm) assemble() (Program, error) {
-	for i, lbl := range a.jumps {
-		skip := func(l int) (uint8, error) {
-			if l < 0 {
-				return 0, nil
-			}
-			d := a.labels[l] - (i + 1)
-			if d < 0 || d > 255 {
-				return 0, fmt.Errorf("seccomp: jump of %d instructions", d)
-			}
-			return uint8(d), nil
+	skip := func(i, l int) (uint8, error) {
+		if l < 0 {
+			return 0, nil
 		}
-		j := a.ins[i].(bpf.JumpIf)
+		d := a.labels[l] - (i + 1)
+		if d < 0 || d > 255 {
+			return 0, fmt.Errorf("seccomp: jump of %d instructions", d)
+		}
+		return uint8(d), nil
+	}
+	for i := range a.ins {
+		if a.jt[i] < 0 && a.jf[i] < 0 {
+			continue
+		}
 		var err error
-		if j.SkipTrue, err = skip(lbl[0]); err != nil {
+		if a.ins[i].Jt, err = skip(i, a.jt[i]); err != nil {
 			return nil, err
 		}
-		if j.SkipFalse, err = skip(lbl[1]); err != nil {
+		if a.ins[i].Jf, err = skip(i, a.jf[i]); err != nil {
 			return nil, err
 		}
-		a.ins[i] = j
 	}
-	raw, err := bpf.Assemble(a.ins)
-	if err != nil {
-		return nil, fmt.Errorf("seccomp: %w", err)
+	if len(a.ins) > unix.BPF_MAXINSNS {
+		return nil, errdefs.InvalidArgument("seccomp: the profile needs %d instructions, more than the kernel's %d", len(a.ins), unix.BPF_MAXINSNS)
 	}
-	if len(raw) > unix.BPF_MAXINSNS {
-		return nil, errdefs.InvalidArgument("seccomp: the profile needs %d instructions, more than the kernel's %d", len(raw), unix.BPF_MAXINSNS)
-	}
-	return raw, nil
+	return a.ins, nil
 }
 
 // Compile compiles cfg for this machine (x86_64). A syscall name that is
@@ -177,17 +194,21 @@ func Compile(cfg *specs.LinuxSeccomp) (Program, error) {
 			return nil, errdefs.InvalidArgument("seccomp: flag %q is not supported", f)
 		}
 	}
-	var a asm
+	n := 8
+	for _, r := range cfg.Syscalls {
+		n += len(r.Names) * (3 + 7*len(r.Args))
+	}
+	a := asm{ins: make([]bpf.RawInstruction, 0, n), jt: make([]int, 0, n), jf: make([]int, 0, n), labels: make([]int, 0, n/2)}
 	// Architecture and x32 checks.
-	a.emit(bpf.LoadAbsolute{Off: offArch, Size: 4})
+	a.load(offArch)
 	native := a.label()
 	a.jump(bpf.JumpEqual, auditArchX86_64, native, -1)
-	a.emit(bpf.RetConstant{Val: def})
+	a.ret(def)
 	a.mark(native)
-	a.emit(bpf.LoadAbsolute{Off: offNr, Size: 4})
+	a.load(offNr)
 	notX32 := a.label()
 	a.jump(bpf.JumpGreaterOrEqual, x32Bit, -1, notX32)
-	a.emit(bpf.RetConstant{Val: def})
+	a.ret(def)
 	a.mark(notX32)
 
 	for ri, rule := range cfg.Syscalls {
@@ -211,7 +232,7 @@ func Compile(cfg *specs.LinuxSeccomp) (Program, error) {
 			}
 		}
 	}
-	a.emit(bpf.RetConstant{Val: def})
+	a.ret(def)
 	return a.assemble()
 }
 
@@ -221,7 +242,7 @@ func (a *asm) rule(nr uint32, args []specs.LinuxSeccompArg, ret uint32) error {
 	next := a.label()
 	if len(args) == 0 {
 		a.jump(bpf.JumpEqual, nr, -1, next)
-		a.emit(bpf.RetConstant{Val: ret})
+		a.ret(ret)
 		a.mark(next)
 		return nil
 	}
@@ -236,39 +257,39 @@ func (a *asm) rule(nr uint32, args []specs.LinuxSeccompArg, ret uint32) error {
 		pass := a.label()
 		switch arg.Op {
 		case specs.OpEqualTo:
-			a.emit(bpf.LoadAbsolute{Off: hiOff, Size: 4})
+			a.load(hiOff)
 			a.jump(bpf.JumpEqual, vhi, -1, fail)
-			a.emit(bpf.LoadAbsolute{Off: loOff, Size: 4})
+			a.load(loOff)
 			a.jump(bpf.JumpEqual, vlo, -1, fail)
 		case specs.OpNotEqual:
-			a.emit(bpf.LoadAbsolute{Off: hiOff, Size: 4})
+			a.load(hiOff)
 			a.jump(bpf.JumpEqual, vhi, -1, pass)
-			a.emit(bpf.LoadAbsolute{Off: loOff, Size: 4})
+			a.load(loOff)
 			a.jump(bpf.JumpEqual, vlo, fail, -1)
 		case specs.OpMaskedEqual:
 			// (arg & Value) == ValueTwo
 			w2hi, w2lo := uint32(arg.ValueTwo>>32), uint32(arg.ValueTwo)
-			a.emit(bpf.LoadAbsolute{Off: hiOff, Size: 4})
-			a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: vhi})
+			a.load(hiOff)
+			a.and(vhi)
 			a.jump(bpf.JumpEqual, w2hi, -1, fail)
-			a.emit(bpf.LoadAbsolute{Off: loOff, Size: 4})
-			a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: vlo})
+			a.load(loOff)
+			a.and(vlo)
 			a.jump(bpf.JumpEqual, w2lo, -1, fail)
 		case specs.OpGreaterThan, specs.OpGreaterEqual:
-			a.emit(bpf.LoadAbsolute{Off: hiOff, Size: 4})
+			a.load(hiOff)
 			a.jump(bpf.JumpGreaterThan, vhi, pass, -1)
 			a.jump(bpf.JumpEqual, vhi, -1, fail)
-			a.emit(bpf.LoadAbsolute{Off: loOff, Size: 4})
+			a.load(loOff)
 			cond := bpf.JumpGreaterThan
 			if arg.Op == specs.OpGreaterEqual {
 				cond = bpf.JumpGreaterOrEqual
 			}
 			a.jump(cond, vlo, -1, fail)
 		case specs.OpLessThan, specs.OpLessEqual:
-			a.emit(bpf.LoadAbsolute{Off: hiOff, Size: 4})
+			a.load(hiOff)
 			a.jump(bpf.JumpGreaterThan, vhi, fail, -1)
 			a.jump(bpf.JumpEqual, vhi, -1, pass)
-			a.emit(bpf.LoadAbsolute{Off: loOff, Size: 4})
+			a.load(loOff)
 			cond := bpf.JumpGreaterOrEqual // lo >= v fails LT
 			if arg.Op == specs.OpLessEqual {
 				cond = bpf.JumpGreaterThan
@@ -279,9 +300,9 @@ func (a *asm) rule(nr uint32, args []specs.LinuxSeccompArg, ret uint32) error {
 		}
 		a.mark(pass)
 	}
-	a.emit(bpf.RetConstant{Val: ret})
+	a.ret(ret)
 	a.mark(fail)
-	a.emit(bpf.LoadAbsolute{Off: offNr, Size: 4})
+	a.load(offNr)
 	a.mark(next)
 	return nil
 }

@@ -199,3 +199,32 @@ func TestBadProfiles(t *testing.T) {
 		t.Errorf("a 32-bit x86 name: %v", err)
 	}
 }
+
+// BenchmarkCompileDefault measures applying docker's default profile's
+// conditions and compiling it, which every container start does.
+func BenchmarkCompileDefault(b *testing.B) {
+	rs := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_CHOWN"}}}}
+	for i := 0; i < b.N; i++ {
+		cfg, err := profiles.GetDefaultProfile(rs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Compile(cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCompile measures the compilation alone.
+func BenchmarkCompile(b *testing.B) {
+	rs := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_CHOWN"}}}}
+	cfg, err := profiles.GetDefaultProfile(rs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		if _, err := Compile(cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
