@@ -32,7 +32,11 @@
 //
 // Below them all are the leaves the service calls with some of these held
 // (the events log's Publish, the graph driver's Mount and Unmount, the
-// record's atomic write), which never call back into the service. Only one
+// record's atomic write), which never call back into the service. Above
+// them all is the image store's lock: the image store calls InUse and
+// OwnsLayer with it held, so the service never calls the image store
+// (ResolveImage, or the release it returns) with any of its locks held.
+// Only one
 // ctr.mu is held at a time (a path over several containers locks them one
 // after another). Service.closing is an atomic so that it can be read
 // under any lock: the exit path, which holds ctr.mu, asks whether the
