@@ -39,19 +39,25 @@ func List(execRoot string) ([]string, error) {
 // file, once checked against the process's command line (a pid file left
 // behind may name a process that is something else now). NotFound when no
 // such monitor runs.
+//
+// A monitor that has not written its pid file yet (ctrd was killed while
+// it started) is found by its command line among the processes.
 func Pid(execRoot, id string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(Dir(execRoot, id), pidFile))
+	if b, err := os.ReadFile(filepath.Join(Dir(execRoot, id), pidFile)); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && isMonitor(pid, execRoot, id) {
+			return pid, nil
+		}
+	}
+	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, errdefs.NotFound("no monitor of %s runs", id)
+		return 0, fmt.Errorf("monitor: %w", err)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, errdefs.NotFound("no monitor of %s runs (bad pid file)", id)
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && isMonitor(pid, execRoot, id) {
+			return pid, nil
+		}
 	}
-	if !isMonitor(pid, execRoot, id) {
-		return 0, errdefs.NotFound("no monitor of %s runs", id)
-	}
-	return pid, nil
+	return 0, errdefs.NotFound("no monitor of %s runs", id)
 }
 
 // isMonitor reports whether pid is a live monitor of id under execRoot.
@@ -70,7 +76,7 @@ func isMonitor(pid int, execRoot, id string) bool {
 			mid = args[i+1]
 		}
 	}
-	if root != execRoot || mid != id {
+	if len(args) < 2 || args[1] != "monitor" || root != execRoot || mid != id {
 		return false
 	}
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")

@@ -509,9 +509,12 @@ func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
 	if r.oom {
 		p.setOOMSource(r.cg)
 	}
+	var addErr error
 	if !intoCgroup {
-		if err := r.cg.Add(cmd.Process.Pid); err != nil {
-			return fail(err)
+		// A child whose set-up failed may be gone already (ESRCH): its
+		// own error, read below, is the one to report.
+		if addErr = r.cg.Add(cmd.Process.Pid); addErr != nil && !errors.Is(addErr, unix.ESRCH) {
+			return fail(addErr)
 		}
 	}
 	// A child that failed its set-up has closed its end: its error
@@ -571,6 +574,9 @@ func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
 		}
 	}
 	p.console = res.console
+	if res.err == nil && addErr != nil {
+		res.err = addErr
+	}
 	if res.err == nil && placeErr != nil && !res.ready {
 		res.err = fmt.Errorf("native: tell the container process it is in its cgroup: %w", placeErr)
 	}
