@@ -74,7 +74,43 @@ type daemon struct {
 	cl                      *client.Client
 }
 
+// start starts ctrd and waits until it answers. A start that finds the
+// root still locked (a process that inherited the lock at the moment of
+// the kill, between its fork and its exec) is tried again for a while;
+// the holders are logged.
 func (d *daemon) start() {
+	d.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !d.try() {
+		if time.Now().After(deadline) {
+			d.t.Fatalf("ctrd cannot take --root: %s; holders of the lock: %v", d.stderr, lockHolders(filepath.Join(d.root, "ctrd.lock")))
+		}
+		d.t.Logf("the root is still locked, by %v; trying again", lockHolders(filepath.Join(d.root, "ctrd.lock")))
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// lockHolders lists the processes with path open: "PID (COMMAND)".
+func lockHolders(path string) []string {
+	var out []string
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		if _, err := strconv.Atoi(p.Name()); err != nil {
+			continue
+		}
+		fds, _ := os.ReadDir("/proc/" + p.Name() + "/fd")
+		for _, fd := range fds {
+			if l, _ := os.Readlink("/proc/" + p.Name() + "/fd/" + fd.Name()); l == path {
+				comm, _ := os.ReadFile("/proc/" + p.Name() + "/cmdline")
+				out = append(out, p.Name()+" ("+strings.ReplaceAll(string(bytes.TrimRight(comm, "\x00")), "\x00", " ")+")")
+			}
+		}
+	}
+	return out
+}
+
+// try starts ctrd once; false when it could not take the root's lock.
+func (d *daemon) try() bool {
 	d.t.Helper()
 	d.stderr = &bytes.Buffer{}
 	d.cmd = exec.Command(d.bin, "-H", d.host, "--root", d.root, "--exec-root", d.execDir,
@@ -96,10 +132,13 @@ func (d *daemon) start() {
 		_, err := cl.Ping(ctx)
 		cancel()
 		if err == nil {
-			return
+			return true
 		}
 		select {
 		case <-d.done:
+			if strings.Contains(d.stderr.String(), "is using --root") {
+				return false
+			}
 			d.t.Fatalf("ctrd exited: %s", d.stderr)
 		default:
 		}
