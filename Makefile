@@ -59,7 +59,7 @@ TALLY := $(CURDIR)/.test-tally
 
 RUN_FLAGS ?=
 
-.PHONY: help build deps compose test test-unit test-root test-e2e test-fuzz check fmt vet imports \
+.PHONY: help build deps compose test test-unit test-root test-e2e test-fault test-fuzz check fmt vet imports \
 	check-units run deb rpm bench bench-network clean
 
 help: ## list the targets
@@ -73,9 +73,9 @@ build: ## build bin/ctrd and bin/ctrctl (static, version stamped)
 deps: ## apt-get install what building and testing need (quick when present)
 	@scripts/deps.sh $(DEPS)
 
-test: ## run every tier: unit (-race), root, end to end, a short fuzz run; strict
+test: ## run every tier: unit (-race), root, end to end, fault, a short fuzz run; strict
 	@rm -f $(TALLY); rc=0; \
-	for tier in unit root e2e fuzz; do \
+	for tier in unit root e2e fault fuzz; do \
 		$(MAKE) --no-print-directory test-$$tier CTR_TEST_TALLY=$(TALLY) || rc=1; \
 	done; \
 	echo; $(GO) run ./scripts/testreport -total $(TALLY) || rc=1; rm -f $(TALLY); \
@@ -99,12 +99,23 @@ test-e2e: deb rpm ## end-to-end tier: boot systemd in systemd-nspawn, install th
 	CTR_TEST_E2E=1 CTR_TEST_STRICT=1 CTR_E2E_DEB=$(abspath $(DEB)) CTR_E2E_RPM=$(abspath $(RPM)) \
 		scripts/gotest.sh e2e -p 1 -timeout 30m $(TESTFLAGS) $(E2E_PKGS)
 
+# The fault tier: the real ctrd killed with SIGKILL amid concurrent work,
+# FAULT_ROUNDS times, restarted on the same state, invariants checked
+# (test/fault). A failing round prints its seed: FAULT_SEED=N replays it.
+FAULT_ROUNDS ?= 20
+FAULT_SEED ?=
+
+test-fault: ## fault tier: kill -9 ctrd amid concurrent work, restart, check invariants (FAULT_ROUNDS)
+	CTR_TEST_ROOT=1 CTR_TEST_FAULT=1 CTR_TEST_STRICT=1 CTR_FAULT_ROUNDS=$(FAULT_ROUNDS) CTR_FAULT_SEED=$(FAULT_SEED) \
+		scripts/gotest.sh fault -p 1 -timeout 20m $(TESTFLAGS) ./test/fault/
+
 # The fuzz targets and their packages; each gets FUZZTIME of new inputs on
 # top of its seed corpus (which the unit tier already runs).
-FUZZ_TARGETS := FuzzExtract:./layertar FuzzParseDockerManifest:./image/archive FuzzParseIndex:./image/archive
+FUZZ_TARGETS := FuzzExtract:./layertar FuzzParseDockerManifest:./image/archive FuzzParseIndex:./image/archive \
+	FuzzCreateBody:./container FuzzListFilter:./container FuzzParseFilter:./events
 FUZZTIME ?= 15s
 
-test-fuzz: ## short fuzz runs of the tar reader and the archive parsers (FUZZTIME each)
+test-fuzz: ## short fuzz runs of the tar reader, the archive parsers and the API decoding (FUZZTIME each)
 	@for t in $(FUZZ_TARGETS); do \
 		CTR_TEST_ROOT=1 CTR_TEST_STRICT=1 scripts/gotest.sh fuzz -run '^$$' -fuzz "^$${t%%:*}$$" \
 			-fuzztime $(FUZZTIME) -fuzzminimizetime 2s $${t#*:} || exit 1; \

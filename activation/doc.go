@@ -6,6 +6,10 @@
 //     https://www.freedesktop.org/software/systemd/man/sd_listen_fds.html),
 //     chosen all at once with fd:// or by FileDescriptorName with fd://NAME,
 //     or sockets it binds itself (unix://PATH, loopback tcp://HOST:PORT).
+//     ListenTLS does the same with TLS and required client certificates on
+//     every TCP listener, bound or inherited (ServerTLS loads dockerd's
+//     --tlsverify files), and then allows TCP on any address; without it a
+//     TCP socket that is not loopback is refused.
 //   - Notifier speaks the sd_notify protocol (NOTIFY_SOCKET; see
 //     https://www.freedesktop.org/software/systemd/man/sd_notify.html):
 //     READY=1, STATUS=, STOPPING=1, RELOADING=1 with MONOTONIC_USEC, WATCHDOG=1.

@@ -40,6 +40,8 @@ type Listener struct {
 	Name string
 	// Activated is true when the socket was inherited from systemd.
 	Activated bool
+	// TLS is true when the listener serves TLS (ListenTLS, TCP only).
+	TLS bool
 }
 
 // Listen returns the listeners for the -H hosts, in the order given. The
@@ -51,7 +53,8 @@ type Listener struct {
 //     N selects file descriptor N);
 //   - unix:///PATH — a unix socket Listen binds itself;
 //   - tcp://HOST:PORT — a TCP socket Listen binds itself, on a loopback
-//     address only (there is no TLS yet).
+//     address only (ListenTLS allows any, with TLS and client
+//     certificates).
 //
 // With no hosts, Listen uses fd:// when LISTEN_FDS is set and DefaultHost
 // otherwise. An inherited socket is used at most once, however many hosts
@@ -81,6 +84,12 @@ type Listener struct {
 // On error every listener already opened is closed, and so is every
 // inherited socket.
 func Listen(hosts []string, group string) ([]Listener, error) {
+	return ListenTLS(hosts, group, nil)
+}
+
+// listen opens the listeners; tcp:// hosts that are not loopback are
+// allowed only when tlsOK (ListenTLS then wraps them).
+func listen(hosts []string, group string, tlsOK bool) ([]Listener, error) {
 	inh := takeInherited()
 	defer inh.closeUnused()
 
@@ -96,7 +105,7 @@ func Listen(hosts []string, group string) ([]Listener, error) {
 	// second -H does not bind the first one for nothing.
 	parsed := make([]host, 0, len(hosts))
 	for _, raw := range hosts {
-		h, err := parseHost(raw)
+		h, err := parseHost(raw, tlsOK)
 		if err != nil {
 			return nil, err
 		}
@@ -125,7 +134,7 @@ func Listen(hosts []string, group string) ([]Listener, error) {
 			}
 			out = append(out, Listener{Listener: l, Name: h.raw})
 		case "tcp":
-			l, err := listenTCP(h)
+			l, err := listenTCP(h, tlsOK)
 			if err != nil {
 				return fail(err)
 			}
@@ -143,7 +152,7 @@ type host struct {
 }
 
 // parseHost parses one -H value. Its errors are InvalidArgument.
-func parseHost(raw string) (host, error) {
+func parseHost(raw string, tlsOK bool) (host, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if raw == "" {
 		return host{}, errdefs.InvalidArgument("empty -H address (%s)", hostForms)
@@ -178,8 +187,8 @@ func parseHost(raw string) (host, error) {
 		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 			return host{}, errdefs.InvalidArgument("%s: port %q is not a number from 0 to 65535", raw, port)
 		}
-		if !isLoopbackName(hostname) {
-			return host{}, errdefs.InvalidArgument("%s: only loopback addresses are allowed without TLS", raw)
+		if !tlsOK && !isLoopbackName(hostname) {
+			return host{}, errdefs.InvalidArgument("%s: %s", raw, needTLS)
 		}
 	default:
 		return host{}, errdefs.InvalidArgument("%s: unknown scheme %q (%s)", raw, scheme, hostForms)
@@ -481,16 +490,16 @@ func removeStale(h host) error {
 	return classify(fmt.Errorf("%s: cannot tell whether the existing socket is in use: %w", h.raw, err))
 }
 
-// listenTCP binds the TCP socket of h, on loopback only.
-func listenTCP(h host) (net.Listener, error) {
+// listenTCP binds the TCP socket of h, on loopback only unless tlsOK.
+func listenTCP(h host, tlsOK bool) (net.Listener, error) {
 	l, err := net.Listen("tcp", h.arg)
 	if err != nil {
 		return nil, classify(fmt.Errorf("%s: %w", h.raw, err))
 	}
 	// "localhost" is resolved by the system; make sure it meant loopback.
-	if a, ok := l.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+	if a, ok := l.Addr().(*net.TCPAddr); !tlsOK && (!ok || !a.IP.IsLoopback()) {
 		l.Close()
-		return nil, errdefs.InvalidArgument("%s: resolves to %s, not a loopback address; only loopback addresses are allowed without TLS", h.raw, l.Addr())
+		return nil, errdefs.InvalidArgument("%s: resolves to %s, not a loopback address; %s", h.raw, l.Addr(), needTLS)
 	}
 	return l, nil
 }

@@ -97,12 +97,17 @@ func (e *runError) Unwrap() error { return e.err }
 // globals are the root command's flags.
 type globals struct {
 	host string
+	tls  tlsFlags
 }
 
 // client returns a client of the daemon chosen by -H, else CTR_HOST, else
 // the default socket.
 func (g *globals) client() (*client.Client, error) {
-	return client.New(g.host)
+	opts, err := g.tls.options()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(g.host, opts...)
 }
 
 func newRoot() *cobra.Command {
@@ -118,6 +123,7 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVarP(&g.host, "host", "H", "",
 		"daemon socket to connect to, unix:///PATH or tcp://HOST:PORT (default $"+client.HostEnv+", else "+client.DefaultHost+")")
+	addTLSFlags(root, &g.tls)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{cmd: cmd, err: err}
 	})

@@ -165,6 +165,10 @@ func (f *createFlags) build(cmd *cobra.Command, args []string, attach bool) (*co
 	if err != nil {
 		return nil, nil, usagef(cmd, "%v", err)
 	}
+	secOpts, err := securityOpts(f.securityOpts)
+	if err != nil {
+		return nil, nil, err
+	}
 	hc := &container.HostConfig{
 		Binds:          f.volumes,
 		RestartPolicy:  policy,
@@ -176,7 +180,7 @@ func (f *createFlags) build(cmd *cobra.Command, args []string, attach bool) (*co
 		Privileged:     f.privileged,
 		GroupAdd:       f.groupAdd,
 		ExtraHosts:     f.addHosts,
-		SecurityOpt:    f.securityOpts,
+		SecurityOpt:    secOpts,
 		LogConfig:      container.LogConfig{Type: f.logDriver},
 	}
 	if f.memory != "" {

@@ -58,13 +58,17 @@ func EnvHost() string {
 // New returns a client of the daemon at host: "unix:///path/to/sock" or
 // "tcp://HOST:PORT". An empty host means EnvHost(). It does not connect;
 // a host string that is not one of those forms is InvalidArgument.
-func New(host string) (*Client, error) {
+func New(host string, opts ...Option) (*Client, error) {
 	if host == "" {
 		host = EnvHost()
 	}
 	network, addr, err := parseHost(host)
 	if err != nil {
 		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
 	base := "http://ctr"
 	if network == "tcp" {
@@ -76,6 +80,9 @@ func New(host string) (*Client, error) {
 			conn, err := dialer.DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, &connectError{host: host, err: err}
+			}
+			if o.tls != nil {
+				return tlsHandshake(ctx, conn, o.tls, addr)
 			}
 			return conn, nil
 		},

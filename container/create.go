@@ -124,6 +124,9 @@ func (s *Service) create(ctx context.Context, name string, cfg *container.Config
 	if err := validateHostConfig(hc); err != nil {
 		return "", nil, err
 	}
+	if err := validateSecurity(hc); err != nil {
+		return "", nil, err
+	}
 	var warnings []string
 	endpoints, err := s.checkNetworking(hc, nc)
 	if err != nil {
@@ -157,7 +160,7 @@ func (s *Service) create(ctx context.Context, name string, cfg *container.Config
 	id := newID()
 	// Reserve the name.
 	s.mu.Lock()
-	if s.closing {
+	if s.isClosing() {
 		s.mu.Unlock()
 		return "", nil, errdefs.Unavailable("the container service is shutting down")
 	}

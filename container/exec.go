@@ -262,6 +262,17 @@ func (s *Service) execProcess(rec *record, rootfs string, req *container.ExecCre
 	if err != nil {
 		return nil, err
 	}
+	// An exec process has the container's filter, as under docker (an
+	// exec --privileged gets every capability, not an unconfined
+	// container).
+	ccaps, err := capabilities(hc, false)
+	if err != nil {
+		return nil, err
+	}
+	filter, err := seccompProfile(hc, ccaps)
+	if err != nil {
+		return nil, err
+	}
 	env := slices.Clone(cfg.Env)
 	if !hasEnv(env, "PATH") {
 		env = append([]string{"PATH=" + exec.DefaultEnvPath}, env...)
@@ -289,6 +300,7 @@ func (s *Service) execProcess(rec *record, rootfs string, req *container.ExecCre
 		Terminal:        req.Tty,
 		Capabilities:    caps,
 		NoNewPrivileges: noNewPrivileges(hc) && !req.Privileged,
+		Seccomp:         filter,
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err

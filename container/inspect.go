@@ -307,6 +307,18 @@ func (s *Service) rename(c *ctr, newName string) error {
 	s.mu.Lock()
 	c.mu.Lock()
 	old := c.rec.Name
+	if c.removed {
+		c.mu.Unlock()
+		s.mu.Unlock()
+		return errdefs.NotFound("No such container: %s", c.rec.ID)
+	}
+	if st := c.rec.State.Status; st == container.StateRemoving || st == container.StateDead {
+		// Its folder is going away: a record written now would be lost
+		// (or keep the folder from being removed).
+		c.mu.Unlock()
+		s.mu.Unlock()
+		return errdefs.Conflict("cannot rename container %s: it is being removed", c.rec.shortID())
+	}
 	if old == name {
 		c.mu.Unlock()
 		s.mu.Unlock()

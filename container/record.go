@@ -74,6 +74,15 @@ type ctr struct {
 
 func (c *ctr) path(name string) string { return filepath.Join(c.dir, name) }
 
+// name returns the container's name. rec.Name changes only with both
+// Service.mu and c.mu held, so holding either is enough to read it; name
+// takes c.mu, for a path that holds neither.
+func (c *ctr) name() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rec.Name
+}
+
 // notify wakes whoever waits for a change; c.mu must be held.
 func (c *ctr) notify() {
 	close(c.changed)

@@ -433,6 +433,12 @@ func (s *Service) signal(ctx context.Context, c *ctr, mon *monitor.Client, sig s
 		return s.exec.Kill(ctx, c.rec.ID, sig, false)
 	}
 	err := mon.Kill(ctx, sig, false)
+	if errdefs.IsUnavailable(err) && waitNotRunning(ctx, c, 5*time.Second) {
+		// The monitor went away because the run ended (it removes its
+		// socket once the exit is recorded): not running, as a signal to
+		// an exited container says.
+		err = errdefs.Conflict("container %s is not running", c.rec.ID)
+	}
 	if paused {
 		if rerr := s.exec.Resume(ctx, c.rec.ID); rerr == nil {
 			c.mu.Lock()
@@ -564,7 +570,7 @@ func (s *Service) remove(ctx context.Context, c *ctr, force, auto bool) error {
 		if !waitNotRunning(ctx, c, 30*time.Second) {
 			_ = s.exec.Kill(ctx, c.rec.ID, syscall.SIGKILL, true)
 			if !waitNotRunning(ctx, c, 30*time.Second) {
-				return errdefs.Unavailable("cannot remove container %s: it did not stop", c.rec.Name)
+				return errdefs.Unavailable("cannot remove container %s: it did not stop", c.name())
 			}
 		}
 	}
@@ -596,10 +602,10 @@ func (s *Service) remove(ctx context.Context, c *ctr, force, auto bool) error {
 		_ = c.save()
 		c.notify()
 		c.mu.Unlock()
-		return fmt.Errorf("cannot remove container %s: %w", c.rec.Name, err)
+		return fmt.Errorf("cannot remove container %s: %w", c.name(), err)
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
-		return fmt.Errorf("cannot remove container %s: %w", c.rec.Name, err)
+		return fmt.Errorf("cannot remove container %s: %w", c.name(), err)
 	}
 	s.mu.Lock()
 	delete(s.containers, c.rec.ID)

@@ -7,12 +7,42 @@
 // resolv.conf and hostname files, its logs and the exit record its monitor
 // leaves. Each run of a container has a monitor (package monitor): a
 // process of its own that ctrd talks to over a socket, so containers keep
-// running while ctrd restarts; New re-attaches to them and records the
-// exits that happened meanwhile, then applies the restart policies.
+// running while ctrd restarts; New first reconciles the monitors under
+// --exec-root with the records (adopting the runs whose start a killed
+// ctrd did not record, ending the monitors no record owns: reconcile.go),
+// then re-attaches to the running containers and records the exits that
+// happened meanwhile, then applies the restart policies.
 //
 // The service depends on small interfaces: an ImageSource to resolve an
 // image reference, the graph driver for the container's layer, the events
 // log, and the exec driver (through the monitors).
+//
+// # Lock order
+//
+// The service has five kinds of lock. A path may take a lock while it
+// holds only locks above it in this list, never one above a lock it holds:
+//
+//  1. ctr.op, one container's run (start, stop, restart, remove, pause and
+//     the policy's restarts); held for long, across monitor calls;
+//  2. Service.mu, the id and name tables (containers, names);
+//  3. ctr.mu, one container's record and live state; held briefly, never
+//     across a monitor call or a wait;
+//  4. Service.execMu, the exec instance table;
+//  5. execConfig.mu, one exec instance's state.
+//
+// Below them all are the leaves the service calls with some of these held
+// (the events log's Publish, the graph driver's Mount and Unmount, the
+// record's atomic write), which never call back into the service. Above
+// them all is the image store's lock: the image store calls InUse and
+// OwnsLayer with it held, so the service never calls the image store
+// (ResolveImage, or the release it returns) with any of its locks held.
+// Only one
+// ctr.mu is held at a time (a path over several containers locks them one
+// after another). Service.closing is an atomic so that it can be read
+// under any lock: the exit path, which holds ctr.mu, asks whether the
+// service closes (taking Service.mu there deadlocked against rename, which
+// holds Service.mu and takes ctr.mu). TestLockOrderWhileExiting drives the
+// racing paths under -race.
 package container
 
 import (
@@ -112,7 +142,8 @@ type Service struct {
 	mu         sync.Mutex
 	containers map[string]*ctr
 	names      map[string]string // "/name" → id
-	closing    bool
+	// closing is set once by Close; read under any lock (see Lock order).
+	closing atomic.Bool
 
 	wg sync.WaitGroup // exit watchers and restarts
 
@@ -206,6 +237,7 @@ func (s *Service) load(ctx context.Context) error {
 		s.containers[rec.ID] = c
 		s.names[rec.Name] = rec.ID
 	}
+	s.reconcile(ctx)
 	for _, c := range s.containers {
 		s.restore(ctx, c)
 	}
@@ -316,7 +348,7 @@ func (s *Service) startAtBoot() {
 // the service's goroutines. It is the service's shutdown hook.
 func (s *Service) Close(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing = true
+	s.closing.Store(true)
 	cs := make([]*ctr, 0, len(s.containers))
 	for _, c := range s.containers {
 		cs = append(cs, c)
@@ -343,11 +375,9 @@ func (s *Service) Close(ctx context.Context) error {
 	}
 }
 
-func (s *Service) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
+// isClosing reports whether Close was called; it takes no lock, so any
+// path may ask.
+func (s *Service) isClosing() bool { return s.closing.Load() }
 
 // execStartWindow is how long an exec instance that was created but not
 // started keeps ctrd from an idle exit: a client creates and starts one in

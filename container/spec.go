@@ -172,6 +172,14 @@ func (s *Service) buildSpec(rec *record, dir, rootfs string, sb *network.Sandbox
 	if err != nil {
 		return nil, err
 	}
+	sec, err := parseSecurity(hc.SecurityOpt)
+	if err != nil {
+		return nil, err
+	}
+	filter, err := seccompProfile(hc, caps)
+	if err != nil {
+		return nil, err
+	}
 	hostname := hostnameOf(rec)
 	links, err := s.resolveLinks(hc)
 	if err != nil {
@@ -208,6 +216,7 @@ func (s *Service) buildSpec(rec *record, dir, rootfs string, sb *network.Sandbox
 			Terminal:        cfg.Tty,
 			Capabilities:    caps,
 			NoNewPrivileges: noNewPrivileges(hc),
+			Seccomp:         filter,
 		},
 	}
 	if cfg.Tty && hc.ConsoleSize[0] > 0 && hc.ConsoleSize[1] > 0 {
@@ -220,7 +229,7 @@ func (s *Service) buildSpec(rec *record, dir, rootfs string, sb *network.Sandbox
 	if err := s.joinNamespaces(spec, hc, sb); err != nil {
 		return nil, err
 	}
-	if !hc.Privileged {
+	if !hc.Privileged && !sec.systemPathsUnconfined {
 		spec.MaskedPaths = exec.DefaultMaskedPaths()
 		spec.ReadonlyPaths = exec.DefaultReadonlyPaths()
 	}

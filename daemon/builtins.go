@@ -16,6 +16,7 @@ import (
 
 	"example.org/ctr/activation"
 	"example.org/ctr/api"
+	"example.org/ctr/container"
 	"example.org/ctr/drivers/cgroups"
 	"example.org/ctr/engine"
 	"example.org/ctr/internal/errdefs"
@@ -194,7 +195,7 @@ func (d *Daemon) jobInfo(ctx context.Context, job *engine.Job) error {
 		ServerVersion:      version.Version,
 		DefaultRuntime:     cfg.ExecDriver,
 		LiveRestoreEnabled: true,
-		SecurityOptions:    []string{"name=seccomp,profile=unconfined"},
+		SecurityOptions:    container.SecurityOptions(),
 		Warnings:           []string{},
 		IPv4Forwarding:     network.IPForwarding(),
 	}

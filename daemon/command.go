@@ -95,6 +95,10 @@ func newCommand(stdout, stderr io.Writer, run func(Config) error) *cobra.Command
 	f.SortFlags = false
 	f.StringVarP(&configFile, "config-file", "", cfg.ConfigFile, "Daemon configuration file (JSON, Docker's daemon.json keys); flags win")
 	f.StringArrayVarP(&cfg.Hosts, "host", "H", nil, "Socket(s) to serve on: fd://, fd://NAME, unix:///path, tcp://127.0.0.1:PORT (default fd:// when socket-activated, else unix:///run/ctr.sock)")
+	f.BoolVar(&cfg.TLSVerify, "tlsverify", cfg.TLSVerify, "Serve TLS on TCP sockets and require client certificates (needed for a TCP socket that is not loopback)")
+	f.StringVar(&cfg.TLSCACert, "tlscacert", "", "Trust client certificates signed by these CAs (default $DOCKER_CERT_PATH/ca.pem, else /etc/ctr/tls/ca.pem)")
+	f.StringVar(&cfg.TLSCert, "tlscert", "", "TLS certificate of the server (default $DOCKER_CERT_PATH/cert.pem, else /etc/ctr/tls/cert.pem)")
+	f.StringVar(&cfg.TLSKey, "tlskey", "", "TLS key of the server (default $DOCKER_CERT_PATH/key.pem, else /etc/ctr/tls/key.pem)")
 	f.StringVarP(&cfg.Root, "root", "g", cfg.Root, "Root of the ctr state: images, containers, metadata")
 	f.StringVar(&cfg.ExecRoot, "exec-root", cfg.ExecRoot, "Root of runtime state: monitor sockets and pid files")
 	f.StringVarP(&cfg.Pidfile, "pidfile", "p", cfg.Pidfile, "Write the daemon's pid to this file, removed on exit")
@@ -149,6 +153,10 @@ func resolveConfig(flags *pflag.FlagSet, flagCfg Config, configFile string) (Con
 	// Flags win over the file: copy every flag the user set.
 	set := map[string]func(){
 		"host":             func() { cfg.Hosts = flagCfg.Hosts },
+		"tlsverify":        func() { cfg.TLSVerify = flagCfg.TLSVerify },
+		"tlscacert":        func() { cfg.TLSCACert = flagCfg.TLSCACert },
+		"tlscert":          func() { cfg.TLSCert = flagCfg.TLSCert },
+		"tlskey":           func() { cfg.TLSKey = flagCfg.TLSKey },
 		"root":             func() { cfg.Root = flagCfg.Root },
 		"exec-root":        func() { cfg.ExecRoot = flagCfg.ExecRoot },
 		"pidfile":          func() { cfg.Pidfile = flagCfg.Pidfile },

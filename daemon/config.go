@@ -43,8 +43,16 @@ type Config struct {
 	MTU             int      `json:"mtu,omitempty"`
 	SELinuxEnabled  bool     `json:"selinux-enabled,omitempty"`
 	Hosts           []string `json:"hosts,omitempty"`
-	LogLevel        string   `json:"log-level,omitempty"`
-	Debug           bool     `json:"debug,omitempty"`
+	// TLSVerify serves TLS on the TCP listeners and requires client
+	// certificates signed by TLSCACert's authorities (dockerd's
+	// --tlsverify); the files default to docker's layout in
+	// $DOCKER_CERT_PATH, else /etc/ctr/tls.
+	TLSVerify bool   `json:"tlsverify,omitempty"`
+	TLSCACert string `json:"tlscacert,omitempty"`
+	TLSCert   string `json:"tlscert,omitempty"`
+	TLSKey    string `json:"tlskey,omitempty"`
+	LogLevel  string `json:"log-level,omitempty"`
+	Debug     bool   `json:"debug,omitempty"`
 	// ShutdownTimeout is in seconds, as in Docker's daemon.json.
 	ShutdownTimeout int    `json:"shutdown-timeout,omitempty"`
 	Group           string `json:"group,omitempty"`

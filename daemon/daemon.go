@@ -268,7 +268,11 @@ func (d *Daemon) serveAPI(ctx context.Context, job *engine.Job) error {
 		return errdefs.Conflict("serveapi: already serving")
 	}
 	_ = d.notifier.Status("starting: listeners")
-	ls, err := activation.Listen(d.cfg.Hosts, d.cfg.Group)
+	tlsCfg, err := d.cfg.serverTLS()
+	if err != nil {
+		return err
+	}
+	ls, err := activation.ListenTLS(d.cfg.Hosts, d.cfg.Group, tlsCfg)
 	if err != nil {
 		return err
 	}

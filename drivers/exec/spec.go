@@ -4,6 +4,8 @@ import (
 	"path"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"example.org/ctr/internal/errdefs"
 )
 
@@ -74,6 +76,11 @@ type ProcessSpec struct {
 	// Rlimits are set before the command runs; a limit above the hard
 	// limit ctrd has fails unless ctrd has CAP_SYS_RESOURCE.
 	Rlimits []Rlimit
+	// Seccomp is the process's syscall filter, in OCI's terms (package
+	// seccomp compiles it); nil is none. The driver loads it last, just
+	// before the execve (before the capabilities are dropped when
+	// NoNewPrivileges is not set, as the kernel then requires).
+	Seccomp *specs.LinuxSeccomp `json:",omitempty"`
 }
 
 // User is a process's identity inside the container (numeric, as OCI has

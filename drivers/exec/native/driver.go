@@ -268,6 +268,9 @@ func (d *Driver) Start(ctx context.Context, id string, spec *exec.Spec, stdio ex
 	}()
 
 	cfg := &config{Spec: spec, Process: &spec.Process}
+	if err := cfg.compileSeccomp(); err != nil {
+		return nil, err
+	}
 	if spec.Hostname != "" {
 		cfg.HostnameFile = filepath.Join(dir, "hostname")
 		if err := os.WriteFile(cfg.HostnameFile, []byte(spec.Hostname+"\n"), 0o644); err != nil {
@@ -301,6 +304,13 @@ func (d *Driver) Start(ctx context.Context, id string, spec *exec.Spec, stdio ex
 	cgName := spec.CgroupsPath
 	if cgName == "" {
 		cgName = path.Join(d.parent, id)
+	}
+	// A provisional state (no process yet) names the cgroup before it is
+	// made: should this process die before the state below is saved (a
+	// monitor killed with SIGKILL in the middle of a start), Kill and
+	// Delete still find the cgroup and what runs in it.
+	if err := d.save(&state{ID: id, Created: time.Now().UTC(), Cgroup: cgName}); err != nil {
+		return nil, fmt.Errorf("native: %w", err)
 	}
 	createCgroup := func() (cgroups.Cgroup, error) {
 		var err error
@@ -396,6 +406,9 @@ func (d *Driver) Exec(ctx context.Context, id string, ps *exec.ProcessSpec, stdi
 		return nil, errdefs.Conflict("native: container %s is not running", id)
 	}
 	cfg := &config{Process: ps}
+	if err := cfg.compileSeccomp(); err != nil {
+		return nil, err
+	}
 	attr := &syscall.SysProcAttr{Setsid: true}
 	return spawn(ctx, &spawnRequest{mode: "exec", cfg: cfg, stdio: stdio, attr: attr, joins: joins, extra: []*os.File{mnt}, cg: cg})
 }
@@ -496,9 +509,12 @@ func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
 	if r.oom {
 		p.setOOMSource(r.cg)
 	}
+	var addErr error
 	if !intoCgroup {
-		if err := r.cg.Add(cmd.Process.Pid); err != nil {
-			return fail(err)
+		// A child whose set-up failed may be gone already (ESRCH): its
+		// own error, read below, is the one to report.
+		if addErr = r.cg.Add(cmd.Process.Pid); addErr != nil && !errors.Is(addErr, unix.ESRCH) {
+			return fail(addErr)
 		}
 	}
 	// A child that failed its set-up has closed its end: its error
@@ -558,6 +574,9 @@ func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
 		}
 	}
 	p.console = res.console
+	if res.err == nil && addErr != nil {
+		res.err = addErr
+	}
 	if res.err == nil && placeErr != nil && !res.ready {
 		res.err = fmt.Errorf("native: tell the container process it is in its cgroup: %w", placeErr)
 	}

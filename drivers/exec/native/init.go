@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"example.org/ctr/drivers/exec"
+	"example.org/ctr/drivers/exec/seccomp"
 	"example.org/ctr/internal/errdefs"
 )
 
@@ -167,6 +168,16 @@ func finish(cfg *config) error {
 			return fmt.Errorf("set no_new_privs: %w", err)
 		}
 	}
+	// The seccomp filter goes in last, just before the execve. Without
+	// no_new_privs the kernel wants CAP_SYS_ADMIN for it, so it then goes
+	// in before the capabilities are dropped (as runc does); what follows
+	// (setgroups, setresuid, capset, chdir, the execve) must be allowed
+	// by the profile, as docker's is.
+	if len(cfg.Seccomp) > 0 && !p.NoNewPrivileges {
+		if err := seccomp.Load(cfg.Seccomp); err != nil {
+			return err
+		}
+	}
 	if err := applyIdentity(p); err != nil {
 		return err
 	}
@@ -180,6 +191,11 @@ func finish(cfg *config) error {
 	path, err := lookPath(p)
 	if err != nil {
 		return err
+	}
+	if len(cfg.Seccomp) > 0 && p.NoNewPrivileges {
+		if err := seccomp.Load(cfg.Seccomp); err != nil {
+			return err
+		}
 	}
 	if err := send(syncFD, &message{Type: msgReady}); err != nil {
 		return err

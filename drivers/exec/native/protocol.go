@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"example.org/ctr/drivers/exec"
+	"example.org/ctr/drivers/exec/seccomp"
 	"example.org/ctr/internal/errdefs"
 )
 
@@ -54,6 +55,22 @@ type config struct {
 	// NewNetNS is set when the child was cloned into a network namespace
 	// of its own: it brings that namespace's loopback interface up.
 	NewNetNS bool `json:",omitempty"`
+	// Seccomp is Process.Seccomp compiled, loaded by the child just
+	// before its execve; empty is no filter.
+	Seccomp seccomp.Program `json:",omitempty"`
+}
+
+// compileSeccomp compiles the process's filter into cfg.
+func (cfg *config) compileSeccomp() error {
+	if cfg.Process.Seccomp == nil {
+		return nil
+	}
+	prog, err := seccomp.Compile(cfg.Process.Seccomp)
+	if err != nil {
+		return err
+	}
+	cfg.Seccomp = prog
+	return nil
 }
 
 type messageType string

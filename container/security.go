@@ -1,0 +1,138 @@
+package container
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/moby/moby/api/types/container"
+	profiles "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"example.org/ctr/drivers/exec/seccomp"
+	"example.org/ctr/internal/errdefs"
+)
+
+// security is a container's --security-opt, decoded.
+type security struct {
+	// seccomp is "" (docker's default profile), "unconfined" or a
+	// profile's JSON (the docker CLI reads --security-opt
+	// seccomp=FILE and sends its content; so does ctrctl).
+	seccomp string
+	// noNewPrivs is nil when not given.
+	noNewPrivs *bool
+	// systemPaths is set by systempaths=unconfined: /proc and /sys not
+	// masked nor read-only.
+	systemPathsUnconfined bool
+}
+
+// parseSecurity decodes HostConfig.SecurityOpt as dockerd does: KEY=VALUE
+// (or the older KEY:VALUE), with keys seccomp, no-new-privileges,
+// systempaths, and apparmor and label, which ctr accepts and has nothing
+// to apply to (no LSM policy is loaded for containers).
+func parseSecurity(opts []string) (*security, error) {
+	sec := &security{}
+	for _, o := range opts {
+		if o == "no-new-privileges" {
+			t := true
+			sec.noNewPrivs = &t
+			continue
+		}
+		k, v, ok := strings.Cut(o, "=")
+		if !ok {
+			k, v, ok = strings.Cut(o, ":")
+		}
+		if !ok {
+			return nil, errdefs.InvalidArgument("invalid --security-opt 1: %q", o)
+		}
+		switch k {
+		case "seccomp":
+			switch v {
+			case "builtin", "default":
+				sec.seccomp = ""
+			case "":
+				return nil, errdefs.InvalidArgument("invalid --security-opt %q: seccomp needs unconfined, builtin or a profile", o)
+			default:
+				sec.seccomp = v
+			}
+		case "no-new-privileges":
+			switch v {
+			case "true", "1":
+				t := true
+				sec.noNewPrivs = &t
+			case "false", "0":
+				f := false
+				sec.noNewPrivs = &f
+			default:
+				return nil, errdefs.InvalidArgument("invalid --security-opt 2: %q: no-new-privileges takes true or false", o)
+			}
+		case "systempaths":
+			if v != "unconfined" {
+				return nil, errdefs.InvalidArgument("invalid --security-opt 2: %q: systempaths takes unconfined", o)
+			}
+			sec.systemPathsUnconfined = true
+		case "apparmor", "label":
+		default:
+			return nil, errdefs.InvalidArgument("invalid --security-opt 2: %q", o)
+		}
+	}
+	return sec, nil
+}
+
+// seccompProfile returns the seccomp configuration of a container's
+// processes with capability set caps: nil when unconfined or privileged.
+// A profile that does not parse is an invalid-argument error. The exec
+// driver compiles it (validateSecurity did once already, at create, so
+// that a start does not pay for it twice).
+func seccompProfile(hc *container.HostConfig, caps []string) (*specs.LinuxSeccomp, error) {
+	if hc.Privileged {
+		return nil, nil
+	}
+	sec, err := parseSecurity(hc.SecurityOpt)
+	if err != nil {
+		return nil, err
+	}
+	if sec.seccomp == "unconfined" {
+		return nil, nil
+	}
+	rs := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}}
+	var cfg *specs.LinuxSeccomp
+	if sec.seccomp == "" {
+		cfg, err = profiles.GetDefaultProfile(rs)
+	} else {
+		cfg, err = profiles.LoadProfile(sec.seccomp, rs)
+	}
+	if err != nil {
+		return nil, errdefs.InvalidArgument("seccomp profile: %v", err)
+	}
+	if cfg == nil {
+		return nil, nil // a profile with no default action nor rules: docker's "disabled"
+	}
+	return cfg, nil
+}
+
+// validateSecurity checks --security-opt at create, so that a bad option
+// or profile (one that does not parse, names an unknown syscall, action or
+// comparison) is refused before anything is made.
+func validateSecurity(hc *container.HostConfig) error {
+	if _, err := parseSecurity(hc.SecurityOpt); err != nil {
+		return err
+	}
+	caps, err := capabilities(hc, false)
+	if err != nil {
+		return err
+	}
+	cfg, err := seccompProfile(hc, caps)
+	if err != nil || cfg == nil {
+		return err
+	}
+	if _, err := seccomp.Compile(cfg); err != nil {
+		return fmt.Errorf("seccomp profile: %w", err)
+	}
+	return nil
+}
+
+// SecurityOptions are the daemon's security features, for /info
+// (docker info's "Security Options").
+func SecurityOptions() []string {
+	return []string{"name=seccomp,profile=builtin", "name=no-new-privileges"}
+}

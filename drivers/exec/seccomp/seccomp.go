@@ -1,0 +1,335 @@
+// Package seccomp compiles an OCI seccomp configuration
+// (specs.LinuxSeccomp, what github.com/moby/profiles/seccomp makes of a
+// docker profile for a container's capabilities) into a classic BPF
+// program, and loads such a program into the calling process. It is pure
+// Go (golang.org/x/net/bpf assembles the program), so the binaries stay
+// static: no libseccomp.
+//
+// The program, for x86_64 only:
+//
+//	load arch; not AUDIT_ARCH_X86_64         → the default action
+//	load nr;   x32 (nr ≥ 0x40000000)         → the default action
+//	per rule, per syscall: nr == N && every argument condition holds
+//	                                         → the rule's action
+//	otherwise                                → the default action
+//
+// Rules are tried in the profile's order and the first that matches
+// decides, so a profile that lists one syscall under two actions gets the
+// first (docker's default profile has no such overlap once its capability
+// conditions are applied). Argument conditions compare the 64-bit values
+// as two 32-bit halves, as libseccomp does. Each rule's code is short and
+// its jumps local, so no jump exceeds classic BPF's 255 instructions.
+//
+// See seccomp(2) and https://www.kernel.org/doc/html/latest/userspace-api/seccomp_filter.html.
+package seccomp
+
+import (
+	"fmt"
+	"runtime"
+	"unsafe"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+
+	"example.org/ctr/internal/errdefs"
+)
+
+// Program is a compiled filter: sock_filter instructions.
+type Program []bpf.RawInstruction
+
+// The seccomp return values (linux/seccomp.h).
+const (
+	retKillProcess = 0x80000000
+	retKillThread  = 0x00000000
+	retTrap        = 0x00030000
+	retErrno       = 0x00050000
+	retTrace       = 0x7ff00000
+	retLog         = 0x7ffc0000
+	retAllow       = 0x7fff0000
+
+	auditArchX86_64 = 0xc000003e
+	x32Bit          = 0x40000000
+
+	// Offsets in struct seccomp_data.
+	offNr   = 0
+	offArch = 4
+	offArgs = 16
+)
+
+// action turns an OCI action (and its errno) into a seccomp return value.
+func action(a specs.LinuxSeccompAction, errno *uint) (uint32, error) {
+	switch a {
+	case specs.ActAllow:
+		return retAllow, nil
+	case specs.ActErrno:
+		e := uint32(unix.EPERM)
+		if errno != nil {
+			if *errno > 0xffff {
+				return 0, errdefs.InvalidArgument("seccomp: errno %d is out of range", *errno)
+			}
+			e = uint32(*errno)
+		}
+		return retErrno | e, nil
+	case specs.ActTrace:
+		e := uint32(unix.EPERM)
+		if errno != nil {
+			e = uint32(*errno) & 0xffff
+		}
+		return retTrace | e, nil
+	case specs.ActKill, specs.ActKillThread:
+		return retKillThread, nil
+	case specs.ActKillProcess:
+		return retKillProcess, nil
+	case specs.ActTrap:
+		return retTrap, nil
+	case specs.ActLog:
+		return retLog, nil
+	case specs.ActNotify:
+		return 0, errdefs.NotImplemented("seccomp: action %s is not supported", a)
+	case "":
+		return 0, errdefs.InvalidArgument("seccomp: an action is missing")
+	}
+	return 0, errdefs.InvalidArgument("seccomp: unknown action %q", a)
+}
+
+// Number returns the x86_64 number of syscall name.
+func Number(name string) (uint32, bool) {
+	n, ok := syscallsAMD64[name]
+	return n, ok
+}
+
+// asm is a program being assembled: raw instructions, and for each the
+// labels its jump goes to (resolved at the end). It calls the concrete
+// Assemble methods, so that nothing is boxed: a start compiles a profile.
+type asm struct {
+	ins    []bpf.RawInstruction
+	jt, jf []int // label of a jump's true and false branch; -1: next (or not a jump)
+	labels []int // label → instruction index
+}
+
+func (a *asm) label() int { a.labels = append(a.labels, -1); return len(a.labels) - 1 }
+func (a *asm) mark(l int) { a.labels[l] = len(a.ins) }
+
+func (a *asm) raw(r bpf.RawInstruction, err error, t, f int) {
+	if err != nil {
+		panic(err) // the instructions below are all valid
+	}
+	a.ins = append(a.ins, r)
+	a.jt = append(a.jt, t)
+	a.jf = append(a.jf, f)
+}
+
+func (a *asm) load(off uint32) {
+	r, err := bpf.LoadAbsolute{Off: off, Size: 4}.Assemble()
+	a.raw(r, err, -1, -1)
+}
+
+func (a *asm) and(v uint32) {
+	r, err := bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: v}.Assemble()
+	a.raw(r, err, -1, -1)
+}
+
+func (a *asm) ret(v uint32) {
+	r, err := bpf.RetConstant{Val: v}.Assemble()
+	a.raw(r, err, -1, -1)
+}
+
+// jump emits a conditional jump to label t when cond holds, else to f (-1
+// is the next instruction). Only conditions that assemble to one jump
+// with true and false as they are (equal, greater, greater or equal).
+func (a *asm) jump(cond bpf.JumpTest, val uint32, t, f int) {
+	r, err := bpf.JumpIf{Cond: cond, Val: val}.Assemble()
+	a.raw(r, err, t, f)
+}
+
+func (a *asm) assemble() (Program, error) {
+	skip := func(i, l int) (uint8, error) {
+		if l < 0 {
+			return 0, nil
+		}
+		d := a.labels[l] - (i + 1)
+		if d < 0 || d > 255 {
+			return 0, fmt.Errorf("seccomp: jump of %d instructions", d)
+		}
+		return uint8(d), nil
+	}
+	for i := range a.ins {
+		if a.jt[i] < 0 && a.jf[i] < 0 {
+			continue
+		}
+		var err error
+		if a.ins[i].Jt, err = skip(i, a.jt[i]); err != nil {
+			return nil, err
+		}
+		if a.ins[i].Jf, err = skip(i, a.jf[i]); err != nil {
+			return nil, err
+		}
+	}
+	if len(a.ins) > unix.BPF_MAXINSNS {
+		return nil, errdefs.InvalidArgument("seccomp: the profile needs %d instructions, more than the kernel's %d", len(a.ins), unix.BPF_MAXINSNS)
+	}
+	return a.ins, nil
+}
+
+// Compile compiles cfg for this machine (x86_64). A syscall name that is
+// not x86_64's is skipped when some other architecture has it (docker's
+// profile lists those of every architecture) and is an error otherwise,
+// as is an unknown action or comparison.
+func Compile(cfg *specs.LinuxSeccomp) (Program, error) {
+	if runtime.GOARCH != "amd64" {
+		return nil, errdefs.NotImplemented("seccomp: only x86_64 is supported, not %s", runtime.GOARCH)
+	}
+	if cfg == nil {
+		return nil, errdefs.InvalidArgument("seccomp: no configuration")
+	}
+	def, err := action(cfg.DefaultAction, cfg.DefaultErrnoRet)
+	if err != nil {
+		return nil, fmt.Errorf("default action: %w", err)
+	}
+	for _, f := range cfg.Flags {
+		switch f {
+		case specs.LinuxSeccompFlagLog, specs.LinuxSeccompFlagSpecAllow:
+		default:
+			return nil, errdefs.InvalidArgument("seccomp: flag %q is not supported", f)
+		}
+	}
+	n := 8
+	for _, r := range cfg.Syscalls {
+		n += len(r.Names) * (3 + 7*len(r.Args))
+	}
+	a := asm{ins: make([]bpf.RawInstruction, 0, n), jt: make([]int, 0, n), jf: make([]int, 0, n), labels: make([]int, 0, n/2)}
+	// Architecture and x32 checks.
+	a.load(offArch)
+	native := a.label()
+	a.jump(bpf.JumpEqual, auditArchX86_64, native, -1)
+	a.ret(def)
+	a.mark(native)
+	a.load(offNr)
+	notX32 := a.label()
+	a.jump(bpf.JumpGreaterOrEqual, x32Bit, -1, notX32)
+	a.ret(def)
+	a.mark(notX32)
+
+	for ri, rule := range cfg.Syscalls {
+		ret, err := action(rule.Action, rule.ErrnoRet)
+		if err != nil {
+			return nil, fmt.Errorf("syscalls[%d] %v: %w", ri, rule.Names, err)
+		}
+		if len(rule.Names) == 0 {
+			return nil, errdefs.InvalidArgument("seccomp: syscalls[%d] names no syscall", ri)
+		}
+		for _, name := range rule.Names {
+			nr, ok := Number(name)
+			if !ok {
+				if elsewhere[name] {
+					continue // a syscall of another architecture
+				}
+				return nil, errdefs.InvalidArgument("seccomp: unknown syscall %q", name)
+			}
+			if err := a.rule(nr, rule.Args, ret); err != nil {
+				return nil, fmt.Errorf("syscalls[%d] %s: %w", ri, name, err)
+			}
+		}
+	}
+	a.ret(def)
+	return a.assemble()
+}
+
+// rule emits one syscall's test: A holds the syscall number on entry and
+// on every way out but the return.
+func (a *asm) rule(nr uint32, args []specs.LinuxSeccompArg, ret uint32) error {
+	next := a.label()
+	if len(args) == 0 {
+		a.jump(bpf.JumpEqual, nr, -1, next)
+		a.ret(ret)
+		a.mark(next)
+		return nil
+	}
+	fail := a.label()
+	a.jump(bpf.JumpEqual, nr, -1, next)
+	for _, arg := range args {
+		if arg.Index > 5 {
+			return errdefs.InvalidArgument("seccomp: argument index %d is out of range", arg.Index)
+		}
+		hiOff, loOff := uint32(offArgs+8*arg.Index+4), uint32(offArgs+8*arg.Index)
+		vhi, vlo := uint32(arg.Value>>32), uint32(arg.Value)
+		pass := a.label()
+		switch arg.Op {
+		case specs.OpEqualTo:
+			a.load(hiOff)
+			a.jump(bpf.JumpEqual, vhi, -1, fail)
+			a.load(loOff)
+			a.jump(bpf.JumpEqual, vlo, -1, fail)
+		case specs.OpNotEqual:
+			a.load(hiOff)
+			a.jump(bpf.JumpEqual, vhi, -1, pass)
+			a.load(loOff)
+			a.jump(bpf.JumpEqual, vlo, fail, -1)
+		case specs.OpMaskedEqual:
+			// (arg & Value) == ValueTwo
+			w2hi, w2lo := uint32(arg.ValueTwo>>32), uint32(arg.ValueTwo)
+			a.load(hiOff)
+			a.and(vhi)
+			a.jump(bpf.JumpEqual, w2hi, -1, fail)
+			a.load(loOff)
+			a.and(vlo)
+			a.jump(bpf.JumpEqual, w2lo, -1, fail)
+		case specs.OpGreaterThan, specs.OpGreaterEqual:
+			a.load(hiOff)
+			a.jump(bpf.JumpGreaterThan, vhi, pass, -1)
+			a.jump(bpf.JumpEqual, vhi, -1, fail)
+			a.load(loOff)
+			cond := bpf.JumpGreaterThan
+			if arg.Op == specs.OpGreaterEqual {
+				cond = bpf.JumpGreaterOrEqual
+			}
+			a.jump(cond, vlo, -1, fail)
+		case specs.OpLessThan, specs.OpLessEqual:
+			a.load(hiOff)
+			a.jump(bpf.JumpGreaterThan, vhi, fail, -1)
+			a.jump(bpf.JumpEqual, vhi, -1, pass)
+			a.load(loOff)
+			cond := bpf.JumpGreaterOrEqual // lo >= v fails LT
+			if arg.Op == specs.OpLessEqual {
+				cond = bpf.JumpGreaterThan
+			}
+			a.jump(cond, vlo, fail, -1)
+		default:
+			return errdefs.InvalidArgument("seccomp: unknown comparison %q", arg.Op)
+		}
+		a.mark(pass)
+	}
+	a.ret(ret)
+	a.mark(fail)
+	a.load(offNr)
+	a.mark(next)
+	return nil
+}
+
+// Load installs p as a filter of the calling process, on all its threads
+// (SECCOMP_FILTER_FLAG_TSYNC: a Go program's execve may run on any of
+// them). The process needs no_new_privs or CAP_SYS_ADMIN. Every execve
+// after keeps the filter.
+func Load(p Program) error {
+	if len(p) == 0 {
+		return errdefs.InvalidArgument("seccomp: empty program")
+	}
+	prog := unix.SockFprog{Len: uint16(len(p)), Filter: (*unix.SockFilter)(unsafe.Pointer(&p[0]))}
+	_, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&prog)))
+	runtime.KeepAlive(p)
+	if errno != 0 {
+		return fmt.Errorf("seccomp: load the filter: %w", errno)
+	}
+	return nil
+}
+
+// elsewhere are syscall names of other architectures (or of 32-bit x86)
+// that docker's profiles list: skipped here, not unknown.
+var elsewhere = func() map[string]bool {
+	m := map[string]bool{}
+	for _, n := range otherArchSyscalls {
+		m[n] = true
+	}
+	return m
+}()
