@@ -32,6 +32,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /ctr/v1/jobs/{name}", s.runJob)
 	s.imageRoutes(mux)
 	s.containerRoutes(mux)
+	s.volumeRoutes(mux)
 	return s.logRequests(s.commonHeaders(stripVersion(jsonMisses(mux))))
 }
 

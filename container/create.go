@@ -75,7 +75,6 @@ func validateHostConfig(hc *container.HostConfig) error {
 		{"--ipc", hc.IpcMode == "" || hc.IpcMode.IsPrivate() || hc.IpcMode.IsShareable()},
 		{"--uts", hc.UTSMode == "" || hc.UTSMode == "private"},
 		{"--userns", hc.UsernsMode == "" || hc.UsernsMode == "host"},
-		{"--volumes-from", len(hc.VolumesFrom) == 0},
 		{"--device", len(hc.Devices) == 0},
 		{"--link", len(hc.Links) == 0},
 	} {
@@ -89,10 +88,8 @@ func validateHostConfig(hc *container.HostConfig) error {
 	if err := logger.Validate(hc.LogConfig.Type, hc.LogConfig.Config); err != nil {
 		return err
 	}
-	for _, b := range hc.Binds {
-		if _, err := parseBind(b); err != nil {
-			return err
-		}
+	if err := validateMounts(hc); err != nil {
+		return err
 	}
 	for _, u := range hc.Ulimits {
 		if _, ok := exec.RlimitNumber(u.Name); !ok {
@@ -222,6 +219,27 @@ func (s *Service) create(ctx context.Context, name string, cfg *container.Config
 		_ = os.RemoveAll(c.dir)
 		release()
 		return "", nil, err
+	}
+	// The container's VOLUMEs (docker run -v /path) and the image's.
+	vols := map[string]struct{}{}
+	for v := range img.Config.Volumes {
+		vols[v] = struct{}{}
+	}
+	for v := range cfg.Volumes {
+		vols[v] = struct{}{}
+	}
+	mps, undoMounts, err := s.resolveMounts(ctx, id, hc, vols)
+	if err != nil {
+		return fail(err)
+	}
+	c.rec.MountPoints = mps
+	if mps == nil {
+		c.rec.MountPoints = []mountPoint{}
+	}
+	failMounts := fail
+	fail = func(err error) (string, []string, error) {
+		undoMounts()
+		return failMounts(err)
 	}
 	if err := s.opts.Graph.Create(ctx, id, img.TopLayer); err != nil {
 		return fail(fmt.Errorf("create the container's layer: %w", err))

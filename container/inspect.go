@@ -15,38 +15,12 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/storage"
 
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/logger"
 )
-
-// mountPoints lists the container's binds and tmpfs mounts as Docker shows
-// them.
-func mountPoints(hc *container.HostConfig) []container.MountPoint {
-	out := []container.MountPoint{}
-	for _, b := range hc.Binds {
-		m, err := parseBind(b)
-		if err != nil {
-			continue
-		}
-		rw := !slices.Contains(m.Options, "ro")
-		mode := ""
-		if parts := strings.Split(b, ":"); len(parts) == 3 {
-			mode = parts[2]
-		}
-		out = append(out, container.MountPoint{Type: mount.TypeBind, Source: m.Source, Destination: m.Destination, Mode: mode, RW: rw, Propagation: mount.PropagationRPrivate})
-	}
-	for _, m := range hc.Mounts {
-		out = append(out, container.MountPoint{Type: m.Type, Source: m.Source, Destination: m.Target, RW: !m.ReadOnly})
-	}
-	for dst := range hc.Tmpfs {
-		out = append(out, container.MountPoint{Type: mount.TypeTmpfs, Destination: dst, RW: true})
-	}
-	return out
-}
 
 // networkSettings describes the container's network (none or host, or the
 // bridge mode that gives only loopback until the bridge driver exists).
@@ -94,7 +68,7 @@ func (s *Service) inspect(ctx context.Context, c *ctr, size bool) container.Insp
 		Platform:        "linux",
 		ExecIDs:         execIDs,
 		HostConfig:      rec.HostConfig,
-		Mounts:          mountPoints(rec.HostConfig),
+		Mounts:          mountPointsView(&rec),
 		Config:          rec.Config,
 		NetworkSettings: networkSettings(rec.HostConfig),
 	}
@@ -137,7 +111,7 @@ func (s *Service) summary(ctx context.Context, c *ctr, size bool, now time.Time)
 		Labels:  rec.Config.Labels,
 		State:   rec.State.Status,
 		Status:  rec.State.Summary(now),
-		Mounts:  mountPoints(rec.HostConfig),
+		Mounts:  mountPointsView(&rec),
 	}
 	if sum.Labels == nil {
 		sum.Labels = map[string]string{}

@@ -281,7 +281,7 @@ func (s *Service) jobDelete(ctx context.Context, job *engine.Job) error {
 	if err != nil {
 		return err
 	}
-	return s.remove(ctx, c, req.Force, false)
+	return s.remove(ctx, c, req.Force, false, req.Volumes)
 }
 
 func (s *Service) jobList(ctx context.Context, job *engine.Job) error {

@@ -37,6 +37,9 @@ type record struct {
 	// RestartCount counts the restarts by the policy since the last
 	// start by a user.
 	RestartCount int `json:"RestartCount"`
+	// MountPoints are the container's mounts, resolved at create
+	// (volumes.go); nil in a record older than them.
+	MountPoints []mountPoint `json:"MountPoints,omitempty"`
 }
 
 // ctr is a container as the service holds it: the record and what only

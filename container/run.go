@@ -80,7 +80,11 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 	if err != nil {
 		return s.startFailed(c, fmt.Errorf("mount the container's root file system: %w", err), "")
 	}
-	spec, err := s.buildSpec(&rec, c.dir, rootfs)
+	mounts, err := s.mountVolumes(octx, c, &rec, rootfs)
+	if err != nil {
+		return s.startFailed(c, err, rootfs)
+	}
+	spec, err := s.buildSpec(&rec, c.dir, rootfs, mounts)
 	if err != nil {
 		return s.startFailed(c, err, rootfs)
 	}
@@ -164,6 +168,7 @@ func (s *Service) startFailed(c *ctr, err error, rootfs string) error {
 			s.log.Warn("unmount after a failed start", "container", c.rec.ID, "error", uerr)
 		}
 	}
+	s.unmountVolumes(ctx, &c.rec)
 	c.rec.State.setStartFailed(code, err.Error(), time.Now().UTC())
 	_ = c.save()
 	// Attaches waiting for this start give up.
@@ -250,6 +255,7 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 	if err := s.opts.Graph.Unmount(ctx, c.rec.LayerID); err != nil && !errdefs.IsNotFound(err) {
 		s.log.Warn("unmount after exit", "container", c.rec.ID, "error", err)
 	}
+	s.unmountVolumes(ctx, &c.rec)
 	cancel()
 	c.rootfs = ""
 	restart := !s.isClosing() && !c.removed &&
@@ -285,7 +291,7 @@ func (s *Service) autoRemove(c *ctr) {
 	go func() {
 		defer s.wg.Done()
 		defer s.background.Add(-1)
-		if err := s.remove(context.Background(), c, false, true); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+		if err := s.remove(context.Background(), c, false, true, true); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
 			s.log.Warn("auto-remove failed", "container", c.rec.ID, "error", err)
 		}
 	}()
@@ -528,7 +534,7 @@ func (s *Service) unpause(ctx context.Context, c *ctr) error {
 
 // remove deletes a container; a running one only with force (it is
 // killed). auto is set for --rm's removal.
-func (s *Service) remove(ctx context.Context, c *ctr, force, auto bool) error {
+func (s *Service) remove(ctx context.Context, c *ctr, force, auto, volumes bool) error {
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
@@ -594,6 +600,7 @@ func (s *Service) remove(ctx context.Context, c *ctr, force, auto bool) error {
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("cannot remove container %s: %w", c.rec.Name, err)
 	}
+	s.releaseVolumes(cctx, &c.rec, volumes)
 	s.mu.Lock()
 	delete(s.containers, c.rec.ID)
 	if s.names[c.rec.Name] == c.rec.ID {

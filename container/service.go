@@ -85,6 +85,8 @@ type Options struct {
 	Graph graph.Driver
 	// Images resolves image references.
 	Images ImageSource
+	// Volumes keeps the volumes; nil refuses every volume mount.
+	Volumes Volumes
 	// Events is the events log the service publishes to.
 	Events EventSink
 	// DNS and DNSSearch are the daemon's --dns and --dns-search.
@@ -203,6 +205,7 @@ func (s *Service) load(ctx context.Context) error {
 		s.containers[rec.ID] = c
 		s.names[rec.Name] = rec.ID
 	}
+	s.referenceVolumes()
 	for _, c := range s.containers {
 		s.restore(ctx, c)
 	}
@@ -222,7 +225,7 @@ func (s *Service) restore(ctx context.Context, c *ctr) {
 		go func() {
 			defer s.wg.Done()
 			defer s.background.Add(-1)
-			if err := s.remove(context.Background(), c, true, false); err != nil {
+			if err := s.remove(context.Background(), c, true, false, c.rec.HostConfig.AutoRemove); err != nil {
 				s.log.Warn("cannot finish removing a container", "container", c.rec.ID, "error", err)
 			}
 		}()

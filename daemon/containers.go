@@ -20,6 +20,7 @@ func (d *Daemon) openContainers(ctx context.Context) error {
 		Driver:    monitor.DriverConfig{Name: d.cfg.ExecDriver, Root: filepath.Join(d.cfg.ExecRoot, "native")},
 		Graph:     d.graph,
 		Images:    container.StoreImages{Store: d.images},
+		Volumes:   d.volumes,
 		Events:    d.events,
 		DNS:       d.cfg.DNS,
 		DNSSearch: d.cfg.DNSSearch,

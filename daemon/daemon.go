@@ -43,6 +43,7 @@ import (
 	"example.org/ctr/image"
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/internal/version"
+	"example.org/ctr/volume"
 )
 
 // Options carry what Run needs besides the configuration.
@@ -80,6 +81,7 @@ type Daemon struct {
 	images     *image.Store
 	imageSvc   *image.Service
 	containers *container.Service
+	volumes    *volume.Service
 }
 
 // Run runs ctrd until a TERM or INT signal (or ctx) ends it, and returns
@@ -144,6 +146,11 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	d.eng.OnShutdown("state", func(context.Context) error { return st.close() })
 	_ = d.notifier.Status("starting: images")
 	if err := d.openImages(ctx); err != nil {
+		d.shutdownAfterFailedStart()
+		return err
+	}
+	_ = d.notifier.Status("starting: volumes")
+	if err := d.openVolumes(ctx); err != nil {
 		d.shutdownAfterFailedStart()
 		return err
 	}
