@@ -117,10 +117,10 @@ func parseBindSpec(b string) (mountPoint, error) {
 	case 1:
 		dst = parts[0]
 	case 2:
-		if path.IsAbs(parts[0]) || !isMode(parts[1]) {
-			src, dst = parts[0], parts[1]
-		} else {
+		if isMode(parts[1]) {
 			dst, mode = parts[0], parts[1]
+		} else {
+			src, dst = parts[0], parts[1]
 		}
 	case 3:
 		src, dst, mode = parts[0], parts[1], parts[2]
