@@ -129,6 +129,7 @@ func newRoot() *cobra.Command {
 	)
 	addContainerCommands(root, g)
 	root.AddCommand(imageCmds(g)...)
+	root.AddCommand(newVolumeCmd(g))
 	wrapRunErrors(root)
 	return root
 }

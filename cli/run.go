@@ -26,6 +26,7 @@ type createFlags struct {
 	pidsLimit, stopTimeout                                                    int
 	interactive, tty, readOnly, privileged, rm                                bool
 	entrypointSet, stopTimeoutSet, pidsLimitSet                               bool
+	mounts                                                                    mountFlags
 }
 
 func addCreateFlags(cmd *cobra.Command, f *createFlags) {
@@ -34,7 +35,7 @@ func addCreateFlags(cmd *cobra.Command, f *createFlags) {
 	fl.Bool("help", false, "help for "+cmd.Name())
 	fl.StringVar(&f.name, "name", "", "Assign a name to the container")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "Set environment variables (KEY=value, or KEY to take it from here)")
-	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "Bind mount a host folder: /host/path:/container/path[:ro]")
+	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "Bind mount a volume or a host folder: NAME:/path, /host/path:/path, /path (anonymous)[:ro,nocopy,…]")
 	fl.StringVarP(&f.workdir, "workdir", "w", "", "Working directory inside the container")
 	fl.StringVarP(&f.user, "user", "u", "", "Username or UID (format: <name|uid>[:<group|gid>])")
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "Overwrite the default ENTRYPOINT of the image")
@@ -65,6 +66,7 @@ func addCreateFlags(cmd *cobra.Command, f *createFlags) {
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "Keep STDIN open even if not attached")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "Allocate a pseudo-TTY")
 	fl.StringVar(&f.detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
+	f.mounts.add(fl)
 }
 
 // ParseRestartPolicy reads --restart: "no", "always", "unless-stopped",
@@ -196,6 +198,9 @@ func (f *createFlags) build(cmd *cobra.Command, args []string, attach bool) (*co
 			return nil, nil, usagef(cmd, "invalid argument %q for \"--ulimit\" flag: %v", u, err)
 		}
 		hc.Ulimits = append(hc.Ulimits, ul)
+	}
+	if err := f.mounts.apply(cmd, hc); err != nil {
+		return nil, nil, err
 	}
 	if len(f.publish) > 0 {
 		return nil, nil, usagef(cmd, "-p needs the bridge network driver, which ctr does not have yet")

@@ -284,3 +284,67 @@ func sortedWith(list []string, more ...string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestCtrctlVolumes drives volumes with ctrctl: volume create, ls
+// (--format, --filter), inspect, rm (in use), prune; run with -v, --mount
+// and --volumes-from; rm -v; bad --mount keys are usage errors that make
+// nothing.
+func TestCtrctlVolumes(t *testing.T) {
+	d := newDaemon(t)
+	addVolumeImage(t, d)
+
+	if out, errOut, code := d.ctrctl("", "volume", "create", "--label", "k=v", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", "cv"); code != 0 || out != "cv\n" {
+		t.Fatalf("volume create: %q code %d: %s", out, code, errOut)
+	}
+	if out, _, _ := d.ctrctl("", "volume", "ls", "--format", "{{.Name}} {{.Driver}} {{.Labels}}"); out != "cv local map[k:v]\n" {
+		t.Errorf("volume ls --format: %q", out)
+	}
+	out, _, code := d.ctrctl("", "volume", "inspect", "cv")
+	var vols []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &vols) != nil || len(vols) != 1 || vols[0]["Name"] != "cv" {
+		t.Errorf("volume inspect: %q", out)
+	}
+	if _, errOut, code := d.ctrctl("", "volume", "create", "a/b"); code != 125 || !strings.Contains(errOut, "invalid characters") {
+		t.Errorf("volume create a/b: code %d: %s", code, errOut)
+	}
+
+	// run with -v NAME: copy-up; --mount; a bad --mount key.
+	if out, errOut, code := d.ctrctl("", "run", "--rm", "-v", "cv2:/data", "voltest", "cat", "/data/hello"); code != 0 || out != "from the image\n" {
+		t.Errorf("run -v cv2:/data: %q code %d: %s", out, code, errOut)
+	}
+	if out, errOut, code := d.ctrctl("", "run", "--rm", "--mount", "type=volume,src=cv,dst=/t", "busybox", "sh", "-c", "grep ' /t ' /proc/mounts | cut -d' ' -f3"); code != 0 || out != "tmpfs\n" {
+		t.Errorf("run --mount cv: %q code %d: %s", out, code, errOut)
+	}
+	before := volumeDirs(t, d)
+	_, errOut, code := d.ctrctl("", "run", "--rm", "--mount", "type=volume,src=cv3,dst=/t,colour=red", "busybox", "true")
+	if code != 125 || !strings.Contains(errOut, "unexpected key 'colour'") {
+		t.Errorf("run --mount with an unknown key: code %d: %s", code, errOut)
+	}
+	_, errOut, code = d.ctrctl("", "run", "--rm", "--mount", "type=bind,src=/nonexistent-ctrt,dst=/t", "busybox", "true")
+	if code != 125 || !strings.Contains(errOut, "bind source path does not exist") {
+		t.Errorf("run --mount with a missing bind source: code %d: %s", code, errOut)
+	}
+	if got := volumeDirs(t, d); !slices.Equal(got, before) {
+		t.Errorf("volume folders after bad mounts: %v, before %v", got, before)
+	}
+
+	// --volumes-from, and rm -v of a container with an anonymous volume.
+	if _, errOut, code := d.ctrctl("", "create", "--name", "src", "-v", "/anon", "busybox", "true"); code != 0 {
+		t.Fatalf("create src: %s", errOut)
+	}
+	if out, errOut, code := d.ctrctl("", "run", "--rm", "--volumes-from", "src", "busybox", "sh", "-c", "echo hi > /anon/f && cat /anon/f"); code != 0 || out != "hi\n" {
+		t.Errorf("run --volumes-from src: %q code %d: %s", out, code, errOut)
+	}
+	if _, errOut, code := d.ctrctl("", "volume", "rm", "cv"); code != 0 {
+		t.Errorf("volume rm cv: %s", errOut)
+	}
+	if _, errOut, code := d.ctrctl("", "rm", "-v", "src"); code != 0 {
+		t.Fatalf("rm -v src: %s", errOut)
+	}
+	if out, _, _ := d.ctrctl("", "volume", "prune", "-a"); !strings.Contains(out, "cv2") {
+		t.Errorf("volume prune -a: %q", out)
+	}
+	if out, _, _ := d.ctrctl("", "volume", "ls", "-q"); out != "" {
+		t.Errorf("volumes left: %q", out)
+	}
+}
