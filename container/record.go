@@ -65,8 +65,10 @@ type ctr struct {
 	restartTimer *time.Timer
 	backoff      time.Duration
 	// exits counts the runs that ended since ctrd started, for wait's
-	// next-exit.
-	exits uint64
+	// next-exit; lastCode and lastError are the last one's.
+	exits     uint64
+	lastCode  int
+	lastError string
 	// execs are the container's exec instances.
 	execs map[string]*execConfig
 }

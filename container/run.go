@@ -248,6 +248,7 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 	ran := exit.ExitedAt.Sub(st.StartedAt)
 	c.exits++
 	st.setExited(exit.Code, exit.OOMKilled, exit.ExitedAt, exit.Error)
+	c.lastCode, c.lastError = st.ExitCode, st.Error
 	c.mon, c.waiter = nil, nil
 	// Unmount even when this ctrd did not mount it: an exit recorded at
 	// restore releases the mount an earlier ctrd left.
@@ -462,8 +463,16 @@ func (s *Service) kill(ctx context.Context, c *ctr, sig syscall.Signal) error {
 	if errdefs.IsConflict(err) {
 		return errdefs.Conflict("cannot kill container: %s: container %s is not running", c.rec.ID, c.rec.ID)
 	}
+	if err == nil && sig == syscall.SIGKILL {
+		// As Docker: after a SIGKILL the reply waits for the exit, so that
+		// inspect says exited and rm goes through right away.
+		waitNotRunning(ctx, c, killWait)
+	}
 	return err
 }
+
+// killWait bounds kill's wait for the exit after a SIGKILL.
+const killWait = 10 * time.Second
 
 // restart stops (if running) and starts a container.
 func (s *Service) restart(ctx context.Context, c *ctr, timeout *int) error {

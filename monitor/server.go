@@ -55,6 +55,11 @@ type server struct {
 	stdinMu     sync.Mutex
 	stdin       io.WriteCloser // the container's stdin: a pipe, or the console
 	stdinClosed bool
+	// stdinReady is closed once the start has set stdin (or failed): an
+	// attach made before the start (docker run -i) holds its stdin until
+	// then, instead of dropping what the client sent first, or its end.
+	stdinReady     chan struct{}
+	stdinReadyOnce sync.Once
 
 	outMu   sync.Mutex
 	streams map[*outStream]struct{}
@@ -78,12 +83,13 @@ type outStream struct {
 // and is closed.
 func Run(execRoot, id string, ready *os.File, log *slog.Logger) error {
 	s := &server{
-		dir:     Dir(execRoot, id),
-		log:     log,
-		startCh: make(chan struct{}),
-		done:    make(chan struct{}),
-		execs:   map[string]exec.Process{},
-		streams: map[*outStream]struct{}{},
+		dir:        Dir(execRoot, id),
+		log:        log,
+		startCh:    make(chan struct{}),
+		stdinReady: make(chan struct{}),
+		done:       make(chan struct{}),
+		execs:      map[string]exec.Process{},
+		streams:    map[*outStream]struct{}{},
 	}
 	err := s.setup()
 	if ready != nil {
@@ -255,6 +261,7 @@ func (s *server) start() Response {
 		}
 	}()
 	pid, err := s.doStart()
+	s.stdinReadyOnce.Do(func() { close(s.stdinReady) })
 	if err != nil {
 		s.log.Info("start failed", "error", err)
 		// Nothing runs: the monitor ends once the answer is sent.
@@ -503,6 +510,10 @@ func (s *server) attach(c net.Conn, br *bufio.Reader, req *Request) {
 		}
 		if !req.Stdin {
 			continue
+		}
+		select {
+		case <-s.stdinReady:
+		case <-s.done:
 		}
 		switch typ {
 		case FrameStdin:
