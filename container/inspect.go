@@ -67,7 +67,7 @@ func (s *Service) inspect(ctx context.Context, c *ctr, size bool) container.Insp
 		Driver:          rec.Driver,
 		Platform:        "linux",
 		ExecIDs:         execIDs,
-		HostConfig:      rec.HostConfig,
+		HostConfig:      inspectHostConfig(rec.HostConfig),
 		Mounts:          mountPointsView(&rec),
 		Config:          rec.Config,
 		NetworkSettings: networkSettings(rec.HostConfig),

@@ -84,6 +84,18 @@ func TestDockerCompat(t *testing.T) {
 			}
 		}
 	})
+	t.Run("InspectFields", func(t *testing.T) {
+		if _, errOut, code := d.docker("create", "--name", "insp", "busybox", "true"); code != 0 {
+			t.Fatal(errOut)
+		}
+		out, _, _ := d.docker("inspect", "--format", "{{.HostConfig.Runtime}} {{.HostConfig.IpcMode}} {{.HostConfig.ShmSize}} {{.HostConfig.CgroupnsMode}} {{len .HostConfig.MaskedPaths}} {{.Platform}}", "insp")
+		if out != "runc private 67108864 host 10 linux\n" && !strings.HasPrefix(out, "runc private 67108864 host ") {
+			t.Errorf("inspect fields Docker always sends: %q", out)
+		}
+		if strings.Contains(out, " 0 linux") {
+			t.Errorf("no masked paths in inspect: %q", out)
+		}
+	})
 	t.Run("NotFound127", func(t *testing.T) {
 		_, errOut, code := d.docker("run", "--rm", "busybox", "/nonexistent")
 		if code != 127 || !strings.Contains(errOut, "no such file or directory") {
