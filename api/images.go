@@ -139,26 +139,7 @@ func (s *Server) imagesSaveMany(w http.ResponseWriter, r *http.Request) {
 
 // save streams the "save" job's archive.
 func (s *Server) save(w http.ResponseWriter, r *http.Request, names []string) {
-	job := s.newJob(r, "save", names...)
-	w.Header().Set("Content-Type", "application/x-tar")
-	sw := &streamWriter{w: w}
-	_ = job.Stdout.Add(sw)
-	err := job.Run(r.Context())
-	if err == nil {
-		if !sw.started.Load() {
-			w.WriteHeader(http.StatusOK)
-		}
-		return
-	}
-	if !sw.started.Load() {
-		w.Header().Del("Content-Type")
-		writeError(w, err)
-		return
-	}
-	// The archive is cut: the client's tar reader sees it. Closing the
-	// connection makes sure it does not take the cut for the end.
-	s.log.Warn("save failed after the archive began", "error", err)
-	panic(http.ErrAbortHandler)
+	s.streamTar(w, r, s.newJob(r, "save", names...))
 }
 
 func (s *Server) imagesLoad(w http.ResponseWriter, r *http.Request) {

@@ -33,6 +33,7 @@ func (s *Server) routes() http.Handler {
 	s.imageRoutes(mux)
 	s.containerRoutes(mux)
 	s.volumeRoutes(mux)
+	s.archiveRoutes(mux)
 	return s.logRequests(s.commonHeaders(stripVersion(jsonMisses(mux))))
 }
 

@@ -548,7 +548,7 @@ const BootMarker = "restart-at-boot"
 
 // Install registers the container jobs on eng.
 func (s *Service) Install(eng *engine.Engine) error {
-	for _, d := range s.descriptors() {
+	for _, d := range append(s.descriptors(), s.archiveDescriptors()...) {
 		if err := eng.Register(d); err != nil {
 			return err
 		}
