@@ -18,11 +18,15 @@ import (
 //	PUT  /containers/{id}/archive?path=&noOverwriteDirNonDir=&copyUIDGID=
 //	                                       container_extract  200 (body: a tar stream)
 //	GET  /containers/{id}/export           container_export   200 tar
+//	GET  /containers/{id}/changes          container_changes  200 []FilesystemChange
 func (s *Server) archiveRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("HEAD /containers/{id}/archive", s.archiveHead)
 	mux.HandleFunc("GET /containers/{id}/archive", s.archiveGet)
 	mux.HandleFunc("PUT /containers/{id}/archive", s.archivePut)
 	mux.HandleFunc("GET /containers/{id}/export", s.containerExport)
+	mux.HandleFunc("GET /containers/{id}/changes", func(w http.ResponseWriter, r *http.Request) {
+		s.runReply(w, r, s.newJob(r, "container_changes", r.PathValue("id")), http.StatusOK)
+	})
 }
 
 // pathStatHeader is the header that carries a path's stat.

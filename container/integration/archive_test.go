@@ -135,6 +135,20 @@ func TestDockerCp(t *testing.T) {
 		t.Errorf("copied into the stopped container: %q", out)
 	}
 
+	// docker diff: what the container changed.
+	must("exec", "cp", "sh", "-c", "rm /etc/group; echo x > /etc/passwd; mkdir -p /newdir/sub")
+	diff := must("diff", "cp")
+	for _, want := range []string{"D /etc/group", "C /etc/passwd", "A /newdir", "A /newdir/sub", "C /root", "A /root/stopped.txt", "A /tmp/hello.txt", "C /etc"} {
+		if !strings.Contains(diff, want+"\n") {
+			t.Errorf("docker diff lacks %q:\n%s", want, diff)
+		}
+	}
+	for _, not := range []string{"/etc/hosts", "/etc/resolv.conf", "/vol", "/bind", "/proc", "/dev"} {
+		if strings.Contains(diff, " "+not+"\n") {
+			t.Errorf("docker diff shows %s, which ctr mounts:\n%s", not, diff)
+		}
+	}
+
 	// export: the root file system as a tar stream.
 	exp := filepath.Join(host, "export.tar")
 	must("export", "-o", exp, "cp")
