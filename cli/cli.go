@@ -130,6 +130,7 @@ func newRoot() *cobra.Command {
 	addContainerCommands(root, g)
 	root.AddCommand(imageCmds(g)...)
 	root.AddCommand(newVolumeCmd(g))
+	root.AddCommand(fileCmds(g)...)
 	wrapRunErrors(root)
 	return root
 }

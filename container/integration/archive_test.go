@@ -199,3 +199,57 @@ type (
 	netConn   = net.Conn
 	netDialer = net.Dialer
 )
+
+// TestCtrctlCp drives ctrctl cp both ways, export and diff.
+func TestCtrctlCp(t *testing.T) {
+	d := newDaemon(t)
+	host := t.TempDir()
+	if _, errOut, code := d.ctrctl("", "run", "-d", "--name", "cc", "busybox", "sh", "-c", "ln -s /etc /tmp/etclink; exec sleep 1000"); code != 0 {
+		t.Fatal(errOut)
+	}
+	waitFor(t, "the link", func() bool {
+		_, _, code := d.ctrctl("", "exec", "cc", "test", "-L", "/tmp/etclink")
+		return code == 0
+	})
+	must := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := d.ctrctl("", args...)
+		if code != 0 {
+			t.Fatalf("ctrctl %v: code %d: %s", args, code, errOut)
+		}
+		return out
+	}
+	local := filepath.Join(host, "f.txt")
+	if err := os.WriteFile(local, []byte("ctrctl\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	must("cp", local, "cc:/root/")
+	must("cp", local, "cc:/root/renamed")
+	must("cp", local, "cc:/tmp/etclink/ctrt-through-link")
+	if _, err := os.Stat("/etc/ctrt-through-link"); err == nil {
+		os.Remove("/etc/ctrt-through-link")
+		t.Fatal("ctrctl cp through a link wrote to the host's /etc")
+	}
+	if out := must("exec", "cc", "cat", "/root/f.txt", "/root/renamed", "/etc/ctrt-through-link"); out != "ctrctl\nctrctl\nctrctl\n" {
+		t.Errorf("copied in: %q", out)
+	}
+	must("cp", "cc:/root", filepath.Join(host, "rootdir"))
+	if b, err := os.ReadFile(filepath.Join(host, "rootdir", "renamed")); err != nil || string(b) != "ctrctl\n" {
+		t.Errorf("folder copied out: %q %v", b, err)
+	}
+	must("cp", "cc:/root/f.txt", host+"/")
+	if _, _, code := d.ctrctl("", "cp", "cc:/nonexistent", host); code != 125 {
+		t.Errorf("ctrctl cp of a missing file: code %d", code)
+	}
+	if _, _, code := d.ctrctl("", "cp", local, "cc:/nonexistent/dir/"); code != 125 {
+		t.Errorf("ctrctl cp into a missing folder: code %d", code)
+	}
+	if out := must("diff", "cc"); !strings.Contains(out, "A /root/f.txt\n") || !strings.Contains(out, "C /root\n") {
+		t.Errorf("ctrctl diff:\n%s", out)
+	}
+	exp := filepath.Join(host, "e.tar")
+	must("export", "-o", exp, "cc")
+	if names := tarNames(t, exp); !names["root/renamed"] || !names["bin/busybox"] {
+		t.Errorf("ctrctl export: %d entries", len(names))
+	}
+}
