@@ -114,7 +114,6 @@ func (s *Service) changes(ctx context.Context, c *ctr) ([]container.FilesystemCh
 
 func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 
-
 func (s *Service) jobChanges(ctx context.Context, job *engine.Job) error {
 	if len(job.Env) != 0 {
 		return errdefs.InvalidArgument("usage: container_changes ID")
