@@ -51,7 +51,7 @@ func addCreateFlags(cmd *cobra.Command, f *createFlags) {
 	fl.StringArrayVar(&f.capAdd, "cap-add", nil, "Add Linux capabilities")
 	fl.StringArrayVar(&f.capDrop, "cap-drop", nil, "Drop Linux capabilities")
 	fl.BoolVar(&f.privileged, "privileged", false, "Give extended privileges to this container")
-	fl.StringVar(&f.logDriver, "log-driver", "", "Logging driver: local, journald or none")
+	fl.StringVar(&f.logDriver, "log-driver", "", "Logging driver: json-file (the default), local, journald or none")
 	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "Log driver options (KEY=VALUE)")
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "Set metadata on a container (KEY=VALUE)")
 	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "Mount a tmpfs folder: /path[:options]")

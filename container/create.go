@@ -137,6 +137,12 @@ func (s *Service) create(ctx context.Context, name string, cfg *container.Config
 	if err := validateConfig(cfg); err != nil {
 		return "", nil, err
 	}
+	if hc.LogConfig.Type == "" && s.opts.LogConfig.Type != "" {
+		hc.LogConfig.Type = s.opts.LogConfig.Type
+		if hc.LogConfig.Config == nil {
+			hc.LogConfig.Config = s.opts.LogConfig.Config
+		}
+	}
 	if err := validateHostConfig(hc); err != nil {
 		return "", nil, err
 	}

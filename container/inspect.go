@@ -47,8 +47,11 @@ func (s *Service) inspect(ctx context.Context, c *ctr, size bool) container.Insp
 	c.mu.Unlock()
 	sort.Strings(execIDs)
 	logPath := ""
-	if rec.logDriver() == "local" {
+	switch rec.logDriver() {
+	case "local":
 		logPath = filepath.Join(c.dir, logger.LocalFile)
+	case "json-file":
+		logPath = logger.JSONFilePath(logger.Info{ContainerID: rec.ID, Dir: c.dir})
 	}
 	st := rec.State.api()
 	r := container.InspectResponse{

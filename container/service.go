@@ -91,6 +91,10 @@ type Options struct {
 	Events EventSink
 	// DNS and DNSSearch are the daemon's --dns and --dns-search.
 	DNS, DNSSearch []string
+	// LogConfig is the log driver (and options) of containers that name
+	// none: daemon.json's log-driver and log-opts; an empty Type is
+	// logger.DefaultDriver.
+	LogConfig container.LogConfig
 	// Log is the service's logger; nil discards.
 	Log *slog.Logger
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"path/filepath"
 
+	apicontainer "github.com/moby/moby/api/types/container"
+
 	"example.org/ctr/container"
+	"example.org/ctr/logger"
 	"example.org/ctr/monitor"
 )
 
@@ -24,6 +27,7 @@ func (d *Daemon) openContainers(ctx context.Context) error {
 		Events:    d.events,
 		DNS:       d.cfg.DNS,
 		DNSSearch: d.cfg.DNSSearch,
+		LogConfig: apicontainer.LogConfig{Type: d.cfg.LogDriver, Config: d.cfg.LogOpts},
 		Log:       d.log,
 	})
 	if err != nil {
@@ -36,4 +40,12 @@ func (d *Daemon) openContainers(ctx context.Context) error {
 		d.log.Warn("cannot remove the layers nothing uses", "error", err)
 	}
 	return ctrs.Install(d.eng)
+}
+
+// loggingDriver is the log driver of containers that name none.
+func loggingDriver(configured string) string {
+	if configured == "" {
+		return logger.DefaultDriver
+	}
+	return configured
 }

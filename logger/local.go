@@ -44,8 +44,14 @@ type record struct {
 
 // localLimits reads the max-size and max-file options.
 func localLimits(cfg map[string]string) (maxSize int64, maxFile int, err error) {
-	maxSize, maxFile = DefaultMaxSize, DefaultMaxFile
-	if v, ok := cfg["max-size"]; ok {
+	return fileLimits(cfg, DefaultMaxSize, DefaultMaxFile)
+}
+
+// fileLimits reads max-size and max-file with the given defaults; a
+// max-size of -1 is no limit (json-file's default).
+func fileLimits(cfg map[string]string, defSize int64, defFile int) (maxSize int64, maxFile int, err error) {
+	maxSize, maxFile = defSize, defFile
+	if v, ok := cfg["max-size"]; ok && v != "-1" {
 		if maxSize, err = units.RAMInBytes(v); err != nil || maxSize <= 0 {
 			return 0, 0, errdefs.InvalidArgument("invalid log opt max-size %q: want a size such as 10m", v)
 		}
@@ -63,6 +69,7 @@ func localLimits(cfg map[string]string) (maxSize int64, maxFile int, err error) 
 // max-file files in all. Each line is one write(2), unbuffered, so a
 // reader sees it at once and a crash loses nothing written.
 type Local struct {
+	name    string
 	path    string
 	maxSize int64
 	maxFile int
@@ -80,7 +87,7 @@ func NewLocal(info Info) (*Local, error) {
 	if info.Dir == "" {
 		return nil, errdefs.InvalidArgument("local log driver: no container folder")
 	}
-	l := &Local{path: filepath.Join(info.Dir, LocalFile), maxSize: maxSize, maxFile: maxFile}
+	l := &Local{name: "local", path: filepath.Join(info.Dir, LocalFile), maxSize: maxSize, maxFile: maxFile}
 	if err := l.open(); err != nil {
 		return nil, err
 	}
@@ -101,8 +108,8 @@ func (l *Local) open() error {
 	return nil
 }
 
-// Name returns "local".
-func (l *Local) Name() string { return "local" }
+// Name returns "local" (or "json-file": see NewJSONFile).
+func (l *Local) Name() string { return l.name }
 
 // Log appends m as one JSON line.
 func (l *Local) Log(m *Message) error {
@@ -112,7 +119,7 @@ func (l *Local) Log(m *Message) error {
 	if err := enc.Encode(record{Log: string(m.Line), Stream: m.Stream, Time: m.Time.UTC(), Partial: m.Partial}); err != nil {
 		return err
 	}
-	if l.size > 0 && l.size+int64(l.buf.Len()) > l.maxSize {
+	if l.maxSize > 0 && l.size > 0 && l.size+int64(l.buf.Len()) > l.maxSize {
 		if err := l.rotate(); err != nil {
 			return err
 		}
@@ -159,6 +166,9 @@ type LocalReader struct {
 func NewLocalReader(dir string) *LocalReader {
 	return &LocalReader{path: filepath.Join(dir, LocalFile)}
 }
+
+// newFileReader reads the logs whose current file is path.
+func newFileReader(path string) *LocalReader { return &LocalReader{path: path} }
 
 // ReadLogs implements Reader. Lines that do not decode (a torn write
 // after a crash) are skipped.

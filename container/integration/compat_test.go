@@ -96,6 +96,44 @@ func TestDockerCompat(t *testing.T) {
 			t.Errorf("no masked paths in inspect: %q", out)
 		}
 	})
+	t.Run("JSONFileLogs", func(t *testing.T) {
+		if _, errOut, code := d.docker("run", "--name", "lg", "busybox", "sh", "-c", "echo a; echo b >&2; echo c"); code != 0 {
+			t.Fatal(errOut)
+		}
+		out, _, _ := d.docker("inspect", "--format", "{{.HostConfig.LogConfig.Type}} {{.LogPath}}", "lg")
+		f := strings.Fields(out)
+		if len(f) != 2 || f[0] != "json-file" || !strings.HasSuffix(f[1], "-json.log") {
+			t.Fatalf("log driver and path: %q", out)
+		}
+		b, err := os.ReadFile(f[1])
+		if err != nil || !strings.Contains(string(b), `{"log":"b\n","stream":"stderr","time":"`) {
+			t.Errorf("the json-file log: %q %v", b, err)
+		}
+		if out, errOut, _ := d.docker("logs", "lg"); out != "a\nc\n" || errOut != "b\n" {
+			t.Errorf("docker logs: %q %q", out, errOut)
+		}
+		if out, _, _ := d.docker("logs", "--tail", "1", "lg"); out != "c\n" {
+			t.Errorf("docker logs --tail 1: %q", out)
+		}
+		if out, _, _ := d.docker("logs", "-t", "--tail", "1", "lg"); !strings.HasSuffix(out, "Z c\n") || len(out) < 25 {
+			t.Errorf("docker logs -t: %q", out)
+		}
+		if out, errOut, _ := d.docker("logs", "--since", "2100-01-01T00:00:00Z", "lg"); out != "" || errOut != "" {
+			t.Errorf("docker logs --since the future: %q %q", out, errOut)
+		}
+		if out, errOut, _ := d.docker("logs", "--until", "2000-01-01T00:00:00Z", "lg"); out != "" || errOut != "" {
+			t.Errorf("docker logs --until the past: %q %q", out, errOut)
+		}
+		if _, errOut, code := d.docker("run", "--rm", "--log-driver", "syslog-ng", "busybox", "true"); code == 0 || !strings.Contains(errOut, "no log driver named 'syslog-ng' is registered") {
+			t.Errorf("an unknown log driver: code %d: %s", code, errOut)
+		}
+		if _, errOut, code := d.docker("run", "-d", "--name", "lgf", "busybox", "sh", "-c", "echo one; sleep 0.5; echo two"); code != 0 {
+			t.Fatal(errOut)
+		}
+		if out, _, _ := d.docker("logs", "-f", "lgf"); out != "one\ntwo\n" {
+			t.Errorf("docker logs -f: %q", out)
+		}
+	})
 	t.Run("NotFound127", func(t *testing.T) {
 		_, errOut, code := d.docker("run", "--rm", "busybox", "/nonexistent")
 		if code != 127 || !strings.Contains(errOut, "no such file or directory") {
