@@ -34,6 +34,7 @@ func (s *Server) routes() http.Handler {
 	s.containerRoutes(mux)
 	s.volumeRoutes(mux)
 	s.archiveRoutes(mux)
+	s.pruneRoutes(mux)
 	return s.logRequests(s.commonHeaders(stripVersion(jsonMisses(mux))))
 }
 

@@ -17,5 +17,8 @@ func (d *Daemon) openVolumes(ctx context.Context) error {
 	}
 	d.eng.OnShutdown("volumes", vols.Close)
 	d.volumes = vols
-	return vols.Install(d.eng)
+	if err := vols.Install(d.eng); err != nil {
+		return err
+	}
+	return d.installDF()
 }
