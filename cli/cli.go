@@ -131,6 +131,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(imageCmds(g)...)
 	root.AddCommand(newVolumeCmd(g))
 	root.AddCommand(fileCmds(g)...)
+	root.AddCommand(newContainerCmd(g), newSystemCmd(g))
 	wrapRunErrors(root)
 	return root
 }

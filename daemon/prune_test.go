@@ -5,10 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"example.org/ctr/cli"
 	"example.org/ctr/internal/testenv"
 )
 
@@ -69,6 +71,23 @@ func TestPruneAndDF(t *testing.T) {
 	out = must("system", "df", "-v", "--format", "{{range .Volumes}}{{.Name}} {{.Links}} {{.Size}}|{{end}}")
 	if !strings.Contains(out, "dfvol 1 6B|") || !strings.Contains(out, "spare 0 0B|") {
 		t.Errorf("docker system df -v volumes: %q", out)
+	}
+
+	ctrctl := func(args ...string) (string, int) {
+		t.Helper()
+		var o, e strings.Builder
+		code := cli.ExecuteContext(context.Background(), append([]string{"-H", "unix://" + filepath.Join(dir, "ctr.sock")}, args...), strings.NewReader(""), &o, &e)
+		return o.String() + e.String(), code
+	}
+	if out, code := ctrctl("system", "df"); code != 0 || !regexp.MustCompile(`Images +1 +1 `).MatchString(out) || !regexp.MustCompile(`Local Volumes +2 +1 `).MatchString(out) {
+		t.Errorf("ctrctl system df: code %d:\n%s", code, out)
+	}
+	must("create", "--name", "go3", "--label", "ctrctl=yes", "busybox", "true")
+	if out, code := ctrctl("container", "prune", "--filter", "label=ctrctl=yes"); code != 0 || !strings.Contains(out, "Deleted Containers:") {
+		t.Errorf("ctrctl container prune: code %d: %s", code, out)
+	}
+	if out, code := ctrctl("image", "prune", "--filter", "bogus=1"); code != 125 || !strings.Contains(out, "invalid filter 'bogus'") {
+		t.Errorf("ctrctl image prune with a bad filter: code %d: %s", code, out)
 	}
 
 	out = must("container", "prune", "-f", "--filter", "label=prune=yes")
