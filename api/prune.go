@@ -1,16 +1,32 @@
 package api
 
-import "net/http"
+import (
+	"net/http"
+
+	"example.org/ctr/internal/errdefs"
+)
 
 // The housekeeping routes of the Docker Engine API:
 //
 //	POST /containers/prune?filters=   containers_prune  200 container.PruneReport
 //	POST /images/prune?filters=       images_prune      200 image.PruneReport
 //	GET  /system/df                   system_df         200 (images, containers, volumes, build cache)
+//	GET  /containers/{id}/stats, POST /containers/{id}/update, POST /commit: 501 for now
 func (s *Server) pruneRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /containers/prune", s.withFilters("containers_prune"))
 	mux.HandleFunc("POST /images/prune", s.withFilters("images_prune"))
 	mux.HandleFunc("GET /system/df", s.replyJob("system_df"))
+	// Not there yet (issue 10): a clear 501 rather than a 404.
+	for _, r := range []struct{ pattern, what string }{
+		{"GET /containers/{id}/stats", "container stats"},
+		{"POST /containers/{id}/update", "updating a container's resources"},
+		{"POST /commit", "commit"},
+	} {
+		msg := r.what + " is not supported yet"
+		mux.HandleFunc(r.pattern, func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, errdefs.NotImplemented("%s", msg))
+		})
+	}
 }
 
 // withFilters returns a handler that runs name with the filters
