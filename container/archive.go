@@ -259,7 +259,7 @@ func (s *Service) extract(ctx context.Context, v *fsView, req *ArchiveRequest, r
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		_, err := layertar.Extract(ctx, pr, host, layertar.Options{})
+		_, err := layertar.Extract(ctx, pr, host, layertar.Options{NoDiffID: true})
 		pr.CloseWithError(err)
 		done <- err
 	}()
