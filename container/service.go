@@ -209,7 +209,7 @@ func (s *Service) load(ctx context.Context) error {
 		s.containers[rec.ID] = c
 		s.names[rec.Name] = rec.ID
 	}
-	s.referenceVolumes()
+	s.referenceVolumes(ctx)
 	for _, c := range s.containers {
 		s.restore(ctx, c)
 	}

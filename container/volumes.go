@@ -499,8 +499,10 @@ func mountPointsView(rec *record) []container.MountPoint {
 }
 
 // referenceVolumes takes the references of the loaded containers on their
-// volumes (at start-up: the volume service keeps them in memory).
-func (s *Service) referenceVolumes() {
+// volumes (at start-up: the volume service keeps them in memory), and the
+// mounts of those that still run (a tmpfs volume stays mounted for them,
+// and goes when the last one ends).
+func (s *Service) referenceVolumes(ctx context.Context) {
 	if s.opts.Volumes == nil {
 		return
 	}
@@ -508,6 +510,7 @@ func (s *Service) referenceVolumes() {
 		c.mu.Lock()
 		mps := slices.Clone(c.rec.MountPoints)
 		id := c.rec.ID
+		running := c.rec.State.Running()
 		c.mu.Unlock()
 		for _, m := range mps {
 			if m.Type != mount.TypeVolume {
@@ -515,6 +518,12 @@ func (s *Service) referenceVolumes() {
 			}
 			if err := s.opts.Volumes.Reference(m.Name, id); err != nil {
 				s.log.Warn("a container's volume is missing", "container", id, "volume", m.Name, "error", err)
+				continue
+			}
+			if running {
+				if _, err := s.opts.Volumes.Mount(ctx, m.Name, id); err != nil {
+					s.log.Warn("cannot take a running container's volume mount again", "container", id, "volume", m.Name, "error", err)
+				}
 			}
 		}
 	}

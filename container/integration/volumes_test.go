@@ -348,3 +348,40 @@ func TestCtrctlVolumes(t *testing.T) {
 		t.Errorf("volumes left: %q", out)
 	}
 }
+
+// TestTmpfsVolumeAcrossDaemonCrash: a tmpfs volume mounted for a running
+// container stays (with its content) through a SIGKILL of the daemon, and
+// is unmounted when the container ends under the next daemon.
+func TestTmpfsVolumeAcrossDaemonCrash(t *testing.T) {
+	d := newDaemonProcess(t)
+	d.start()
+	must := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := d.ctrctl("", args...)
+		if code != 0 {
+			t.Fatalf("ctrctl %v: code %d: %s", args, code, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	must("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", "crashvol")
+	must("run", "-d", "--name", "tv", "-v", "crashvol:/t", "busybox", "sh", "-c", "echo in-tmpfs > /t/f; exec sleep 1000")
+	data := filepath.Join(d.env.Root, "volumes", "crashvol", "_data")
+	waitFor(t, "the file in the tmpfs volume", func() bool {
+		b, _ := os.ReadFile(filepath.Join(data, "f"))
+		return string(b) == "in-tmpfs\n"
+	})
+	d.kill9()
+	d.start()
+	if b, _ := os.ReadFile(filepath.Join(data, "f")); string(b) != "in-tmpfs\n" {
+		t.Errorf("the tmpfs volume after the crash: %q", b)
+	}
+	if _, _, code := d.ctrctl("", "volume", "rm", "crashvol"); code == 0 {
+		t.Error("volume rm of a volume in use after a crash worked")
+	}
+	must("rm", "-f", "tv")
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), " "+data+" ") {
+		t.Errorf("the tmpfs volume is still mounted after its container went")
+	}
+	must("volume", "rm", "crashvol")
+}
