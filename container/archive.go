@@ -338,6 +338,7 @@ func (s *Service) archiveDescriptors() []engine.Descriptor {
 		{Name: "container_archive", Help: "Write a path of a container as a tar stream: ID", Request: ArchiveRequest{}, Handler: s.jobArchive},
 		{Name: "container_extract", Help: "Unpack the tar stream on stdin into a folder of a container: ID", Request: ArchiveRequest{}, Mutates: true, Handler: s.jobExtract},
 		{Name: "container_export", Help: "Write a container's root file system as a tar stream: ID", Handler: s.jobExport},
+		{Name: "stats", Help: "Write a container's resource figures, one JSON object a line: ID", Request: StatsRequest{}, Interruptible: true, Handler: s.jobStats},
 		{Name: "containers_prune", Help: "Remove the containers that do not run (filters until, label, label!)", Request: PruneRequest{}, Reply: container.PruneReport{}, Mutates: true, Handler: s.jobPrune},
 		{Name: "container_changes", Help: "List what a container changed in its image's files (docker diff): ID", Reply: []container.FilesystemChange{}, Handler: s.jobChanges},
 	}

@@ -2,7 +2,10 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	osexec "os/exec"
 	"strings"
@@ -132,6 +135,44 @@ func TestDockerCompat(t *testing.T) {
 		}
 		if out, _, _ := d.docker("logs", "-f", "lgf"); out != "one\ntwo\n" {
 			t.Errorf("docker logs -f: %q", out)
+		}
+	})
+	t.Run("Stats", func(t *testing.T) {
+		if _, errOut, code := d.docker("run", "-d", "--name", "st", "-m", "64m", "busybox", "sh", "-c", "sleep 1000 & sleep 1000 & wait"); code != 0 {
+			t.Fatal(errOut)
+		}
+		out, errOut, code := d.docker("stats", "--no-stream", "--format", "{{.Name}}|{{.MemUsage}}|{{.PIDs}}|{{.CPUPerc}}", "st")
+		f := strings.Split(strings.TrimSpace(out), "|")
+		if code != 0 || len(f) != 4 || f[0] != "st" || !strings.HasSuffix(f[1], "/ 64MiB") || f[2] != "3" || !strings.HasSuffix(f[3], "%") {
+			t.Errorf("docker stats --no-stream: %q code %d: %s", out, code, errOut)
+		}
+		// Streamed: a sample a second, each with the one before.
+		ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+		defer cancel()
+		sock := strings.TrimPrefix(d.host, "unix://")
+		hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://ctr/containers/st/stats", nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		dec := json.NewDecoder(resp.Body)
+		n := 0
+		for {
+			var st container.StatsResponse
+			if err := dec.Decode(&st); err != nil {
+				break
+			}
+			n++
+			if st.CPUStats.CPUUsage.TotalUsage == 0 || st.PreCPUStats.SystemUsage == 0 || st.MemoryStats.Limit != 64<<20 || st.PidsStats.Current != 3 {
+				t.Errorf("a streamed sample: %+v", st)
+			}
+		}
+		if n < 2 {
+			t.Errorf("%d streamed samples in 2.5 s, want 2", n)
 		}
 	})
 	t.Run("NotFound127", func(t *testing.T) {
