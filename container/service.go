@@ -10,9 +10,19 @@
 // running while ctrd restarts; New re-attaches to them and records the
 // exits that happened meanwhile, then applies the restart policies.
 //
+// A container's mounts (-v, --mount, --tmpfs, --volumes-from and the
+// image's VOLUMEs) are resolved once, at create, into mount points kept in
+// its record (volumes.go): the volumes it names are made then and
+// referenced in the volume service; an empty new volume gets the image's
+// content at the first start (copy-up); anonymous ones go with the
+// container (rm -v, --rm). Files go in and out (docker cp, export, diff;
+// archive.go, changes.go) through the container's own view of its files,
+// every path resolved inside it.
+//
 // The service depends on small interfaces: an ImageSource to resolve an
-// image reference, the graph driver for the container's layer, the events
-// log, and the exec driver (through the monitors).
+// image reference, Volumes for the volumes, the graph driver for the
+// container's layer, the events log, and the exec driver (through the
+// monitors).
 package container
 
 import (
