@@ -209,7 +209,14 @@ func (s *server) handle(c *net.UnixConn) {
 	case OpState:
 		s.reply(c, Response{State: s.state()})
 	case OpStart:
-		s.reply(c, s.start())
+		resp, failed := s.start()
+		s.reply(c, resp)
+		if failed {
+			// Nothing runs: the monitor ends, now that the answer is
+			// sent (before, it could exit first, and the client read
+			// EOF instead of why the start failed).
+			s.finishFailed()
+		}
 	case OpWait:
 		s.wait(c)
 		return // the connection now belongs to the waiters
@@ -243,14 +250,15 @@ func (s *server) state() *State {
 	return st
 }
 
-// start starts the container, once.
-func (s *server) start() Response {
+// start starts the container, once; failed says the start failed and the
+// monitor must end once the answer is sent.
+func (s *server) start() (resp Response, failed bool) {
 	s.startMu.Lock()
 	defer s.startMu.Unlock()
 	s.mu.Lock()
 	if s.started {
 		s.mu.Unlock()
-		return errorResponse(errdefs.NotModified("container %s is already started", s.cfg.ID))
+		return errorResponse(errdefs.NotModified("container %s is already started", s.cfg.ID)), false
 	}
 	s.mu.Unlock()
 	defer func() {
@@ -264,14 +272,12 @@ func (s *server) start() Response {
 	s.stdinReadyOnce.Do(func() { close(s.stdinReady) })
 	if err != nil {
 		s.log.Info("start failed", "error", err)
-		// Nothing runs: the monitor ends once the answer is sent.
 		s.mu.Lock()
 		s.exit = &Exit{RunID: s.cfg.RunID, Code: 128, ExitedAt: time.Now().UTC(), Error: err.Error()}
 		s.mu.Unlock()
-		go s.finishFailed()
-		return errorResponse(err)
+		return errorResponse(err), true
 	}
-	return Response{Pid: pid}
+	return Response{Pid: pid}, false
 }
 
 // finishFailed ends a monitor whose start failed.

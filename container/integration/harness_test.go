@@ -32,6 +32,7 @@ import (
 	"example.org/ctr/drivers/graph/overlay"
 	"example.org/ctr/engine"
 	"example.org/ctr/events"
+	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/monitor"
 	"example.org/ctr/volume"
 )
@@ -305,7 +306,8 @@ func (d *daemon) removeAll() {
 		return
 	}
 	for _, c := range list {
-		if err := d.cl.ContainerRemove(ctx, c.ID, true); err != nil {
+		// A --rm container may go by itself meanwhile.
+		if err := d.cl.ContainerRemove(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
 			d.t.Errorf("cleanup: remove %s: %v", c.ID, err)
 		}
 	}
