@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"example.org/ctr/client"
+	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/internal/testenv"
 )
 
@@ -246,6 +248,44 @@ func TestCtrctlCp(t *testing.T) {
 	}
 	if out := must("diff", "cc"); !strings.Contains(out, "A /root/f.txt\n") || !strings.Contains(out, "C /root\n") {
 		t.Errorf("ctrctl diff:\n%s", out)
+	}
+	// The API's options: noOverwriteDirNonDir refuses a file over a
+	// folder (and leaves it), copyUIDGID gives the files to the
+	// container's user.
+	tarOne := func(name string, typ byte) *bytes.Buffer {
+		var b bytes.Buffer
+		tw := tar.NewWriter(&b)
+		hdr := &tar.Header{Name: name, Typeflag: typ, Mode: 0o644, Uid: 4242, Gid: 4242}
+		if typ == tar.TypeReg {
+			hdr.Size = 2
+		}
+		_ = tw.WriteHeader(hdr)
+		if typ == tar.TypeReg {
+			_, _ = tw.Write([]byte("x\n"))
+		}
+		_ = tw.Close()
+		return &b
+	}
+	ctx := context.Background()
+	err := d.cl.CopyToContainer(ctx, "cc", "/", tarOne("root", tar.TypeReg), client.CopyOptions{NoOverwriteDirNonDir: true})
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "cannot overwrite directory") {
+		t.Errorf("a file over a folder with noOverwriteDirNonDir: %v", err)
+	}
+	if out := must("exec", "cc", "stat", "-c", "%F", "/root"); out != "directory\n" {
+		t.Errorf("/root after the refused copy: %q", out)
+	}
+	if err := d.cl.CopyToContainer(ctx, "cc", "/tmp", tarOne("owned", tar.TypeReg), client.CopyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if out := must("exec", "cc", "stat", "-c", "%u:%g", "/tmp/owned"); out != "4242:4242\n" {
+		t.Errorf("owner kept from the archive: %q", out)
+	}
+	must("run", "-d", "--name", "cu", "--user", "1000:1000", "busybox", "sleep", "1000")
+	if err := d.cl.CopyToContainer(ctx, "cu", "/tmp", tarOne("mine", tar.TypeReg), client.CopyOptions{CopyUIDGID: true}); err != nil {
+		t.Fatal(err)
+	}
+	if out := must("exec", "cu", "stat", "-c", "%u:%g", "/tmp/mine"); out != "1000:1000\n" {
+		t.Errorf("owner with copyUIDGID: %q", out)
 	}
 	exp := filepath.Join(host, "e.tar")
 	must("export", "-o", exp, "cc")
