@@ -28,7 +28,8 @@ func NewJSONFile(info Info) (*Local, error) {
 	if info.Dir == "" || info.ContainerID == "" {
 		return nil, errdefs.InvalidArgument("json-file log driver: no container folder or id")
 	}
-	l := &Local{name: "json-file", path: JSONFilePath(info), maxSize: maxSize, maxFile: maxFile}
+	compress := info.Config["compress"] == "true"
+	l := &Local{name: "json-file", compress: compress, path: JSONFilePath(info), maxSize: maxSize, maxFile: maxFile}
 	if err := l.open(); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package logger
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,13 +72,59 @@ func TestJSONFile(t *testing.T) {
 			t.Errorf("Validate json-file %v: %v", bad, err)
 		}
 	}
-	if err := Validate("json-file", map[string]string{"compress": "true"}); errdefs.ClassOf(err) != errdefs.NotImplementedClass {
-		t.Errorf("compress=true: %v", err)
+	if err := Validate("json-file", map[string]string{"compress": "maybe"}); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("compress=maybe: %v", err)
 	}
 	if err := Validate("", nil); err != nil || DefaultDriver != "json-file" {
 		t.Errorf("the default driver: %s %v", DefaultDriver, err)
 	}
 	if err := Validate("syslog-ng", nil); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "no log driver named 'syslog-ng' is registered") {
 		t.Errorf("unknown driver: %v", err)
+	}
+}
+
+// TestJSONFileCompress: with compress=true the rotated files are gzipped
+// and still read back, oldest first.
+func TestJSONFileCompress(t *testing.T) {
+	dir := t.TempDir()
+	info := Info{ContainerID: "c0ffee", Dir: dir, Config: map[string]string{"max-size": "1k", "max-file": "3", "compress": "true"}}
+	d, err := New("json-file", info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := 0; i < 40; i++ {
+		line := fmt.Sprintf("line %02d %s\n", i, strings.Repeat("y", 20))
+		if err := d.Log(&Message{Stream: Stdout, Line: []byte(line), Time: t0.Add(time.Duration(i) * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "c0ffee-json.log,c0ffee-json.log.1.gz,c0ffee-json.log.2.gz" {
+		t.Fatalf("files: %v", names)
+	}
+	r, _ := NewReader("json-file", info)
+	var got []string
+	if err := r.ReadLogs(context.Background(), ReadConfig{Tail: -1}, func(m *Message) error {
+		got = append(got, string(m.Line[:7]))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 20 || got[len(got)-1] != "line 39" {
+		t.Fatalf("read back %d lines: %v", len(got), got)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Errorf("out of order: %v", got)
+			break
+		}
 	}
 }

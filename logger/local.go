@@ -3,6 +3,7 @@ package logger
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/docker/go-units"
@@ -69,13 +71,14 @@ func fileLimits(cfg map[string]string, defSize int64, defFile int) (maxSize int6
 // max-file files in all. Each line is one write(2), unbuffered, so a
 // reader sees it at once and a crash loses nothing written.
 type Local struct {
-	name    string
-	path    string
-	maxSize int64
-	maxFile int
-	f       *os.File
-	size    int64
-	buf     bytes.Buffer
+	name     string
+	compress bool // gzip the rotated files (json-file's compress)
+	path     string
+	maxSize  int64
+	maxFile  int
+	f        *os.File
+	size     int64
+	buf      bytes.Buffer
 }
 
 // NewLocal opens the local driver's file for info's container, appending.
@@ -140,14 +143,24 @@ func (l *Local) rotate() error {
 		}
 		return l.open()
 	}
+	suffix := ""
+	if l.compress {
+		suffix = ".gz"
+	}
+	_ = os.Remove(rotated(l.path, l.maxFile-1) + suffix)
 	for i := l.maxFile - 1; i > 1; i-- {
-		err := os.Rename(rotated(l.path, i-1), rotated(l.path, i))
+		err := os.Rename(rotated(l.path, i-1)+suffix, rotated(l.path, i)+suffix)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
 	if err := os.Rename(l.path, rotated(l.path, 1)); err != nil {
 		return err
+	}
+	if l.compress {
+		if err := gzipFile(rotated(l.path, 1)); err != nil {
+			return err
+		}
 	}
 	return l.open()
 }
@@ -173,12 +186,16 @@ func newFileReader(path string) *LocalReader { return &LocalReader{path: path} }
 // ReadLogs implements Reader. Lines that do not decode (a torn write
 // after a crash) are skipped.
 func (r *LocalReader) ReadLogs(ctx context.Context, cfg ReadConfig, send func(*Message) error) error {
-	// The rotated files, oldest first, then the current one.
+	// The rotated files (plain or gzipped), oldest first, then the
+	// current one.
 	var files []string
 	for i := 1; ; i++ {
 		p := rotated(r.path, i)
 		if _, err := os.Stat(p); err != nil {
-			break
+			if _, err := os.Stat(p + ".gz"); err != nil {
+				break
+			}
+			p += ".gz"
 		}
 		files = append([]string{p}, files...)
 	}
@@ -222,7 +239,16 @@ func (r *LocalReader) ReadLogs(ctx context.Context, cfg ReadConfig, send func(*M
 		if err != nil {
 			continue // rotated away meanwhile
 		}
-		err = readRecords(bufio.NewReader(f), keep)
+		var in io.Reader = f
+		if strings.HasSuffix(p, ".gz") {
+			zr, zerr := gzip.NewReader(f)
+			if zerr != nil {
+				f.Close()
+				continue // being written
+			}
+			in = zr
+		}
+		err = readRecords(bufio.NewReader(in), keep)
 		f.Close()
 		if errors.Is(err, errUntil) {
 			return flushTail()
@@ -364,4 +390,37 @@ func readRecordsPending(r *bufio.Reader, pending *[]byte, fn func(*Message) erro
 			return err
 		}
 	}
+}
+
+// gzipFile replaces p with p.gz, written whole before p goes.
+func gzipFile(p string) error {
+	in, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := p + ".gz.tmp"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		return err
+	}
+	zw := gzip.NewWriter(out)
+	if _, err := io.Copy(zw, in); err != nil {
+		out.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		out.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := out.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, p+".gz"); err != nil {
+		return err
+	}
+	return os.Remove(p)
 }

@@ -10,7 +10,8 @@
 //
 //	json-file the default, Docker's: one JSON object a line ({"log":…,
 //	          "stream":…,"time":…}) in the container's folder, ID-json.log,
-//	          rotated by size (max-size, unlimited by default; max-file, 1);
+//	          rotated by size (max-size, unlimited by default; max-file, 1;
+//	          compress gzips the rotated files);
 //	          readable, followable
 //	local     the same format in container.log, rotated by default
 //	          (max-size 20m, max-file 5)
@@ -172,8 +173,8 @@ func Validate(name string, config map[string]string) error {
 		if _, _, err := jsonFileLimits(config); err != nil {
 			return err
 		}
-		if v, ok := config["compress"]; ok && v != "false" {
-			return errdefs.NotImplemented("log opt compress=%s of the json-file driver is not supported yet", v)
+		if v, ok := config["compress"]; ok && v != "false" && v != "true" {
+			return errdefs.InvalidArgument("invalid log opt compress %q: want true or false", v)
 		}
 	}
 	return nil
