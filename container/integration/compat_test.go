@@ -100,7 +100,7 @@ func TestDockerCompat(t *testing.T) {
 		}
 	})
 	t.Run("JSONFileLogs", func(t *testing.T) {
-		if _, errOut, code := d.docker("run", "--name", "lg", "busybox", "sh", "-c", "echo a; echo b >&2; echo c"); code != 0 {
+		if _, errOut, code := d.docker("run", "--name", "lg", "busybox", "sh", "-c", "echo a; echo b >&2; sleep 0.2; echo c"); code != 0 {
 			t.Fatal(errOut)
 		}
 		out, _, _ := d.docker("inspect", "--format", "{{.HostConfig.LogConfig.Type}} {{.LogPath}}", "lg")
