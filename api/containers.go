@@ -517,11 +517,9 @@ func (s *Server) execStart(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	res, _ := inspect.Result()
-	b, _ := json.Marshal(res)
-	var ei container.ExecInspectResponse
-	_ = json.Unmarshal(b, &ei)
-	tty := ei.ProcessConfig != nil && ei.ProcessConfig.Tty
+	// The start request decides the framing, as Docker's: an exec made
+	// with a terminal but started without Tty gets multiplexed output.
+	tty := req.Tty
 	job := s.newJob(r, "exec_start", id)
 	if req.Detach {
 		job.Env.Set("detach", "true")

@@ -144,33 +144,14 @@ func (s *Server) imagesSaveMany(w http.ResponseWriter, r *http.Request) {
 
 // save streams the "save" job's archive.
 func (s *Server) save(w http.ResponseWriter, r *http.Request, names []string) {
-	job := s.newJob(r, "save", names...)
-	w.Header().Set("Content-Type", "application/x-tar")
-	sw := &streamWriter{w: w}
-	_ = job.Stdout.Add(sw)
-	err := job.Run(r.Context())
-	if err == nil {
-		if !sw.started.Load() {
-			w.WriteHeader(http.StatusOK)
-		}
-		return
-	}
-	if !sw.started.Load() {
-		w.Header().Del("Content-Type")
-		writeError(w, err)
-		return
-	}
-	// The archive is cut: the client's tar reader sees it. Closing the
-	// connection makes sure it does not take the cut for the end.
-	s.log.Warn("save failed after the archive began", "error", err)
-	panic(http.ErrAbortHandler)
+	s.streamTar(w, r, s.newJob(r, "save", names...))
 }
 
 func (s *Server) imagesLoad(w http.ResponseWriter, r *http.Request) {
 	job := s.newJob(r, "load")
 	boolQuery(job, r, "quiet")
 	_ = job.Stdin.Add(r.Body)
-	s.streamMessages(w, r, job)
+	s.streamMessagesAs(w, r, job, true)
 }
 
 // imagesCreate is import (fromSrc=-, the tar in the body) or, with
@@ -211,6 +192,14 @@ func (s *Server) imagesCreate(w http.ResponseWriter, r *http.Request) {
 // streams them. An error before the first message is an error reply;
 // after it, an error message ends the stream, as Docker does.
 func (s *Server) streamMessages(w http.ResponseWriter, r *http.Request, job *engine.Job) {
+	s.streamMessagesAs(w, r, job, false)
+}
+
+// streamMessagesAs is streamMessages; with errorsInStream even an error
+// before the first message is a 200 reply whose stream carries it, as
+// Docker answers a load of a bad archive (the docker CLI prints it and
+// exits 1).
+func (s *Server) streamMessagesAs(w http.ResponseWriter, r *http.Request, job *engine.Job, errorsInStream bool) {
 	// A load or import reports progress while it still reads the request
 	// body; without full duplex, net/http closes the body at the first
 	// write of the reply.
@@ -232,6 +221,12 @@ func (s *Server) streamMessages(w http.ResponseWriter, r *http.Request, job *eng
 	case err == nil:
 	case !sw.started.Load():
 		if ctx := r.Context(); ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return
+		}
+		if errorsInStream {
+			b, _ := json.Marshal(errorMessage{Error: err.Error(), Detail: errorDetail{Message: err.Error()}})
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(append(b, '\n'))
 			return
 		}
 		writeError(w, err)

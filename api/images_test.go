@@ -132,8 +132,8 @@ func TestImageRoutes(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &ins); err != nil || ins.Config.Cmd[0] != "/hello" || ins.Config.Env[0] != "A=b" {
 		t.Errorf("imported config: %s", rec.Body)
 	}
-	// A broken archive: an error reply before anything was streamed.
-	if rec = doImage(t, h, "POST", "/images/load", []byte("garbage")); rec.Code != 400 {
+	// A broken archive: 200, and the error in the stream, as Docker.
+	if rec = doImage(t, h, "POST", "/images/load", []byte("garbage")); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"errorDetail":{"message":`) {
 		t.Errorf("bad load: %d %s", rec.Code, rec.Body)
 	}
 	if rec = doImage(t, h, "POST", "/images/create?fromImage=busybox", nil); rec.Code != 501 {
@@ -198,6 +198,13 @@ func TestDockerCLIImages(t *testing.T) {
 	}
 	if out := must(nil, "rmi", "-f", "busybox", "example.org/team/app:v1"); !strings.Contains(out, "Deleted: sha256:") {
 		t.Errorf("docker rmi -f:\n%s", out)
+	}
+	garbage := filepath.Join(dir, "garbage.tar")
+	if err := os.WriteFile(garbage, []byte("not a tar at all"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := dockerRun(t, host, nil, "load", "-i", garbage); err == nil || strings.Contains(out, "Error response from daemon") || out == "" {
+		t.Errorf("docker load of a bad archive: %v\n%s", err, out)
 	}
 	if out := must(nil, "load", "-i", saved); !strings.Contains(out, "Loaded image: mine:1") {
 		t.Errorf("docker load of a saved archive:\n%s", out)

@@ -34,6 +34,9 @@ func (s *Server) routes() http.Handler {
 	s.registryRoutes(mux)
 	s.containerRoutes(mux)
 	s.networkRoutes(mux)
+	s.volumeRoutes(mux)
+	s.archiveRoutes(mux)
+	s.pruneRoutes(mux)
 	return s.logRequests(s.commonHeaders(stripVersion(jsonMisses(mux))))
 }
 

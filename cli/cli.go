@@ -137,6 +137,9 @@ func newRoot() *cobra.Command {
 	)
 	addContainerCommands(root, g)
 	root.AddCommand(imageCmds(g)...)
+	root.AddCommand(newVolumeCmd(g))
+	root.AddCommand(fileCmds(g)...)
+	root.AddCommand(newContainerCmd(g), newSystemCmd(g))
 	wrapRunErrors(root)
 	return root
 }

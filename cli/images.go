@@ -24,7 +24,7 @@ func newImageCmd(g *globals) *cobra.Command {
 	ls.Use, ls.Aliases = "ls [OPTIONS] [REPOSITORY[:TAG]]", []string{"list"}
 	rm := newRmiCmd(g)
 	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
-	cmd.AddCommand(ls, rm, newImageInspectCmd(g), newTagCmd(g), newLoadCmd(g), newImportCmd(g), newSaveCmd(g), newHistoryCmd(g), newPullCmd(g), newPushCmd(g))
+	cmd.AddCommand(ls, rm, newImageInspectCmd(g), newTagCmd(g), newLoadCmd(g), newImportCmd(g), newSaveCmd(g), newHistoryCmd(g), newPullCmd(g), newPushCmd(g), newImagePruneCmd(g))
 	return cmd
 }
 

@@ -175,7 +175,7 @@ func newRmCmd(g *globals) *cobra.Command {
 			}
 			defer c.Close()
 			return eachContainer(cmd, args, func(ctx context.Context, id string) error {
-				err := c.ContainerRemove(ctx, id, force)
+				err := c.ContainerRemoveWith(ctx, id, client.RemoveOptions{Force: force, Volumes: volumes})
 				if force && errdefs.IsNotFound(err) {
 					return nil
 				}
@@ -184,7 +184,7 @@ func newRmCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of a running container (uses SIGKILL)")
-	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "Remove anonymous volumes (ctr has none)")
+	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "Remove the container's anonymous volumes")
 	return cmd
 }
 

@@ -38,6 +38,7 @@ type createFlags struct {
 	ip, ip6, mac, pid, uts, ipc         string
 	// netcfg is what build makes of the networking flags.
 	netcfg *network.NetworkingConfig
+	mounts mountFlags
 }
 
 func addCreateFlags(cmd *cobra.Command, f *createFlags) {
@@ -46,7 +47,7 @@ func addCreateFlags(cmd *cobra.Command, f *createFlags) {
 	fl.Bool("help", false, "help for "+cmd.Name())
 	fl.StringVar(&f.name, "name", "", "Assign a name to the container")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "Set environment variables (KEY=value, or KEY to take it from here)")
-	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "Bind mount a host folder: /host/path:/container/path[:ro]")
+	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "Bind mount a volume or a host folder: NAME:/path, /host/path:/path, /path (anonymous)[:ro,nocopy,…]")
 	fl.StringVarP(&f.workdir, "workdir", "w", "", "Working directory inside the container")
 	fl.StringVarP(&f.user, "user", "u", "", "Username or UID (format: <name|uid>[:<group|gid>])")
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "Overwrite the default ENTRYPOINT of the image")
@@ -62,7 +63,7 @@ func addCreateFlags(cmd *cobra.Command, f *createFlags) {
 	fl.StringArrayVar(&f.capAdd, "cap-add", nil, "Add Linux capabilities")
 	fl.StringArrayVar(&f.capDrop, "cap-drop", nil, "Drop Linux capabilities")
 	fl.BoolVar(&f.privileged, "privileged", false, "Give extended privileges to this container")
-	fl.StringVar(&f.logDriver, "log-driver", "", "Logging driver: local, journald or none")
+	fl.StringVar(&f.logDriver, "log-driver", "", "Logging driver: json-file (the default), local, journald or none")
 	fl.StringArrayVar(&f.logOpts, "log-opt", nil, "Log driver options (KEY=VALUE)")
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "Set metadata on a container (KEY=VALUE)")
 	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "Mount a tmpfs folder: /path[:options]")
@@ -91,6 +92,7 @@ func addCreateFlags(cmd *cobra.Command, f *createFlags) {
 	fl.StringVar(&f.detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
 	fl.StringVar(&f.pull, "pull", "missing", `Pull image before running ("always", "missing", "never")`)
 	fl.StringVar(&f.platform, "platform", "", "Platform to pull the image for, if it is pulled (os[/arch[/variant]])")
+	f.mounts.add(fl)
 }
 
 // ParseRestartPolicy reads --restart: "no", "always", "unless-stopped",
@@ -231,6 +233,9 @@ func (f *createFlags) build(cmd *cobra.Command, args []string, attach bool) (*co
 			return nil, nil, usagef(cmd, "invalid argument %q for \"--ulimit\" flag: %v", u, err)
 		}
 		hc.Ulimits = append(hc.Ulimits, ul)
+	}
+	if err := f.mounts.apply(cmd, hc); err != nil {
+		return nil, nil, err
 	}
 	if err := f.buildNetworking(cmd, cfg, hc); err != nil {
 		return nil, nil, err

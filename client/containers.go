@@ -115,9 +115,25 @@ func (c *Client) ContainerKill(ctx context.Context, id, signal string) error {
 
 // ContainerRemove removes a container; force kills a running one first.
 func (c *Client) ContainerRemove(ctx context.Context, id string, force bool) error {
+	return c.ContainerRemoveWith(ctx, id, RemoveOptions{Force: force})
+}
+
+// RemoveOptions are the options of a container's removal.
+type RemoveOptions struct {
+	// Force kills a running container first.
+	Force bool
+	// Volumes removes the container's anonymous volumes too.
+	Volumes bool
+}
+
+// ContainerRemoveWith removes a container with opts.
+func (c *Client) ContainerRemoveWith(ctx context.Context, id string, opts RemoveOptions) error {
 	q := url.Values{}
-	if force {
+	if opts.Force {
 		q.Set("force", "1")
+	}
+	if opts.Volumes {
+		q.Set("v", "1")
 	}
 	return c.doJSON(ctx, http.MethodDelete, containerPath(id, ""), q, nil, nil)
 }

@@ -57,7 +57,6 @@ func validateHostConfig(hc *container.HostConfig) error {
 		ok   bool
 	}{
 		{"--userns", hc.UsernsMode == "" || hc.UsernsMode == "host"},
-		{"--volumes-from", len(hc.VolumesFrom) == 0},
 		{"--device", len(hc.Devices) == 0},
 	} {
 		if !m.ok {
@@ -70,10 +69,8 @@ func validateHostConfig(hc *container.HostConfig) error {
 	if err := logger.Validate(hc.LogConfig.Type, hc.LogConfig.Config); err != nil {
 		return err
 	}
-	for _, b := range hc.Binds {
-		if _, err := parseBind(b); err != nil {
-			return err
-		}
+	if err := validateMounts(hc); err != nil {
+		return err
 	}
 	for _, u := range hc.Ulimits {
 		if _, ok := exec.RlimitNumber(u.Name); !ok {
@@ -120,6 +117,12 @@ func (s *Service) create(ctx context.Context, name string, cfg *container.Config
 	}
 	if err := validateConfig(cfg); err != nil {
 		return "", nil, err
+	}
+	if hc.LogConfig.Type == "" && s.opts.LogConfig.Type != "" {
+		hc.LogConfig.Type = s.opts.LogConfig.Type
+		if hc.LogConfig.Config == nil {
+			hc.LogConfig.Config = s.opts.LogConfig.Config
+		}
 	}
 	if err := validateHostConfig(hc); err != nil {
 		return "", nil, err
@@ -208,6 +211,27 @@ func (s *Service) create(ctx context.Context, name string, cfg *container.Config
 		_ = os.RemoveAll(c.dir)
 		release()
 		return "", nil, err
+	}
+	// The container's VOLUMEs (docker run -v /path) and the image's.
+	vols := map[string]struct{}{}
+	for v := range img.Config.Volumes {
+		vols[v] = struct{}{}
+	}
+	for v := range cfg.Volumes {
+		vols[v] = struct{}{}
+	}
+	mps, undoMounts, err := s.resolveMounts(ctx, id, hc, vols)
+	if err != nil {
+		return fail(err)
+	}
+	c.rec.MountPoints = mps
+	if mps == nil {
+		c.rec.MountPoints = []mountPoint{}
+	}
+	failMounts := fail
+	fail = func(err error) (string, []string, error) {
+		undoMounts()
+		return failMounts(err)
 	}
 	if err := s.opts.Graph.Create(ctx, id, img.TopLayer); err != nil {
 		return fail(fmt.Errorf("create the container's layer: %w", err))

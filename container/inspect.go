@@ -14,38 +14,12 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/storage"
 
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/internal/filters"
 	"example.org/ctr/logger"
 )
-
-// mountPoints lists the container's binds and tmpfs mounts as Docker shows
-// them.
-func mountPoints(hc *container.HostConfig) []container.MountPoint {
-	out := []container.MountPoint{}
-	for _, b := range hc.Binds {
-		m, err := parseBind(b)
-		if err != nil {
-			continue
-		}
-		rw := !slices.Contains(m.Options, "ro")
-		mode := ""
-		if parts := strings.Split(b, ":"); len(parts) == 3 {
-			mode = parts[2]
-		}
-		out = append(out, container.MountPoint{Type: mount.TypeBind, Source: m.Source, Destination: m.Destination, Mode: mode, RW: rw, Propagation: mount.PropagationRPrivate})
-	}
-	for _, m := range hc.Mounts {
-		out = append(out, container.MountPoint{Type: m.Type, Source: m.Source, Destination: m.Target, RW: !m.ReadOnly})
-	}
-	for dst := range hc.Tmpfs {
-		out = append(out, container.MountPoint{Type: mount.TypeTmpfs, Destination: dst, RW: true})
-	}
-	return out
-}
 
 // inspect returns the container in the Docker API's shape.
 func (s *Service) inspect(ctx context.Context, c *ctr, size bool) container.InspectResponse {
@@ -59,8 +33,11 @@ func (s *Service) inspect(ctx context.Context, c *ctr, size bool) container.Insp
 	c.mu.Unlock()
 	sort.Strings(execIDs)
 	logPath := ""
-	if rec.logDriver() == "local" {
+	switch rec.logDriver() {
+	case "local":
 		logPath = filepath.Join(c.dir, logger.LocalFile)
+	case "json-file":
+		logPath = logger.JSONFilePath(logger.Info{ContainerID: rec.ID, Dir: c.dir})
 	}
 	st := rec.State.api()
 	r := container.InspectResponse{
@@ -79,8 +56,8 @@ func (s *Service) inspect(ctx context.Context, c *ctr, size bool) container.Insp
 		Driver:          rec.Driver,
 		Platform:        "linux",
 		ExecIDs:         execIDs,
-		HostConfig:      rec.HostConfig,
-		Mounts:          mountPoints(rec.HostConfig),
+		HostConfig:      inspectHostConfig(rec.HostConfig),
+		Mounts:          mountPointsView(&rec),
 		Config:          rec.Config,
 		NetworkSettings: s.networkSettings(&rec),
 	}
@@ -123,7 +100,7 @@ func (s *Service) summary(ctx context.Context, c *ctr, size bool, now time.Time)
 		Labels:  rec.Config.Labels,
 		State:   rec.State.Status,
 		Status:  rec.State.Summary(now),
-		Mounts:  mountPoints(rec.HostConfig),
+		Mounts:  mountPointsView(&rec),
 	}
 	if sum.Labels == nil {
 		sum.Labels = map[string]string{}

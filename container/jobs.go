@@ -245,20 +245,28 @@ func (s *Service) jobWait(ctx context.Context, job *engine.Job) error {
 		c.mu.Lock()
 		st := c.rec.State
 		done := false
+		exited := c.exits > exits0
+		code, msg := st.ExitCode, st.Error
+		if exited {
+			// The exit that ended the wait, even if a restart policy has
+			// started the container again since (Docker returns at the
+			// first exit).
+			code, msg = c.lastCode, c.lastError
+		}
 		switch cond {
 		case container.WaitConditionNotRunning:
-			done = c.removed || (!st.Running() && st.Status != container.StateRestarting)
+			done = c.removed || exited || (!st.Running() && st.Status != container.StateRestarting)
 		case container.WaitConditionNextExit:
-			done = c.removed || c.exits > exits0
+			done = c.removed || exited
 		case container.WaitConditionRemoved:
 			done = c.removed
 		}
 		ch := c.changed
 		c.mu.Unlock()
 		if done {
-			resp := container.WaitResponse{StatusCode: int64(st.ExitCode)}
-			if st.Error != "" {
-				resp.Error = &container.WaitExitError{Message: st.Error}
+			resp := container.WaitResponse{StatusCode: int64(code)}
+			if msg != "" {
+				resp.Error = &container.WaitExitError{Message: msg}
 			}
 			job.Reply(resp)
 			return nil
@@ -286,7 +294,7 @@ func (s *Service) jobDelete(ctx context.Context, job *engine.Job) error {
 	if err != nil {
 		return err
 	}
-	return s.remove(ctx, c, req.Force, false)
+	return s.remove(ctx, c, req.Force, false, req.Volumes)
 }
 
 func (s *Service) jobList(ctx context.Context, job *engine.Job) error {

@@ -41,6 +41,9 @@ type record struct {
 	// RestartCount counts the restarts by the policy since the last
 	// start by a user.
 	RestartCount int `json:"RestartCount"`
+	// MountPoints are the container's mounts, resolved at create
+	// (volumes.go); nil in a record older than them.
+	MountPoints []mountPoint `json:"MountPoints,omitempty"`
 }
 
 // ctr is a container as the service holds it: the record and what only
@@ -66,8 +69,10 @@ type ctr struct {
 	restartTimer *time.Timer
 	backoff      time.Duration
 	// exits counts the runs that ended since ctrd started, for wait's
-	// next-exit.
-	exits uint64
+	// next-exit; lastCode and lastError are the last one's.
+	exits     uint64
+	lastCode  int
+	lastError string
 	// execs are the container's exec instances.
 	execs map[string]*execConfig
 }

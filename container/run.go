@@ -80,11 +80,15 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 	if err != nil {
 		return s.startFailed(c, fmt.Errorf("mount the container's root file system: %w", err), "")
 	}
+	mounts, err := s.mountVolumes(octx, c, &rec, rootfs)
+	if err != nil {
+		return s.startFailed(c, err, rootfs)
+	}
 	sb, err := s.attachNetwork(octx, &rec)
 	if err != nil {
 		return s.startFailed(c, err, rootfs)
 	}
-	spec, err := s.buildSpec(&rec, c.dir, rootfs, sb)
+	spec, err := s.buildSpec(&rec, c.dir, rootfs, mounts, sb)
 	if err != nil {
 		return s.startFailed(c, err, rootfs)
 	}
@@ -168,6 +172,7 @@ func (s *Service) startFailed(c *ctr, err error, rootfs string) error {
 			s.log.Warn("unmount after a failed start", "container", c.rec.ID, "error", uerr)
 		}
 	}
+	s.unmountVolumes(ctx, &c.rec)
 	c.rec.State.setStartFailed(code, err.Error(), time.Now().UTC())
 	_ = c.save()
 	// Attaches waiting for this start give up.
@@ -248,6 +253,7 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 	ran := exit.ExitedAt.Sub(st.StartedAt)
 	c.exits++
 	st.setExited(exit.Code, exit.OOMKilled, exit.ExitedAt, exit.Error)
+	c.lastCode, c.lastError = st.ExitCode, st.Error
 	c.mon, c.waiter = nil, nil
 	// Unmount even when this ctrd did not mount it: an exit recorded at
 	// restore releases the mount an earlier ctrd left.
@@ -255,6 +261,7 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 	if err := s.opts.Graph.Unmount(ctx, c.rec.LayerID); err != nil && !errdefs.IsNotFound(err) {
 		s.log.Warn("unmount after exit", "container", c.rec.ID, "error", err)
 	}
+	s.unmountVolumes(ctx, &c.rec)
 	cancel()
 	c.rootfs = ""
 	s.detachNetwork(c.rec.ID)
@@ -291,7 +298,7 @@ func (s *Service) autoRemove(c *ctr) {
 	go func() {
 		defer s.wg.Done()
 		defer s.background.Add(-1)
-		if err := s.remove(context.Background(), c, false, true); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+		if err := s.remove(context.Background(), c, false, true, true); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
 			s.log.Warn("auto-remove failed", "container", c.rec.ID, "error", err)
 		}
 	}()
@@ -468,8 +475,16 @@ func (s *Service) kill(ctx context.Context, c *ctr, sig syscall.Signal) error {
 	if errdefs.IsConflict(err) {
 		return errdefs.Conflict("cannot kill container: %s: container %s is not running", c.rec.ID, c.rec.ID)
 	}
+	if err == nil && sig == syscall.SIGKILL {
+		// As Docker: after a SIGKILL the reply waits for the exit, so that
+		// inspect says exited and rm goes through right away.
+		waitNotRunning(ctx, c, killWait)
+	}
 	return err
 }
+
+// killWait bounds kill's wait for the exit after a SIGKILL.
+const killWait = 10 * time.Second
 
 // restart stops (if running) and starts a container.
 func (s *Service) restart(ctx context.Context, c *ctr, timeout *int) error {
@@ -540,7 +555,7 @@ func (s *Service) unpause(ctx context.Context, c *ctr) error {
 
 // remove deletes a container; a running one only with force (it is
 // killed). auto is set for --rm's removal.
-func (s *Service) remove(ctx context.Context, c *ctr, force, auto bool) error {
+func (s *Service) remove(ctx context.Context, c *ctr, force, auto, volumes bool) error {
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
@@ -607,6 +622,7 @@ func (s *Service) remove(ctx context.Context, c *ctr, force, auto bool) error {
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("cannot remove container %s: %w", c.name(), err)
 	}
+	s.releaseVolumes(cctx, &c.rec, volumes)
 	s.mu.Lock()
 	delete(s.containers, c.rec.ID)
 	if s.names[c.rec.Name] == c.rec.ID {

@@ -13,9 +13,19 @@
 // then re-attaches to the running containers and records the exits that
 // happened meanwhile, then applies the restart policies.
 //
+// A container's mounts (-v, --mount, --tmpfs, --volumes-from and the
+// image's VOLUMEs) are resolved once, at create, into mount points kept in
+// its record (volumes.go): the volumes it names are made then and
+// referenced in the volume service; an empty new volume gets the image's
+// content at the first start (copy-up); anonymous ones go with the
+// container (rm -v, --rm). Files go in and out (docker cp, export, diff;
+// archive.go, changes.go) through the container's own view of its files,
+// every path resolved inside it.
+//
 // The service depends on small interfaces: an ImageSource to resolve an
-// image reference, the graph driver for the container's layer, the events
-// log, and the exec driver (through the monitors).
+// image reference, Volumes for the volumes, the graph driver for the
+// container's layer, the events log, and the exec driver (through the
+// monitors).
 //
 // # Lock order
 //
@@ -115,6 +125,8 @@ type Options struct {
 	Graph graph.Driver
 	// Images resolves image references.
 	Images ImageSource
+	// Volumes keeps the volumes; nil refuses every volume mount.
+	Volumes Volumes
 	// Events is the events log the service publishes to.
 	Events EventSink
 	// Networks is the network service; nil gives bridge-mode containers
@@ -122,6 +134,10 @@ type Options struct {
 	Networks Networks
 	// DNS and DNSSearch are the daemon's --dns and --dns-search.
 	DNS, DNSSearch []string
+	// LogConfig is the log driver (and options) of containers that name
+	// none: daemon.json's log-driver and log-opts; an empty Type is
+	// logger.DefaultDriver.
+	LogConfig container.LogConfig
 	// Log is the service's logger; nil discards.
 	Log *slog.Logger
 }
@@ -238,6 +254,7 @@ func (s *Service) load(ctx context.Context) error {
 		s.names[rec.Name] = rec.ID
 	}
 	s.reconcile(ctx)
+	s.referenceVolumes(ctx)
 	for _, c := range s.containers {
 		s.restore(ctx, c)
 	}
@@ -257,7 +274,7 @@ func (s *Service) restore(ctx context.Context, c *ctr) {
 		go func() {
 			defer s.wg.Done()
 			defer s.background.Add(-1)
-			if err := s.remove(context.Background(), c, true, false); err != nil {
+			if err := s.remove(context.Background(), c, true, false, c.rec.HostConfig.AutoRemove); err != nil {
 				s.log.Warn("cannot finish removing a container", "container", c.rec.ID, "error", err)
 			}
 		}()
@@ -578,7 +595,7 @@ const BootMarker = "restart-at-boot"
 
 // Install registers the container jobs on eng.
 func (s *Service) Install(eng *engine.Engine) error {
-	for _, d := range s.descriptors() {
+	for _, d := range append(s.descriptors(), s.archiveDescriptors()...) {
 		if err := eng.Register(d); err != nil {
 			return err
 		}

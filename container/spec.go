@@ -15,7 +15,6 @@ import (
 	"syscall"
 
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/mount"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
@@ -155,10 +154,11 @@ func noNewPrivileges(hc *container.HostConfig) bool {
 }
 
 // buildSpec turns a container's record into the exec driver's spec, for
-// the root file system mounted at rootfs. It writes the container's
-// hostname, hosts and resolv.conf files. sb is the container's network
-// stack (nil when it has none of its own).
-func (s *Service) buildSpec(rec *record, dir, rootfs string, sb *network.Sandbox) (*exec.Spec, error) {
+// the root file system mounted at rootfs and the user's mounts (binds,
+// volumes, tmpfs: mountVolumes). It writes the container's hostname,
+// hosts and resolv.conf files. sb is the container's network stack (nil
+// when it has none of its own).
+func (s *Service) buildSpec(rec *record, dir, rootfs string, mounts []exec.Mount, sb *network.Sandbox) (*exec.Spec, error) {
 	cfg, hc := rec.Config, rec.HostConfig
 	args := append(slices.Clone([]string(cfg.Entrypoint)), cfg.Cmd...)
 	if len(args) == 0 {
@@ -244,10 +244,6 @@ func (s *Service) buildSpec(rec *record, dir, rootfs string, sb *network.Sandbox
 	if err := s.writeNetworkFiles(rec, dir, hostname, sb, linkHosts(links)); err != nil {
 		return nil, err
 	}
-	mounts, err := userMounts(hc)
-	if err != nil {
-		return nil, err
-	}
 	for _, f := range []struct{ name, dst string }{{hostsFile, "/etc/hosts"}, {resolvFile, "/etc/resolv.conf"}} {
 		if coversPath(mounts, f.dst) {
 			continue
@@ -299,98 +295,6 @@ func resources(hc *container.HostConfig) *exec.Resources {
 		return nil
 	}
 	return r
-}
-
-// userMounts turns -v binds, --mount and --tmpfs into mounts.
-func userMounts(hc *container.HostConfig) ([]exec.Mount, error) {
-	var out []exec.Mount
-	for _, b := range hc.Binds {
-		m, err := parseBind(b)
-		if err != nil {
-			return nil, err
-		}
-		// docker -v makes a missing host folder, as Docker does.
-		if _, err := os.Stat(m.Source); os.IsNotExist(err) {
-			if err := os.MkdirAll(m.Source, 0o755); err != nil {
-				return nil, errdefs.InvalidArgument("bind source %s: %v", m.Source, err)
-			}
-		}
-		out = append(out, m)
-	}
-	for _, m := range hc.Mounts {
-		switch m.Type {
-		case mount.TypeBind:
-			if !path.IsAbs(m.Source) {
-				return nil, errdefs.InvalidArgument("invalid mount config for type \"bind\": invalid mount path: '%s' mount path must be absolute", m.Source)
-			}
-			if _, err := os.Stat(m.Source); err != nil {
-				return nil, errdefs.InvalidArgument("invalid mount config for type \"bind\": bind source path does not exist: %s", m.Source)
-			}
-			opts := []string{"rbind"}
-			if m.ReadOnly {
-				opts = append(opts, "ro")
-			}
-			out = append(out, exec.Mount{Destination: m.Target, Type: "bind", Source: m.Source, Options: opts})
-		case mount.TypeTmpfs:
-			opts := []string{"nosuid", "nodev", "noexec"}
-			if m.TmpfsOptions != nil {
-				if m.TmpfsOptions.SizeBytes > 0 {
-					opts = append(opts, "size="+strconv.FormatInt(m.TmpfsOptions.SizeBytes, 10))
-				}
-				if m.TmpfsOptions.Mode != 0 {
-					opts = append(opts, fmt.Sprintf("mode=%o", m.TmpfsOptions.Mode.Perm()))
-				}
-			}
-			out = append(out, exec.Mount{Destination: m.Target, Type: "tmpfs", Source: "tmpfs", Options: opts})
-		default:
-			return nil, errdefs.NotImplemented("mount type %q is not supported", m.Type)
-		}
-	}
-	for dst, o := range hc.Tmpfs {
-		opts := []string{"nosuid", "nodev", "noexec"}
-		if o != "" {
-			opts = strings.Split(o, ",")
-		}
-		out = append(out, exec.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: opts})
-	}
-	for _, m := range out {
-		if !path.IsAbs(m.Destination) {
-			return nil, errdefs.InvalidArgument("invalid mount config: mount path must be absolute: %s", m.Destination)
-		}
-	}
-	return out, nil
-}
-
-// parseBind reads "SRC:DST[:OPTIONS]" (docker -v); options are ro, rw,
-// z/Z (ignored: no SELinux) and propagation modes.
-func parseBind(b string) (exec.Mount, error) {
-	parts := strings.Split(b, ":")
-	if len(parts) < 2 || len(parts) > 3 {
-		return exec.Mount{}, errdefs.InvalidArgument("invalid volume specification: '%s'", b)
-	}
-	src, dst := parts[0], parts[1]
-	if !path.IsAbs(src) {
-		return exec.Mount{}, errdefs.NotImplemented("invalid volume specification: '%s': named volumes are not supported, give an absolute host path", b)
-	}
-	if !path.IsAbs(dst) {
-		return exec.Mount{}, errdefs.InvalidArgument("invalid volume specification: '%s': invalid mount config: mount path must be absolute", b)
-	}
-	opts := []string{"rbind"}
-	if len(parts) == 3 {
-		for _, o := range strings.Split(parts[2], ",") {
-			switch o {
-			case "ro", "rw":
-				opts = append(opts, o)
-			case "z", "Z", "":
-			case "private", "rprivate", "shared", "rshared", "slave", "rslave":
-				opts = append(opts, o)
-			case "nocopy":
-			default:
-				return exec.Mount{}, errdefs.InvalidArgument("invalid volume specification: '%s': invalid mode: %s", b, o)
-			}
-		}
-	}
-	return exec.Mount{Destination: path.Clean(dst), Type: "bind", Source: filepath.Clean(src), Options: opts}, nil
 }
 
 // writeNetworkFiles writes the container's hostname, hosts and

@@ -246,13 +246,28 @@ func TestMergeImage(t *testing.T) {
 }
 
 func TestParseBindAndSignal(t *testing.T) {
-	m, err := parseBind("/host/dir:/data:ro")
-	if err != nil || m.Source != "/host/dir" || m.Destination != "/data" || strings.Join(m.Options, ",") != "rbind,ro" {
+	m, err := parseBindSpec("/host/dir:/data:ro")
+	if err != nil || m.Source != "/host/dir" || m.Destination != "/data" || m.RW || m.Type != "bind" || m.Propagation != "rprivate" {
 		t.Errorf("bind %+v %v", m, err)
 	}
-	for _, bad := range []string{"/a", "rel:/b", "/a:rel", "/a:/b:bogus", "/a:/b:ro:x"} {
-		if _, err := parseBind(bad); err == nil {
-			t.Errorf("parseBind(%q) accepted", bad)
+	if em := m.execMount(); strings.Join(em.Options, ",") != "rbind,ro,rprivate" {
+		t.Errorf("bind options %v", em.Options)
+	}
+	m, err = parseBindSpec("data:/var/lib/x:nocopy")
+	if err != nil || m.Type != "volume" || m.Name != "data" || m.CopyData || !m.RW || m.Anonymous {
+		t.Errorf("named volume %+v %v", m, err)
+	}
+	m, err = parseBindSpec("/anon")
+	if err != nil || m.Type != "volume" || !m.Anonymous || !m.CopyData || m.Destination != "/anon" {
+		t.Errorf("anonymous volume %+v %v", m, err)
+	}
+	m, err = parseBindSpec("/anon:ro")
+	if err != nil || m.Type != "volume" || !m.Anonymous || m.RW {
+		t.Errorf("anonymous read-only volume %+v %v", m, err)
+	}
+	for _, bad := range []string{"/a:rel", "/a:/b:bogus", "/a:/b:ro:x", "a/b:/c", "/a:/b:nocopy", "v:/b:rshared", "/a:/"} {
+		if _, err := parseBindSpec(bad); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("parseBindSpec(%q): %v, want InvalidArgument", bad, err)
 		}
 	}
 	for in, want := range map[string]int{"SIGTERM": 15, "term": 15, "KILL": 9, "10": 10, "SIGRTMIN+1": -1} {

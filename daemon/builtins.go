@@ -177,7 +177,7 @@ func (d *Daemon) jobInfo(ctx context.Context, job *engine.Job) error {
 		NFd:                nfd,
 		NGoroutines:        runtime.NumGoroutine(),
 		SystemTime:         time.Now().Format(time.RFC3339Nano),
-		LoggingDriver:      "local",
+		LoggingDriver:      loggingDriver(cfg.LogDriver),
 		CgroupDriver:       cgroupDriver(),
 		CgroupVersion:      cgroupVersion(),
 		NEventsListener:    d.events.SubscribersCount(),

@@ -14,6 +14,7 @@ import (
 
 	"example.org/ctr/dbus"
 	"example.org/ctr/internal/errdefs"
+	"example.org/ctr/logger"
 )
 
 // Config is ctrd's configuration: the seed's daemon Config with Docker's
@@ -60,6 +61,10 @@ type Config struct {
 	// IdleTimeout, a Go duration such as "5m", makes ctrd exit when it
 	// has been idle that long (see idle.go); "" or "0" never.
 	IdleTimeout string `json:"idle-timeout,omitempty"`
+	// LogDriver and LogOpts are the log driver of containers that name
+	// none, as Docker's daemon.json; "" is json-file.
+	LogDriver string            `json:"log-driver,omitempty"`
+	LogOpts   map[string]string `json:"log-opts,omitempty"`
 
 	// ConfigFile is where the JSON form was read from; not itself a key.
 	ConfigFile string `json:"-"`
@@ -203,6 +208,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.idleTimeout(); err != nil {
 		bad("%v", err)
+	}
+	if err := logger.Validate(c.LogDriver, c.LogOpts); err != nil {
+		bad("log-driver: %v", err)
 	}
 	if len(errs) > 0 {
 		return errdefs.InvalidArgument("invalid configuration: %s", strings.Join(errs, "; "))

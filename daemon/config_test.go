@@ -95,6 +95,8 @@ func TestValidate(t *testing.T) {
 		"mirror":         func(c *Config) { c.Mirrors = []string{"mirror.example"} },
 		"insecure":       func(c *Config) { c.Insecure = []string{"http://reg.example"} },
 		"shutdown":       func(c *Config) { c.ShutdownTimeout = -1 },
+		"log driver":     func(c *Config) { c.LogDriver = "syslog-ng" },
+		"log opts":       func(c *Config) { c.LogDriver = "json-file"; c.LogOpts = map[string]string{"max-size": "huge"} },
 	}
 	for name, mutate := range cases {
 		c := Defaults()
@@ -107,6 +109,7 @@ func TestValidate(t *testing.T) {
 	c.DBus = "unix:path=/run/dbus/system_bus_socket"
 	c.BridgeIP = "172.18.0.1/16"
 	c.FixedCIDR = "172.18.1.0/24"
+	c.LogDriver, c.LogOpts = "local", map[string]string{"max-file": "3"}
 	if err := c.Validate(); err != nil {
 		t.Errorf("valid config refused: %v", err)
 	}

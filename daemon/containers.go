@@ -4,7 +4,10 @@ import (
 	"context"
 	"path/filepath"
 
+	apicontainer "github.com/moby/moby/api/types/container"
+
 	"example.org/ctr/container"
+	"example.org/ctr/logger"
 	"example.org/ctr/monitor"
 )
 
@@ -20,10 +23,12 @@ func (d *Daemon) openContainers(ctx context.Context) error {
 		Driver:    monitor.DriverConfig{Name: d.cfg.ExecDriver, Root: filepath.Join(d.cfg.ExecRoot, "native")},
 		Graph:     d.graph,
 		Images:    container.StoreImages{Store: d.images},
+		Volumes:   d.volumes,
 		Events:    d.events,
 		Networks:  d.networks,
 		DNS:       d.cfg.DNS,
 		DNSSearch: d.cfg.DNSSearch,
+		LogConfig: apicontainer.LogConfig{Type: d.cfg.LogDriver, Config: d.cfg.LogOpts},
 		Log:       d.log,
 	})
 	if err != nil {
@@ -36,4 +41,12 @@ func (d *Daemon) openContainers(ctx context.Context) error {
 		d.log.Warn("cannot remove the layers nothing uses", "error", err)
 	}
 	return ctrs.Install(d.eng)
+}
+
+// loggingDriver is the log driver of containers that name none.
+func loggingDriver(configured string) string {
+	if configured == "" {
+		return logger.DefaultDriver
+	}
+	return configured
 }

@@ -44,6 +44,7 @@ import (
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/internal/version"
 	"example.org/ctr/network"
+	"example.org/ctr/volume"
 )
 
 // Options carry what Run needs besides the configuration.
@@ -82,6 +83,7 @@ type Daemon struct {
 	imageSvc   *image.Service
 	containers *container.Service
 	networks   *network.Service
+	volumes    *volume.Service
 }
 
 // Run runs ctrd until a TERM or INT signal (or ctx) ends it, and returns
@@ -151,6 +153,11 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	}
 	_ = d.notifier.Status("starting: networks")
 	if err := d.openNetworks(ctx); err != nil {
+		d.shutdownAfterFailedStart()
+		return err
+	}
+	_ = d.notifier.Status("starting: volumes")
+	if err := d.openVolumes(ctx); err != nil {
 		d.shutdownAfterFailedStart()
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"example.org/ctr/events"
 	"example.org/ctr/image"
 	"example.org/ctr/internal/testenv"
+	"example.org/ctr/volume"
 )
 
 // The root tier: ctrd's D-Bus server on the real image and container
@@ -67,9 +68,17 @@ func newServicesEnv(t *testing.T, opts Options) *servicesEnv {
 	if err := imgs.Install(e.eng); err != nil {
 		t.Fatal(err)
 	}
+	vols, err := volume.Open(ctx, volume.Options{Root: ce.Root, Events: e.events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := vols.Install(e.eng); err != nil {
+		t.Fatal(err)
+	}
 	copts := ce.Options
 	copts.Images = container.StoreImages{Store: store}
 	copts.Events = e.events
+	copts.Volumes = vols
 	ctrs, err := container.New(ctx, copts)
 	if err != nil {
 		t.Fatal(err)
@@ -131,6 +140,7 @@ func newServicesEnv(t *testing.T, opts Options) *servicesEnv {
 		}
 		_ = e.eng.Shutdown(ctx)
 		_ = ctrs.Close(ctx)
+		_ = vols.Close(ctx)
 		_ = store.Close()
 	})
 	return e

@@ -3,6 +3,7 @@ package events
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,6 +99,16 @@ func (f Filter) Match(m events.Message) bool {
 // An unknown key is an InvalidArgument error, like Docker's
 // "invalid filter 'foo'".
 func ParseFilter(s string) (Filter, error) {
+	return parseFilter(s, func(k string) bool { _, ok := filterKeys[k]; return ok })
+}
+
+// ParseFilterKeys decodes a `filters` parameter as ParseFilter does, for
+// another list of keys (the volumes' or the prunes' filters, say).
+func ParseFilterKeys(s string, keys ...string) (Filter, error) {
+	return parseFilter(s, func(k string) bool { return slices.Contains(keys, k) })
+}
+
+func parseFilter(s string, known func(string) bool) (Filter, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
@@ -107,7 +118,7 @@ func ParseFilter(s string) (Filter, error) {
 	}
 	f := Filter{}
 	for k, v := range raw {
-		if _, ok := filterKeys[k]; !ok {
+		if !known(k) {
 			return nil, errdefs.InvalidArgument("invalid filter '%s'", k)
 		}
 		var list []string

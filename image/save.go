@@ -30,7 +30,7 @@ import (
 // layers as plain tars whose digests are the configs' diff ids. The
 // metadata comes first, so that ctr loads the archive in one pass. A name
 // that is a reference puts that tag in the archive; a name that is an id
-// puts every tag of the image. It returns the ids of the images saved.
+// puts none (as Docker's). It returns the ids of the images saved.
 func (s *Store) Save(ctx context.Context, names []string, w io.Writer) ([]digest.Digest, error) {
 	if len(names) == 0 {
 		return nil, errdefs.InvalidArgument("save: no image named")
@@ -56,12 +56,10 @@ func (s *Store) Save(ctx context.Context, names []string, w io.Writer) ([]digest
 			byID[img.ID] = sv
 			list = append(list, sv)
 		}
+		// A name that is an id puts no tag in the archive, as Docker's
+		// save: loading it gives an untagged image.
 		if full, ok := namedTag(name, img); ok {
 			sv.tags = appendUnique(sv.tags, full)
-		} else {
-			for _, t := range img.RepoTags {
-				sv.tags = appendUnique(sv.tags, t)
-			}
 		}
 	}
 	// Gather configs, layers and manifests before writing anything.

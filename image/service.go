@@ -127,6 +127,7 @@ func (s *Service) Install(eng *engine.Engine) error {
 		{Name: "load", Help: "Load images from a docker save or OCI archive on stdin", Request: LoadRequest{}, Reply: LoadReply{}, Mutates: true, Handler: s.load},
 		{Name: "import", Help: "Make an image from a root file system tar on stdin", Request: ImportRequest{}, Reply: ImportReply{}, Mutates: true, Handler: s.importJob},
 		{Name: "save", Help: "Write images as a docker save archive to stdout", Handler: s.save},
+		{Name: "images_prune", Help: "Remove the images no container uses (untagged ones unless dangling=false)", Request: PruneRequest{}, Reply: image.PruneReport{}, Mutates: true, Handler: s.pruneJob},
 	} {
 		if err := eng.Register(d); err != nil {
 			return err

@@ -539,3 +539,42 @@ func TestConcurrentLoadsAndDeletes(t *testing.T) {
 	}
 	checkConsistent(t, s)
 }
+
+// TestSaveByIDHasNoTags: a name that is an image id puts no tag in the
+// archive (Docker's save), while a reference puts its own.
+func TestSaveByIDHasNoTags(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestStore(t)
+	base, _ := twoImages(t)
+	load(t, s, dockerArchive(t, false, base))
+	img, release, err := s.Hold(ctx, "base:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	for name, want := range map[string]string{img.ID.String(): "", img.ID.Encoded()[:12]: "", "base:1": "base:1"} {
+		var out bytes.Buffer
+		if _, err := s.Save(ctx, []string{name}, &out); err != nil {
+			t.Fatal(err)
+		}
+		tr := tar.NewReader(&out)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				t.Fatalf("%s: no manifest.json: %v", name, err)
+			}
+			if h.Name != "manifest.json" {
+				continue
+			}
+			b, _ := io.ReadAll(tr)
+			ms, err := archive.ParseDockerManifest(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(ms[0].RepoTags, ","); got != want {
+				t.Errorf("save %s: tags %q, want %q", name, got, want)
+			}
+			break
+		}
+	}
+}

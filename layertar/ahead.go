@@ -95,7 +95,9 @@ func (a *aheadReader) fill(src io.Reader) {
 			default:
 			}
 		}
-		a.h.Write(c.b[:c.n])
+		if a.h != nil {
+			a.h.Write(c.b[:c.n])
+		}
 		select {
 		case a.full <- c:
 		case <-a.quit:
@@ -147,6 +149,9 @@ func (a *aheadReader) Read(p []byte) (int, error) {
 // Read has returned io.EOF.
 func (a *aheadReader) Sum() []byte {
 	<-a.done
+	if a.h == nil {
+		return nil
+	}
 	return a.h.Sum(nil)
 }
 

@@ -68,6 +68,9 @@ type Options struct {
 	// it is extracted, for a caller that syncs the layer afterwards:
 	// the sync then has little left to wait for.
 	Writeback bool
+	// NoDiffID skips the digest of the stream (Stats.DiffID stays ""),
+	// for an extraction that is no image layer (docker cp).
+	NoDiffID bool
 
 	// noOpenat2 makes the extraction use the user-space path walk, as on
 	// kernels without openat2 (for tests).
@@ -133,7 +136,11 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) (Stats,
 
 	// The plain stream is read and hashed (the diff id) on a goroutine
 	// of its own while this one writes the files.
-	ahead := newAheadReader(plain, sha256.New())
+	var diffHash hash.Hash
+	if !opts.NoDiffID {
+		diffHash = sha256.New()
+	}
+	ahead := newAheadReader(plain, diffHash)
 	defer ahead.close()
 	var top io.Reader = ahead
 	var rec *recorder
@@ -216,7 +223,9 @@ func Extract(ctx context.Context, r io.Reader, dir string, opts Options) (Stats,
 		}
 	}
 	st.TarSize = ahead.n
-	st.DiffID = "sha256:" + hex.EncodeToString(ahead.Sum())
+	if diffHash != nil {
+		st.DiffID = "sha256:" + hex.EncodeToString(ahead.Sum())
+	}
 	if opts.InputDigest {
 		st.InputDigest = st.DiffID
 		if raw != nil {

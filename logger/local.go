@@ -3,6 +3,7 @@ package logger
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/docker/go-units"
@@ -44,8 +46,14 @@ type record struct {
 
 // localLimits reads the max-size and max-file options.
 func localLimits(cfg map[string]string) (maxSize int64, maxFile int, err error) {
-	maxSize, maxFile = DefaultMaxSize, DefaultMaxFile
-	if v, ok := cfg["max-size"]; ok {
+	return fileLimits(cfg, DefaultMaxSize, DefaultMaxFile)
+}
+
+// fileLimits reads max-size and max-file with the given defaults; a
+// max-size of -1 is no limit (json-file's default).
+func fileLimits(cfg map[string]string, defSize int64, defFile int) (maxSize int64, maxFile int, err error) {
+	maxSize, maxFile = defSize, defFile
+	if v, ok := cfg["max-size"]; ok && v != "-1" {
 		if maxSize, err = units.RAMInBytes(v); err != nil || maxSize <= 0 {
 			return 0, 0, errdefs.InvalidArgument("invalid log opt max-size %q: want a size such as 10m", v)
 		}
@@ -63,12 +71,14 @@ func localLimits(cfg map[string]string) (maxSize int64, maxFile int, err error) 
 // max-file files in all. Each line is one write(2), unbuffered, so a
 // reader sees it at once and a crash loses nothing written.
 type Local struct {
-	path    string
-	maxSize int64
-	maxFile int
-	f       *os.File
-	size    int64
-	buf     bytes.Buffer
+	name     string
+	compress bool // gzip the rotated files (json-file's compress)
+	path     string
+	maxSize  int64
+	maxFile  int
+	f        *os.File
+	size     int64
+	buf      bytes.Buffer
 }
 
 // NewLocal opens the local driver's file for info's container, appending.
@@ -80,7 +90,7 @@ func NewLocal(info Info) (*Local, error) {
 	if info.Dir == "" {
 		return nil, errdefs.InvalidArgument("local log driver: no container folder")
 	}
-	l := &Local{path: filepath.Join(info.Dir, LocalFile), maxSize: maxSize, maxFile: maxFile}
+	l := &Local{name: "local", path: filepath.Join(info.Dir, LocalFile), maxSize: maxSize, maxFile: maxFile}
 	if err := l.open(); err != nil {
 		return nil, err
 	}
@@ -101,8 +111,8 @@ func (l *Local) open() error {
 	return nil
 }
 
-// Name returns "local".
-func (l *Local) Name() string { return "local" }
+// Name returns "local" (or "json-file": see NewJSONFile).
+func (l *Local) Name() string { return l.name }
 
 // Log appends m as one JSON line.
 func (l *Local) Log(m *Message) error {
@@ -112,7 +122,7 @@ func (l *Local) Log(m *Message) error {
 	if err := enc.Encode(record{Log: string(m.Line), Stream: m.Stream, Time: m.Time.UTC(), Partial: m.Partial}); err != nil {
 		return err
 	}
-	if l.size > 0 && l.size+int64(l.buf.Len()) > l.maxSize {
+	if l.maxSize > 0 && l.size > 0 && l.size+int64(l.buf.Len()) > l.maxSize {
 		if err := l.rotate(); err != nil {
 			return err
 		}
@@ -133,14 +143,24 @@ func (l *Local) rotate() error {
 		}
 		return l.open()
 	}
+	suffix := ""
+	if l.compress {
+		suffix = ".gz"
+	}
+	_ = os.Remove(rotated(l.path, l.maxFile-1) + suffix)
 	for i := l.maxFile - 1; i > 1; i-- {
-		err := os.Rename(rotated(l.path, i-1), rotated(l.path, i))
+		err := os.Rename(rotated(l.path, i-1)+suffix, rotated(l.path, i)+suffix)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
 	if err := os.Rename(l.path, rotated(l.path, 1)); err != nil {
 		return err
+	}
+	if l.compress {
+		if err := gzipFile(rotated(l.path, 1)); err != nil {
+			return err
+		}
 	}
 	return l.open()
 }
@@ -160,15 +180,22 @@ func NewLocalReader(dir string) *LocalReader {
 	return &LocalReader{path: filepath.Join(dir, LocalFile)}
 }
 
+// newFileReader reads the logs whose current file is path.
+func newFileReader(path string) *LocalReader { return &LocalReader{path: path} }
+
 // ReadLogs implements Reader. Lines that do not decode (a torn write
 // after a crash) are skipped.
 func (r *LocalReader) ReadLogs(ctx context.Context, cfg ReadConfig, send func(*Message) error) error {
-	// The rotated files, oldest first, then the current one.
+	// The rotated files (plain or gzipped), oldest first, then the
+	// current one.
 	var files []string
 	for i := 1; ; i++ {
 		p := rotated(r.path, i)
 		if _, err := os.Stat(p); err != nil {
-			break
+			if _, err := os.Stat(p + ".gz"); err != nil {
+				break
+			}
+			p += ".gz"
 		}
 		files = append([]string{p}, files...)
 	}
@@ -212,7 +239,16 @@ func (r *LocalReader) ReadLogs(ctx context.Context, cfg ReadConfig, send func(*M
 		if err != nil {
 			continue // rotated away meanwhile
 		}
-		err = readRecords(bufio.NewReader(f), keep)
+		var in io.Reader = f
+		if strings.HasSuffix(p, ".gz") {
+			zr, zerr := gzip.NewReader(f)
+			if zerr != nil {
+				f.Close()
+				continue // being written
+			}
+			in = zr
+		}
+		err = readRecords(bufio.NewReader(in), keep)
 		f.Close()
 		if errors.Is(err, errUntil) {
 			return flushTail()
@@ -354,4 +390,37 @@ func readRecordsPending(r *bufio.Reader, pending *[]byte, fn func(*Message) erro
 			return err
 		}
 	}
+}
+
+// gzipFile replaces p with p.gz, written whole before p goes.
+func gzipFile(p string) error {
+	in, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := p + ".gz.tmp"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		return err
+	}
+	zw := gzip.NewWriter(out)
+	if _, err := io.Copy(zw, in); err != nil {
+		out.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		out.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := out.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, p+".gz"); err != nil {
+		return err
+	}
+	return os.Remove(p)
 }

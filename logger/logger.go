@@ -8,8 +8,13 @@
 //
 // The drivers:
 //
-//	local     the default: JSON lines in the container's folder, rotated
-//	          by size (options max-size, max-file); readable, followable
+//	json-file the default, Docker's: one JSON object a line ({"log":…,
+//	          "stream":…,"time":…}) in the container's folder, ID-json.log,
+//	          rotated by size (max-size, unlimited by default; max-file, 1;
+//	          compress gzips the rotated files);
+//	          readable, followable
+//	local     the same format in container.log, rotated by default
+//	          (max-size 20m, max-file 5)
 //	journald  the systemd journal, with Docker's fields (CONTAINER_ID,
 //	          CONTAINER_ID_FULL, CONTAINER_NAME, CONTAINER_TAG, IMAGE_NAME,
 //	          SYSLOG_IDENTIFIER); option tag; read back through journalctl
@@ -120,6 +125,11 @@ var drivers = map[string]driverSpec{
 		open:    func(i Info) (Driver, error) { return NewLocal(i) },
 		reader:  func(i Info) (Reader, error) { return NewLocalReader(i.Dir), nil },
 	},
+	"json-file": {
+		options: []string{"max-size", "max-file", "compress"},
+		open:    func(i Info) (Driver, error) { return NewJSONFile(i) },
+		reader:  func(i Info) (Reader, error) { return newFileReader(JSONFilePath(i)), nil },
+	},
 	"journald": {
 		options: []string{"tag", "labels", "env"},
 		open:    func(i Info) (Driver, error) { return NewJournald(i) },
@@ -130,8 +140,9 @@ var drivers = map[string]driverSpec{
 	},
 }
 
-// DefaultDriver is the driver of a container that names none.
-const DefaultDriver = "local"
+// DefaultDriver is the driver of a container that names none (and that
+// the daemon's configuration does not choose): Docker's json-file.
+const DefaultDriver = "json-file"
 
 // Validate checks a driver name and its options, as `create` does before
 // anything is made: an unknown driver or option is an InvalidArgument
@@ -153,9 +164,17 @@ func Validate(name string, config map[string]string) error {
 			return errdefs.InvalidArgument("unknown log opt '%s' for %s log driver", k, name)
 		}
 	}
-	if name == "local" {
+	switch name {
+	case "local":
 		if _, _, err := localLimits(config); err != nil {
 			return err
+		}
+	case "json-file":
+		if _, _, err := jsonFileLimits(config); err != nil {
+			return err
+		}
+		if v, ok := config["compress"]; ok && v != "false" && v != "true" {
+			return errdefs.InvalidArgument("invalid log opt compress %q: want true or false", v)
 		}
 	}
 	return nil

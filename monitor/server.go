@@ -55,6 +55,11 @@ type server struct {
 	stdinMu     sync.Mutex
 	stdin       io.WriteCloser // the container's stdin: a pipe, or the console
 	stdinClosed bool
+	// stdinReady is closed once the start has set stdin (or failed): an
+	// attach made before the start (docker run -i) holds its stdin until
+	// then, instead of dropping what the client sent first, or its end.
+	stdinReady     chan struct{}
+	stdinReadyOnce sync.Once
 
 	outMu   sync.Mutex
 	streams map[*outStream]struct{}
@@ -78,12 +83,13 @@ type outStream struct {
 // and is closed.
 func Run(execRoot, id string, ready *os.File, log *slog.Logger) error {
 	s := &server{
-		dir:     Dir(execRoot, id),
-		log:     log,
-		startCh: make(chan struct{}),
-		done:    make(chan struct{}),
-		execs:   map[string]exec.Process{},
-		streams: map[*outStream]struct{}{},
+		dir:        Dir(execRoot, id),
+		log:        log,
+		startCh:    make(chan struct{}),
+		stdinReady: make(chan struct{}),
+		done:       make(chan struct{}),
+		execs:      map[string]exec.Process{},
+		streams:    map[*outStream]struct{}{},
 	}
 	err := s.setup()
 	if ready != nil {
@@ -203,7 +209,14 @@ func (s *server) handle(c *net.UnixConn) {
 	case OpState:
 		s.reply(c, Response{State: s.state()})
 	case OpStart:
-		s.reply(c, s.start())
+		resp, failed := s.start()
+		s.reply(c, resp)
+		if failed {
+			// Nothing runs: the monitor ends, now that the answer is
+			// sent (before, it could exit first, and the client read
+			// EOF instead of why the start failed).
+			s.finishFailed()
+		}
 	case OpWait:
 		s.wait(c)
 		return // the connection now belongs to the waiters
@@ -237,14 +250,15 @@ func (s *server) state() *State {
 	return st
 }
 
-// start starts the container, once.
-func (s *server) start() Response {
+// start starts the container, once; failed says the start failed and the
+// monitor must end once the answer is sent.
+func (s *server) start() (resp Response, failed bool) {
 	s.startMu.Lock()
 	defer s.startMu.Unlock()
 	s.mu.Lock()
 	if s.started {
 		s.mu.Unlock()
-		return errorResponse(errdefs.NotModified("container %s is already started", s.cfg.ID))
+		return errorResponse(errdefs.NotModified("container %s is already started", s.cfg.ID)), false
 	}
 	s.mu.Unlock()
 	defer func() {
@@ -255,16 +269,15 @@ func (s *server) start() Response {
 		}
 	}()
 	pid, err := s.doStart()
+	s.stdinReadyOnce.Do(func() { close(s.stdinReady) })
 	if err != nil {
 		s.log.Info("start failed", "error", err)
-		// Nothing runs: the monitor ends once the answer is sent.
 		s.mu.Lock()
 		s.exit = &Exit{RunID: s.cfg.RunID, Code: 128, ExitedAt: time.Now().UTC(), Error: err.Error()}
 		s.mu.Unlock()
-		go s.finishFailed()
-		return errorResponse(err)
+		return errorResponse(err), true
 	}
-	return Response{Pid: pid}
+	return Response{Pid: pid}, false
 }
 
 // finishFailed ends a monitor whose start failed.
@@ -503,6 +516,10 @@ func (s *server) attach(c net.Conn, br *bufio.Reader, req *Request) {
 		}
 		if !req.Stdin {
 			continue
+		}
+		select {
+		case <-s.stdinReady:
+		case <-s.done:
 		}
 		switch typ {
 		case FrameStdin:

@@ -128,10 +128,11 @@ func TestLifecycle(t *testing.T) {
 		out, _, _ := d.ctrctl("", "logs", "life")
 		return out == "ready\n"
 	})
-	top, err := d.cl.ContainerTop(ctx, "life", "")
-	if err != nil || len(top.Processes) < 2 {
-		t.Errorf("top: %+v %v", top, err)
-	}
+	// The shell's sleep comes and goes: top sees it within a moment.
+	waitFor(t, "top to show the shell and its sleep", func() bool {
+		top, err := d.cl.ContainerTop(ctx, "life", "")
+		return err == nil && len(top.Processes) >= 2
+	})
 	if _, errOut, code := d.ctrctl("", "pause", "life"); code != 0 {
 		t.Fatalf("pause: %s", errOut)
 	}

@@ -32,7 +32,9 @@ import (
 	"example.org/ctr/drivers/graph/overlay"
 	"example.org/ctr/engine"
 	"example.org/ctr/events"
+	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/monitor"
+	"example.org/ctr/volume"
 )
 
 // TestMain lets the test binary be, besides the tests: a container's init,
@@ -62,12 +64,15 @@ type daemonConfig struct {
 
 // newEngine builds the engine of a daemon: the container service's jobs,
 // the events jobs and a version job.
-func newEngine(svc *container.Service, ev *events.Log) (*engine.Engine, error) {
+func newEngine(svc *container.Service, ev *events.Log, vols *volume.Service) (*engine.Engine, error) {
 	eng := engine.New(nil)
 	if err := ev.Install(eng); err != nil {
 		return nil, err
 	}
 	if err := svc.Install(eng); err != nil {
+		return nil, err
+	}
+	if err := vols.Install(eng); err != nil {
 		return nil, err
 	}
 	err := eng.Register(engine.Descriptor{Name: "version", Reply: system.VersionResponse{}, Handler: func(ctx context.Context, job *engine.Job) error {
@@ -106,12 +111,18 @@ func serveMain(cfgPath string) int {
 	opts.Graph, opts.Images = g, images
 	ev := events.New(0, nil)
 	opts.Events = ev
+	vols, err := volume.Open(context.Background(), volume.Options{Root: opts.Root, Events: ev})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	opts.Volumes = vols
 	svc, err := container.New(context.Background(), opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	eng, err := newEngine(svc, ev)
+	eng, err := newEngine(svc, ev, vols)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -132,6 +143,7 @@ func serveMain(cfgPath string) int {
 	_ = eng.Shutdown(ctx)
 	_ = srv.Shutdown(ctx)
 	_ = svc.Close(ctx)
+	_ = vols.Close(ctx)
 	return 0
 }
 
@@ -142,7 +154,8 @@ type daemon struct {
 	host string
 	cl   *client.Client
 	// in process
-	svc *container.Service
+	svc  *container.Service
+	vols *volume.Service
 	// as a subprocess
 	cmd     *osexec.Cmd
 	cfgPath string
@@ -157,12 +170,18 @@ func newDaemon(t testing.TB) *daemon {
 	ev := events.New(0, nil)
 	opts := env.Options
 	opts.Events = ev
+	vols, err := volume.Open(context.Background(), volume.Options{Root: opts.Root, Events: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Volumes = vols
+	d.vols = vols
 	svc, err := container.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.svc = svc
-	eng, err := newEngine(svc, ev)
+	eng, err := newEngine(svc, ev, vols)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,6 +203,7 @@ func newDaemon(t testing.TB) *daemon {
 		_ = eng.Shutdown(ctx)
 		_ = srv.Shutdown(ctx)
 		_ = svc.Close(ctx)
+		_ = vols.Close(ctx)
 	})
 	return d
 }
@@ -286,7 +306,8 @@ func (d *daemon) removeAll() {
 		return
 	}
 	for _, c := range list {
-		if err := d.cl.ContainerRemove(ctx, c.ID, true); err != nil {
+		// A --rm container may go by itself meanwhile.
+		if err := d.cl.ContainerRemove(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
 			d.t.Errorf("cleanup: remove %s: %v", c.ID, err)
 		}
 	}

@@ -218,7 +218,9 @@ func lookPath(p *exec.ProcessSpec) (string, error) {
 		st, err := os.Stat(name)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return "", &exec.CommandError{Command: name, NotFound: true, Err: fs.ErrNotExist}
+			// runc's words ("stat /x: no such file or directory"), which the
+			// docker CLI reads to exit 127.
+			return "", &exec.CommandError{Command: name, NotFound: true, Err: err}
 		case err != nil:
 			return "", &exec.CommandError{Command: name, Err: err}
 		case st.IsDir():
