@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/jsonstream"
@@ -287,10 +288,19 @@ func TestPullRegistryKilledMidLayer(t *testing.T) {
 	c := registry.New(nil)
 
 	var killed atomic.Bool
+	smallDigest := digest.FromBytes(img.layers[0])
 	_, _, err := testPull(t, s, c, img.ref, func(b BlobSource) BlobSource {
 		return &countingSource{inner: b, onRead: func(d digest.Digest, n int64) {
-			if d == bigDigest && n > 1<<20 && !killed.Swap(true) {
-				r.Stop()
+			if d == bigDigest && n > 1<<20 && !killed.Load() {
+				// The blobs come concurrently: the small one is let
+				// finish first (a slow machine may not have fetched it
+				// yet), then the registry dies mid-way through the big.
+				for deadline := time.Now().Add(30 * time.Second); !s.content.Exists(smallDigest) && time.Now().Before(deadline); {
+					time.Sleep(10 * time.Millisecond)
+				}
+				if !killed.Swap(true) {
+					r.Stop()
+				}
 			}
 		}}
 	})
