@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"example.org/ctr/drivers/exec/native"
 	"example.org/ctr/internal/testenv"
+	"example.org/ctr/monitor"
 )
 
 // These tests run the real ctrd binary as a separate process, the way
@@ -50,6 +52,13 @@ func ctrdBinary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	// An in-process daemon's containers re-execute this binary as their
+	// init (native.Init) and as their monitor ("monitor"): it must be
+	// those, not run the tests again.
+	native.Init()
+	if len(os.Args) > 1 && os.Args[1] == "monitor" {
+		os.Exit(monitor.Main(os.Args[2:]))
+	}
 	code := m.Run()
 	if ctrdPath != "" {
 		os.RemoveAll(filepath.Dir(ctrdPath))

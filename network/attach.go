@@ -2,7 +2,6 @@ package network
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -451,18 +450,25 @@ func (s *Service) Detach(ctx context.Context, containerID string) error {
 	if !ok {
 		return nil
 	}
-	var errs []error
-	for _, ep := range sb.Endpoints {
-		if err := bridge.DeleteInterface(ep.HostVeth); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	// Once the namespace is unpinned and its last process gone, the
+	// kernel tears it down with its interfaces in the background. The
+	// veths are deleted here too (a container that shares the namespace,
+	// --network container:, would keep them), but off the exit's path:
+	// deleting one waits for an RCU grace period. Their names come from
+	// endpoint ids, so no later endpoint takes one; the start-up sweep
+	// removes any a crash leaves.
 	if err := bridge.DeleteNetNS(sb.NetNS); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
 		return err // the record stays, for the next try
 	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		for _, ep := range sb.Endpoints {
+			if err := bridge.DeleteInterface(ep.HostVeth); err != nil {
+				s.log.Warn("cannot remove a released veth", "veth", ep.HostVeth, "error", err)
+			}
+		}
+	}()
 	s.mu.Lock()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(sandboxesBucket).Delete([]byte(containerID))

@@ -106,6 +106,7 @@ type Service struct {
 	pins string // ExecRoot/netns
 
 	fwMu sync.Mutex
+	bg   sync.WaitGroup // deletions of released veths
 
 	mu        sync.Mutex
 	networks  map[string]*netRecord     // id → network
@@ -353,6 +354,7 @@ func (s *Service) Close(context.Context) error {
 	for _, r := range rs {
 		r.close()
 	}
+	s.bg.Wait()
 	return s.db.Close()
 }
 

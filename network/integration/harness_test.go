@@ -178,6 +178,18 @@ func (w *world) start() {
 	t.Fatalf("ctrd did not answer within 30s:\n%s", w.logTail())
 }
 
+// startQuiet starts ctrd as start does, for the clean-up: a failure to
+// start is logged, not fatal (the test may have failed already).
+func (w *world) startQuiet() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { _ = recover() }()
+		w.start()
+	}()
+	<-done
+}
+
 // kill9 kills ctrd with SIGKILL (its containers keep running).
 func (w *world) kill9() {
 	_ = w.ctrd.Process.Signal(syscall.SIGKILL)
@@ -222,10 +234,13 @@ func (w *world) close() {
 	if w.ctrd != nil {
 		select {
 		case <-w.ctrdDone:
+			// Killed by the test and not started again: the containers
+			// outlived it, so a ctrd is started to remove them.
+			w.startQuiet()
 		default:
-			if ids := strings.Fields(w.dockerQuiet("ps", "-aq")); len(ids) > 0 {
-				_, _ = w.dockerErr(append([]string{"rm", "-f"}, ids...)...)
-			}
+		}
+		if ids := strings.Fields(w.dockerQuiet("ps", "-aq")); len(ids) > 0 {
+			_, _ = w.dockerErr(append([]string{"rm", "-f"}, ids...)...)
 		}
 	}
 	w.stop()
