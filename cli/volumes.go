@@ -1,7 +1,7 @@
 package cli
 
 import (
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -169,34 +169,9 @@ func newVolumeInspectCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			var vols []volume.Volume
-			var errs []error
-			for _, name := range args {
-				v, err := c.VolumeInspect(cmd.Context(), name)
-				if err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				vols = append(vols, v)
-			}
-			out := cmd.OutOrStdout()
-			if f != nil {
-				for _, v := range vols {
-					if err := f.write(out, v); err != nil {
-						return err
-					}
-				}
-			} else {
-				if vols == nil {
-					vols = []volume.Volume{}
-				}
-				b, err := json.MarshalIndent(vols, "", "    ")
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(out, string(b))
-			}
-			return errors.Join(errs...)
+			return writeInspected(cmd, f, args, func(ctx context.Context, ref string) (any, error) {
+				return c.VolumeInspect(ctx, ref)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a Go template, or json")
