@@ -336,6 +336,16 @@ func round(t *testing.T, d *daemon, archive string, seed int64) bool {
 			continue
 		}
 		if insp.State.Running && !alive(insp.State.Pid) {
+			// It may have just ended by itself (sleep 0.N): ctrd must
+			// then record the exit within moments.
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && insp.State.Running; {
+				time.Sleep(100 * time.Millisecond)
+				if again, err := d.cl.ContainerInspect(cctx, c.ID); err == nil {
+					insp = again
+				}
+			}
+		}
+		if insp.State.Running && !alive(insp.State.Pid) {
 			fail("%s is said running as pid %d, which is gone", c.ID[:12], insp.State.Pid)
 		}
 	}
@@ -418,8 +428,19 @@ func leftovers(t *testing.T, d *daemon, ids map[string]bool, fail func(string, .
 	if entries, _ := os.ReadDir(filepath.Join(d.execDir, "netns")); len(entries) > 0 {
 		bad("network namespace pins left: %d", len(entries))
 	}
-	if out, _ := exec.Command("ip", "-n", d.netns, "-o", "link").CombinedOutput(); bytes.Contains(out, []byte("ctrv")) {
-		bad("veths left:\n%s", out)
+	// A released veth goes with its namespace, or is deleted in the
+	// background: it may take a moment.
+	vethDeadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := exec.Command("ip", "-n", d.netns, "-o", "link").CombinedOutput()
+		if !bytes.Contains(out, []byte("ctrv")) {
+			break
+		}
+		if time.Now().After(vethDeadline) {
+			bad("veths left:\n%s", out)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	ruleDeadline := time.Now().Add(5 * time.Second)
 	for {
