@@ -301,26 +301,16 @@ func newNetworkConnectCmd(g *globals, connect bool) *cobra.Command {
 }
 
 func newNetworkPruneCmd(g *globals) *cobra.Command {
-	var (
-		force   bool
-		filters []string
-	)
+	var filters []string
 	cmd := &cobra.Command{
 		Use:   "prune [OPTIONS]",
 		Short: "Remove all unused networks",
+		Long:  "Remove the user-defined networks no running container uses. Filters: until, label, label!.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fl, err := parseFilters(cmd, filters)
 			if err != nil {
 				return err
-			}
-			if !force {
-				fmt.Fprint(cmd.OutOrStdout(), "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ")
-				var answer string
-				_, _ = fmt.Fscanln(cmd.InOrStdin(), &answer)
-				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-					return nil
-				}
 			}
 			c, err := g.client()
 			if err != nil {
@@ -340,8 +330,7 @@ func newNetworkPruneCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	cmd.Flags().StringArrayVar(&filters, "filter", nil, "Provide filter values (such as until=24h, label=KEY)")
+	pruneFlags(cmd, &filters)
 	return cmd
 }
 
