@@ -342,17 +342,20 @@ func (l *eventLog) at(action, id string) (time.Time, bool) {
 	return t, ok
 }
 
-// await waits until the destroy event of every one of ids has come, or
-// for settle at most.
+// await waits until the create, start and destroy events of every one of
+// ids have come, or for settle at most. A daemon may send an event after
+// a later one (its create event after the container's destroy), so the
+// destroy alone does not say the others are in.
 func (l *eventLog) await(ids []string, settle time.Duration) {
 	deadline := time.After(settle)
 	for {
 		l.mu.Lock()
 		missing := false
 		for _, id := range ids {
-			if _, ok := l.seen["destroy/"+id]; !ok {
-				missing = true
-				break
+			for _, action := range []string{"create", "start", "destroy"} {
+				if _, ok := l.seen[action+"/"+id]; !ok {
+					missing = true
+				}
 			}
 		}
 		change := l.change
