@@ -15,6 +15,7 @@ import (
 // v1Manager manages groups in the v1 hierarchies it found mounted.
 type v1Manager struct {
 	mounts map[string]string // controller → mount point
+	*primer
 }
 
 func (m *v1Manager) Mode() Mode { return V1 }

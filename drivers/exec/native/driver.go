@@ -70,7 +70,10 @@ type Driver struct {
 	cg     cgroups.Manager
 }
 
-var _ exec.Driver = (*Driver)(nil)
+var (
+	_ exec.Driver = (*Driver)(nil)
+	_ exec.Primer = (*Driver)(nil)
+)
 
 // New returns a driver. It fails with a NotImplemented error when the host
 // has no usable cgroup hierarchy.
@@ -103,6 +106,16 @@ func (d *Driver) Root() string { return d.root }
 
 // Cgroups returns the driver's cgroup manager.
 func (d *Driver) Cgroups() cgroups.Manager { return d.cg }
+
+// Prime implements exec.Primer: the cgroup move of a start or exec that is
+// about to come finds the kernel ready (cgroups.Primer), wherever the
+// process that makes the move runs.
+func (d *Driver) Prime() func() {
+	if p, ok := d.cg.(cgroups.Primer); ok {
+		return p.Prime()
+	}
+	return func() {}
+}
 
 // state is what the driver records about a running container, in
 // ROOT/ID/state.json, so that any process with the same root can exec into
