@@ -177,7 +177,7 @@ func TestContainerScope(t *testing.T) {
 		t.Errorf("a monitor is still in ctr.service:\n%s", out)
 	}
 	// The monitor is the packaged ctr-shim, not a second ctrd.
-	if out := run(t, m, "systemd-cgls", "--no-pager", "-u", "ctr-monitor-"+id+".scope"); !strings.Contains(out, "ctr-shim monitor --exec-root /run/ctr --id "+id) {
+	if out := run(t, m, "systemd-cgls", "--no-pager", "--full", "-u", "ctr-monitor-"+id+".scope"); !strings.Contains(out, "ctr-shim monitor --exec-root /run/ctr --id "+id) {
 		t.Errorf("the monitor's scope does not hold ctr-shim:\n%s", out)
 	}
 
