@@ -22,7 +22,6 @@ import (
 	osexec "os/exec"
 	"path"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -129,10 +128,17 @@ type state struct {
 	UserNS    bool
 }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-
+// checkID accepts ids of 1 to 128 of [A-Za-z0-9_.-] that start with a
+// letter or digit. (A loop, not a regular expression: compiling one with
+// {0,127} cost the container's init half a millisecond at every start.)
 func checkID(id string) error {
-	if !idPattern.MatchString(id) {
+	ok := len(id) > 0 && len(id) <= 128
+	for i := 0; ok && i < len(id); i++ {
+		c := id[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		ok = alnum || i > 0 && (c == '_' || c == '.' || c == '-')
+	}
+	if !ok {
 		return errdefs.InvalidArgument("native: invalid container id %q", id)
 	}
 	return nil
