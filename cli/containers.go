@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -14,7 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"example.org/ctr/client"
-	"example.org/ctr/internal/errdefs"
 )
 
 // Exit codes of `run`, `start -a` and `exec` besides the container's own,
@@ -70,12 +70,15 @@ func containerCommands(g *globals) []*cobra.Command {
 }
 
 // startError turns a failed start into ctrctl's exit: 127 when the
-// command is not found, 126 when it cannot run, else the error (125).
+// command is not found, 126 when it cannot run, else the error (125). It
+// decides by the daemon's message, as the docker CLI does, so that
+// another thing not found at start (a network) is 125 as with docker.
 func startError(err error) error {
-	switch errdefs.ClassOf(err) {
-	case errdefs.NotFoundClass:
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory"):
 		return &StatusError{Code: ExitNotFound, Err: err}
-	case errdefs.PermissionDeniedClass:
+	case strings.Contains(msg, syscall.EACCES.Error()) || strings.Contains(msg, syscall.EISDIR.Error()):
 		return &StatusError{Code: ExitCannotInvoke, Err: err}
 	}
 	return err

@@ -82,26 +82,44 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 	if p, ok := s.exec.(exec.Primer); ok {
 		defer p.Prime()()
 	}
+	// The monitor's process starts up while the root file system is
+	// mounted and the network made; it gets its config once there is one.
+	pend, err := monitor.Spawn(s.monCmd, s.opts.ExecRoot, rec.ID)
+	if err != nil {
+		return s.startFailed(c, err, "")
+	}
+	// Until the config is handed over, a failure ends the monitor first.
+	launched := false
+	failed := func(err error, rootfs string) error {
+		pend.Abandon()
+		launched = true
+		return s.startFailed(c, err, rootfs)
+	}
+	defer func() {
+		if !launched { // a panic
+			pend.Abandon()
+		}
+	}()
 	rootfs, err := s.opts.Graph.Mount(octx, rec.LayerID)
 	if err != nil {
 		return s.startFailed(c, fmt.Errorf("mount the container's root file system: %w", err), "")
 	}
 	mounts, err := s.mountVolumes(octx, c, &rec, rootfs)
 	if err != nil {
-		return s.startFailed(c, err, rootfs)
+		return failed(err, rootfs)
 	}
 	ph.mark("mount")
 	sb, err := s.attachNetwork(octx, &rec)
 	if err != nil {
-		return s.startFailed(c, err, rootfs)
+		return failed(err, rootfs)
 	}
 	ph.mark("network")
 	spec, err := s.buildSpec(&rec, c.dir, rootfs, mounts, sb)
 	if err != nil {
-		return s.startFailed(c, err, rootfs)
+		return failed(err, rootfs)
 	}
 	if err := makeWorkdir(rootfs, spec.Process.Cwd, spec.Process.User); err != nil {
-		return s.startFailed(c, err, rootfs)
+		return failed(err, rootfs)
 	}
 	runID := newRunID()
 	cfg := &monitor.Config{
@@ -125,7 +143,8 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 	}
 	_ = os.Remove(c.path(exitFile))
 	ph.mark("spec")
-	mon, err := monitor.Launch(octx, monitor.LaunchOptions{Command: s.monCmd, ExecRoot: s.opts.ExecRoot, Config: cfg})
+	launched = true
+	mon, err := pend.Launch(octx, cfg)
 	if err != nil {
 		return s.startFailed(c, err, rootfs)
 	}

@@ -28,75 +28,107 @@ type Client struct {
 	id   string
 }
 
-// LaunchOptions say how to start a monitor.
-type LaunchOptions struct {
-	// Command runs a monitor when given --exec-root and --id: for ctrd,
-	// {"/proc/self/fd/N", "monitor"} (ctr-shim, held open) or
-	// {"/proc/self/exe", "monitor"}.
-	Command []string
-	// ExecRoot is ctrd's --exec-root.
-	ExecRoot string
-	// Config is what the monitor runs.
-	Config *Config
-}
-
 // launchEnvDrop are variables of ctrd's environment that are meant for
 // ctrd alone (systemd's protocols) and a monitor must not see.
 var launchEnvDrop = []string{"NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=", "WATCHDOG_USEC=", "WATCHDOG_PID="}
 
-// Launch writes the config and starts a monitor for it, in its own session,
-// and returns once its socket listens. The container is not started yet:
-// call Start. The monitor is a child of the caller until the caller exits;
-// Launch reaps it when it ends.
-func Launch(ctx context.Context, opts LaunchOptions) (*Client, error) {
-	if len(opts.Command) == 0 {
+// Pending is a monitor that has been started and waits for its config:
+// its process starts up while the caller prepares the container (mounts,
+// network), and Launch hands it the config. A Pending must end in Launch
+// or Abandon.
+type Pending struct {
+	id, dir string
+	cmd     *osexec.Cmd
+	ready   *os.File // fd 3 of the monitor: it says it listens
+	goW     *os.File // fd 4: the config is there
+	exited  chan struct{}
+}
+
+// Spawn starts the monitor of container id without a config; it waits,
+// its start-up done, for Launch. command runs a monitor when given
+// --exec-root, --id and --await-config: for ctrd, {"/proc/self/fd/N",
+// "monitor"} (ctr-shim, held open) or {"/proc/self/exe", "monitor"}. The
+// monitor runs in its own session; it is a child of the caller until the
+// caller exits, and Spawn reaps it when it ends.
+func Spawn(command []string, execRoot, id string) (*Pending, error) {
+	if len(command) == 0 {
 		return nil, errdefs.InvalidArgument("monitor: no command to launch")
 	}
-	cfg := opts.Config
-	dir := Dir(opts.ExecRoot, cfg.ID)
+	dir := Dir(execRoot, id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("monitor: %w", err)
-	}
-	if err := writeConfig(dir, cfg); err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
-	stderr, err := monitorStderr(dir)
+	goR, goW, err := os.Pipe()
 	if err != nil {
+		r.Close()
 		w.Close()
 		return nil, err
 	}
-	args := append(append([]string(nil), opts.Command[1:]...), "--exec-root", opts.ExecRoot, "--id", cfg.ID)
+	stderr, err := monitorStderr(dir)
+	if err != nil {
+		r.Close()
+		w.Close()
+		goR.Close()
+		goW.Close()
+		return nil, err
+	}
+	args := append(append([]string(nil), command[1:]...), "--exec-root", execRoot, "--id", id, "--await-config")
 	// ps shows "ctrd monitor …" or "ctr-shim monitor …" rather than
 	// "/proc/self/exe monitor …" or "/proc/self/fd/7 monitor …".
-	argv0 := opts.Command[0]
+	argv0 := command[0]
 	if strings.HasPrefix(argv0, "/proc/self/") {
 		if target, err := os.Readlink(argv0); err == nil {
 			argv0 = filepath.Base(target)
 		}
 	}
 	cmd := &osexec.Cmd{
-		Path:        opts.Command[0],
+		Path:        command[0],
 		Args:        append([]string{argv0}, args...),
 		Env:         launchEnv(),
 		Stderr:      stderr,
-		ExtraFiles:  []*os.File{w},
+		ExtraFiles:  []*os.File{w, goR},
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	err = cmd.Start()
 	w.Close()
+	goR.Close()
 	if stderr != os.Stderr {
 		stderr.Close()
 	}
 	if err != nil {
+		r.Close()
+		goW.Close()
 		return nil, fmt.Errorf("monitor: launch: %w", err)
 	}
-	go func() { _ = cmd.Wait() }() // reap it whenever it ends
+	p := &Pending{id: id, dir: dir, cmd: cmd, ready: r, goW: goW, exited: make(chan struct{})}
+	go func() { // reap it whenever it ends
+		_ = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
 
+// Launch writes the config, lets the monitor read it and returns once the
+// monitor's socket listens.
+func (p *Pending) Launch(ctx context.Context, cfg *Config) (*Client, error) {
+	defer p.ready.Close()
+	if cfg.ID != p.id {
+		p.Abandon()
+		return nil, errdefs.InvalidArgument("monitor: config of %s for the monitor of %s", cfg.ID, p.id)
+	}
+	if err := writeConfig(p.dir, cfg); err != nil {
+		p.Abandon()
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	_, err := p.goW.Write([]byte{1})
+	p.goW.Close()
+	if err != nil { // it has died: its ready pipe says why below
+		p.cmd.Process.Kill()
+	}
 	type result struct {
 		resp Response
 		err  error
@@ -104,22 +136,36 @@ func Launch(ctx context.Context, opts LaunchOptions) (*Client, error) {
 	rc := make(chan result, 1)
 	go func() {
 		var res result
-		res.err = readJSON(bufio.NewReader(r), &res.resp)
+		res.err = readJSON(bufio.NewReader(p.ready), &res.resp)
 		rc <- res
 	}()
 	select {
 	case res := <-rc:
 		if res.err != nil {
-			return nil, fmt.Errorf("monitor of %s ended before it was ready (see %s): %w", cfg.ID, filepath.Join(dir, logFile), res.err)
+			return nil, fmt.Errorf("monitor of %s ended before it was ready (see %s): %w", cfg.ID, filepath.Join(p.dir, logFile), res.err)
 		}
 		if err := res.resp.err(); err != nil {
 			return nil, err
 		}
 	case <-ctx.Done():
-		_ = cmd.Process.Kill()
+		_ = p.cmd.Process.Kill()
 		return nil, ctx.Err()
 	}
-	return &Client{sock: filepath.Join(dir, sockFile), id: cfg.ID}, nil
+	return &Client{sock: filepath.Join(p.dir, sockFile), id: cfg.ID}, nil
+}
+
+// Abandon ends a monitor that will get no config (the start failed
+// before it) and returns once it is gone; its folder is the caller's to
+// remove.
+func (p *Pending) Abandon() {
+	p.goW.Close() // end of file: the monitor exits
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+	p.ready.Close()
 }
 
 // launchEnv is ctrd's environment without what is ctrd's alone.

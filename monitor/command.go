@@ -18,20 +18,27 @@ import (
 // readyFD is the descriptor on which a launched monitor says it is ready.
 const readyFD = 3
 
-// NewCommand returns ctrd's hidden `monitor` subcommand, which Launch runs.
+// goFD is the descriptor on which a spawned monitor (--await-config) waits
+// until its config is written: a byte, or end of file when the start was
+// given up.
+const goFD = 4
+
+// NewCommand returns ctrd's hidden `monitor` subcommand, which Spawn runs.
 func NewCommand() *cobra.Command {
 	var execRoot, id string
+	var await bool
 	cmd := &cobra.Command{
 		Use:    "monitor --exec-root DIR --id ID",
 		Short:  "Run a container's monitor (started by ctrd itself)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runMain(execRoot, id, cmd.ErrOrStderr())
+			return runMain(execRoot, id, await, cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVar(&execRoot, "exec-root", "", "ctrd's --exec-root")
 	cmd.Flags().StringVar(&id, "id", "", "the container's id")
+	cmd.Flags().BoolVar(&await, "await-config", false, "wait on fd 4 until the config is written")
 	return cmd
 }
 
@@ -42,19 +49,34 @@ func Main(args []string) int {
 	fs := flag.NewFlagSet("monitor", flag.ContinueOnError)
 	execRoot := fs.String("exec-root", "", "ctrd's --exec-root")
 	id := fs.String("id", "", "the container's id")
+	await := fs.Bool("await-config", false, "wait on fd 4 until the config is written")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if err := runMain(*execRoot, *id, os.Stderr); err != nil {
+	if err := runMain(*execRoot, *id, *await, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "ctrd monitor: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func runMain(execRoot, id string, stderr io.Writer) error {
+func runMain(execRoot, id string, await bool, stderr io.Writer) error {
 	if execRoot == "" || id == "" {
 		return fmt.Errorf("monitor: --exec-root and --id are required")
+	}
+	if await {
+		// Spawned ahead of its config: wait for it. End of file means
+		// ctrd gave the start up (or died): nothing to do.
+		goPipe := os.NewFile(goFD, "go")
+		if goPipe == nil {
+			return fmt.Errorf("monitor: --await-config without descriptor %d", goFD)
+		}
+		var b [1]byte
+		n, _ := goPipe.Read(b[:])
+		goPipe.Close()
+		if n == 0 {
+			return nil
+		}
 	}
 	// A monitor lives as long as its container: keep it small.
 	debug.SetGCPercent(50)

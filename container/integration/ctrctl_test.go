@@ -41,6 +41,7 @@ func TestCtrctlRun(t *testing.T) {
 		{name: "not found", args: []string{"run", "--rm", "busybox", "nosuchcommand"}, code: 127, errSub: "nosuchcommand"},
 		{name: "cannot invoke", args: []string{"run", "--rm", "busybox", "/etc"}, code: 126},
 		{name: "no image", args: []string{"run", "--rm", "nosuchimage"}, code: 125, errSub: "No such image"},
+		{name: "no network", args: []string{"run", "--rm", "--network", "ctrtnosuchnet", "busybox", "true"}, code: 125, errSub: "ctrtnosuchnet"},
 		{name: "bad memory", args: []string{"run", "--rm", "-m", "lots", "busybox", "true"}, code: 125, errSub: "--memory"},
 		{name: "bad restart", args: []string{"run", "--restart", "sometimes", "busybox", "true"}, code: 125, errSub: "invalid restart policy"},
 		{name: "read-only", args: []string{"run", "--rm", "--read-only", "busybox", "sh", "-c", "touch /x 2>/dev/null && echo wrote || echo refused"}, out: "refused\n"},
