@@ -595,7 +595,9 @@ const BootMarker = "restart-at-boot"
 
 // Install registers the container jobs on eng.
 func (s *Service) Install(eng *engine.Engine) error {
-	for _, d := range append(s.descriptors(), s.archiveDescriptors()...) {
+	ds := append(s.descriptors(), s.archiveDescriptors()...)
+	ds = append(ds, s.updateDescriptors()...)
+	for _, d := range ds {
 		if err := eng.Register(d); err != nil {
 			return err
 		}

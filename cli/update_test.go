@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+// TestUpdateFlags: docker update's flags make docker's body.
+func TestUpdateFlags(t *testing.T) {
+	parse := func(args ...string) (*cobra.Command, *updateFlags) {
+		t.Helper()
+		f := &updateFlags{}
+		cmd := &cobra.Command{Use: "update"}
+		addUpdateFlags(cmd, f)
+		if err := cmd.ParseFlags(args); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return cmd, f
+	}
+	cmd, f := parse("-m", "96m", "--memory-swap", "-1", "--memory-reservation", "32m", "-c", "512",
+		"--cpu-period", "50000", "--cpu-quota", "25000", "--cpuset-cpus", "0", "--cpuset-mems", "0",
+		"--pids-limit", "0", "--blkio-weight", "300", "--restart", "on-failure:3")
+	u, err := f.build(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Memory != 96<<20 || u.MemorySwap != -1 || u.MemoryReservation != 32<<20 || u.CPUShares != 512 ||
+		u.CPUPeriod != 50000 || u.CPUQuota != 25000 || u.CpusetCpus != "0" || u.CpusetMems != "0" ||
+		u.PidsLimit == nil || *u.PidsLimit != 0 || u.BlkioWeight != 300 ||
+		u.RestartPolicy.Name != "on-failure" || u.RestartPolicy.MaximumRetryCount != 3 {
+		t.Errorf("body %+v", u)
+	}
+	cmd, f = parse("--cpus", "1.5")
+	if u, err := f.build(cmd); err != nil || u.NanoCPUs != 1.5e9 || u.PidsLimit != nil || u.RestartPolicy.Name != "" {
+		t.Errorf("--cpus 1.5: %+v %v", u, err)
+	}
+	cmd, f = parse()
+	if _, err := f.build(cmd); err == nil {
+		t.Error("an update without a flag was accepted")
+	}
+	cmd, f = parse("-m", "lots")
+	if _, err := f.build(cmd); err == nil {
+		t.Error("-m lots was accepted")
+	}
+}
