@@ -44,3 +44,44 @@ func TestUpdateFlags(t *testing.T) {
 		t.Error("-m lots was accepted")
 	}
 }
+
+// TestHealthFlags: docker's health flags make Config.Healthcheck.
+func TestHealthFlags(t *testing.T) {
+	parse := func(args ...string) (*cobra.Command, *healthFlags) {
+		t.Helper()
+		h := &healthFlags{}
+		cmd := &cobra.Command{Use: "run"}
+		h.add(cmd.Flags())
+		if err := cmd.ParseFlags(args); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return cmd, h
+	}
+	cmd, h := parse("--health-cmd", "test -e /ok", "--health-interval", "2s", "--health-timeout", "1s",
+		"--health-retries", "5", "--health-start-period", "10s", "--health-start-interval", "500ms")
+	hc, err := h.config(cmd)
+	if err != nil || hc == nil || len(hc.Test) != 2 || hc.Test[0] != "CMD-SHELL" || hc.Test[1] != "test -e /ok" ||
+		hc.Interval != 2e9 || hc.Timeout != 1e9 || hc.Retries != 5 || hc.StartPeriod != 10e9 || hc.StartInterval != 5e8 {
+		t.Errorf("health config %+v %v", hc, err)
+	}
+	cmd, h = parse("--health-retries", "2")
+	if hc, err := h.config(cmd); err != nil || hc == nil || hc.Test != nil || hc.Retries != 2 {
+		t.Errorf("--health-retries alone: %+v %v (the image's test stays)", hc, err)
+	}
+	cmd, h = parse("--no-healthcheck")
+	if hc, err := h.config(cmd); err != nil || hc == nil || len(hc.Test) != 1 || hc.Test[0] != "NONE" {
+		t.Errorf("--no-healthcheck: %+v %v", hc, err)
+	}
+	cmd, h = parse()
+	if hc, err := h.config(cmd); err != nil || hc != nil {
+		t.Errorf("no flags: %+v %v", hc, err)
+	}
+	cmd, h = parse("--no-healthcheck", "--health-cmd", "true")
+	if _, err := h.config(cmd); err == nil {
+		t.Error("--no-healthcheck with --health-cmd was accepted")
+	}
+	cmd, h = parse("--health-interval", "-1s")
+	if _, err := h.config(cmd); err == nil {
+		t.Error("a negative interval was accepted")
+	}
+}

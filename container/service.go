@@ -95,6 +95,8 @@ type Image struct {
 	// TopLayer is the graph driver's id of the image's top layer, on which
 	// a container's layer is made; "" for an image without layers.
 	TopLayer string
+	// Healthcheck is the image's HEALTHCHECK, nil if it has none.
+	Healthcheck *container.HealthConfig `json:",omitempty"`
 }
 
 // ImageSource resolves image references for the service. The image store
@@ -305,6 +307,7 @@ func (s *Service) restore(ctx context.Context, c *ctr) {
 					st.Status = container.StateRunning
 				}
 			}
+			s.startHealthLocked(c, false)
 			_ = c.save()
 			s.log.Info("re-attached to a running container", "container", c.rec.ID, "pid", st.Pid)
 			s.watch(c, st.RunID, w)
@@ -379,6 +382,7 @@ func (s *Service) Close(ctx context.Context) error {
 		if c.restartTimer != nil {
 			c.restartTimer.Stop()
 		}
+		s.stopHealthLocked(c)
 		c.notify()
 		c.mu.Unlock()
 	}
