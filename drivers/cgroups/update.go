@@ -443,10 +443,7 @@ func (g *scopeGroup) Update(ctx context.Context, u *Update) error {
 	if g.m.unified && g.core != nil {
 		err = g.core.Update(ctx, u)
 	} else {
-		if u.CpusetCpus != "" || u.CpusetMems != "" || u.BlkioWeight != 0 {
-			return errdefs.NotImplemented("cgroups: cpuset and block I/O weight cannot be updated on a systemd scope of a v1 host")
-		}
-		err = g.v1.Update(ctx, u)
+		err = g.updateV1(ctx, u)
 	}
 	if err != nil {
 		return err
@@ -464,6 +461,33 @@ func (g *scopeGroup) Update(ctx context.Context, u *Update) error {
 		return errdefs.Unavailable("cgroups: set the properties of %s: %w", g.unit, err)
 	}
 	return nil
+}
+
+// updateV1 writes u to the scope's v1 folders where they exist. systemd
+// makes a scope's folder only in the hierarchies it can write (a machine
+// may see the host's read-only): a limit whose folder is missing is left
+// to the unit property alone, when systemd has one for it.
+func (g *scopeGroup) updateV1(ctx context.Context, u *Update) error {
+	files := *u
+	if _, ok := g.dirOf("memory"); !ok {
+		if u.MemorySwap != 0 || u.MemoryReservation != 0 {
+			return errdefs.NotImplemented("cgroups: %s has no memory folder: swap and reservation cannot be set", g.unit)
+		}
+		files.Memory = 0
+	}
+	if _, ok := g.dirOf("cpu"); !ok {
+		files.CPUShares, files.CPUQuota, files.CPUPeriod = 0, 0, 0
+	}
+	if _, ok := g.dirOf("pids"); !ok {
+		files.PidsLimit = 0
+	}
+	if u.CpusetCpus != "" || u.CpusetMems != "" || u.BlkioWeight != 0 {
+		return errdefs.NotImplemented("cgroups: cpuset and block I/O weight cannot be updated on a systemd scope of a v1 host")
+	}
+	if files == (Update{}) {
+		return nil
+	}
+	return g.v1.Update(ctx, &files)
 }
 
 // updateProperties are the unit properties systemd has for u.
