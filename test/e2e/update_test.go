@@ -31,7 +31,9 @@ func TestUpdateAndHealthInMachine(t *testing.T) {
 	if p["TasksMax"] != "60" || p[memProp] != strconv.Itoa(96<<20) {
 		t.Errorf("%s after update: %v, want TasksMax 60 and %s %d", scope, p, memProp, 96<<20)
 	}
-	if got := inspect(t, m, name, "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}"); got != strconv.Itoa(96<<20)+" 60" {
+	// (docker's inspect, whose template sees the numbers as integers)
+	got := trim(run(t, m, "docker", "-H", "unix:///run/ctr.sock", "inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", name))
+	if got != strconv.Itoa(96<<20)+" 60" {
 		t.Errorf("inspect after update: %q", got)
 	}
 	waitFor(t, time.Minute, "healthy", func() (bool, string) {
