@@ -417,7 +417,8 @@ const execStartWindow = 5 * time.Minute
 //     start, the removal of a --rm container that ended: work that runs
 //     outside any job;
 //   - an exec instance created less than execStartWindow ago and not
-//     started yet: it exists only in ctrd's memory.
+//     started yet: it exists only in ctrd's memory;
+//   - a running container with a health check: ctrd runs the checks.
 func (s *Service) Supervising() string {
 	if n := s.background.Load(); n > 0 {
 		return fmt.Sprintf("%d container operations run in the background", n)
@@ -434,6 +435,9 @@ func (s *Service) Supervising() string {
 		}
 		if st.Running() && !p.IsNone() {
 			return "container " + shortID(id) + " runs with restart policy " + string(p.Name)
+		}
+		if st.Running() && st.Health != nil {
+			return "container " + shortID(id) + " has health checks to run"
 		}
 	}
 	s.execMu.Lock()

@@ -277,10 +277,13 @@ func (g *v1Group) join(ctx context.Context, ctrl string) (string, error) {
 		}
 	}
 	g.dirs[ctrl] = dir
-	// Frozen, nothing forks between the listing and the move.
+	// Frozen, nothing forks between the listing and the move (a group
+	// frozen already, a paused container, stays so).
 	frozen := false
 	if _, err := g.need("freezer"); err == nil {
-		frozen = g.Freeze(ctx) == nil
+		if was, err := g.Frozen(); err == nil && !was {
+			frozen = g.Freeze(ctx) == nil
+		}
 	}
 	pids, err := g.Procs()
 	for _, p := range pids {
