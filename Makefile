@@ -67,8 +67,8 @@ help: ## list the targets
 	@grep -E '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | \
 		sed -E 's/^([a-z0-9-]+):.*## (.*)/  \1\t\2/' | expand -t 16
 
-build: ## build bin/ctrd and bin/ctrctl (static, version stamped)
-	$(BUILD_ENV) $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/ctrd ./cmd/ctrctl
+build: ## build bin/ctrd, bin/ctrctl and bin/ctr-shim (static, version stamped)
+	$(BUILD_ENV) $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/ctrd ./cmd/ctrctl ./cmd/ctr-shim
 
 deps: ## apt-get install what building and testing need (quick when present)
 	@scripts/deps.sh $(DEPS)

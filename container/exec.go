@@ -186,7 +186,12 @@ func (s *Service) execStart(ctx context.Context, e *execConfig, c *ctr, req *Exe
 	}
 	detach := req.Detach
 	ep := &monitor.ExecProcess{Process: *p, Stdin: e.Config.AttachStdin && !detach, Stdout: e.Config.AttachStdout && !detach, Stderr: e.Config.AttachStderr && !detach}
+	primed := func() {}
+	if p, ok := s.exec.(exec.Primer); ok {
+		primed = p.Prime() // the monitor moves the process into the cgroup
+	}
 	stream, err := mon.Exec(context.WithoutCancel(ctx), e.ID, ep)
+	primed()
 	if err != nil {
 		code := 126
 		var ce *exec.CommandError

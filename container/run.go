@@ -76,6 +76,12 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 	// be recorded.
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
 	defer cancel()
+	ph := startPhases{t0: time.Now()}
+	// The monitor moves the container's process into its cgroup a few
+	// milliseconds from now; the kernel gets ready for it meanwhile.
+	if p, ok := s.exec.(exec.Primer); ok {
+		defer p.Prime()()
+	}
 	rootfs, err := s.opts.Graph.Mount(octx, rec.LayerID)
 	if err != nil {
 		return s.startFailed(c, fmt.Errorf("mount the container's root file system: %w", err), "")
@@ -84,10 +90,12 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 	if err != nil {
 		return s.startFailed(c, err, rootfs)
 	}
+	ph.mark("mount")
 	sb, err := s.attachNetwork(octx, &rec)
 	if err != nil {
 		return s.startFailed(c, err, rootfs)
 	}
+	ph.mark("network")
 	spec, err := s.buildSpec(&rec, c.dir, rootfs, mounts, sb)
 	if err != nil {
 		return s.startFailed(c, err, rootfs)
@@ -116,10 +124,12 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 		Driver:   s.opts.Driver,
 	}
 	_ = os.Remove(c.path(exitFile))
+	ph.mark("spec")
 	mon, err := monitor.Launch(octx, monitor.LaunchOptions{Command: s.monCmd, ExecRoot: s.opts.ExecRoot, Config: cfg})
 	if err != nil {
 		return s.startFailed(c, err, rootfs)
 	}
+	ph.mark("monitor")
 	w, err := mon.Wait(octx)
 	if err != nil {
 		_ = mon.Kill(octx, syscall.SIGKILL, false) // not started: the monitor gives up by itself
@@ -137,11 +147,13 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 		st, err := mon.Attach(octx, p.opts)
 		p.ch <- attachResult{stream: st, err: err}
 	}
+	ph.mark("attach")
 	pid, err := mon.Start(octx)
 	if err != nil {
 		w.Close()
 		return s.startFailed(c, err, rootfs)
 	}
+	ph.mark("process")
 	c.mu.Lock()
 	c.mon, c.waiter, c.rootfs = mon, w, rootfs
 	c.rec.State.setRunning(runID, pid, time.Now().UTC())
@@ -153,7 +165,36 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 	c.notify()
 	c.mu.Unlock()
 	s.watch(c, runID, w)
+	ph.mark("record")
+	s.log.Debug("started", append([]any{"container", rec.ID}, ph.attrs()...)...)
 	return nil
+}
+
+// startPhases times the phases of a start for the debug log (ctrd -D):
+// where a slow start spent its time.
+type startPhases struct {
+	t0, last time.Time
+	names    []string
+	took     []time.Duration
+}
+
+// mark ends the phase called name.
+func (p *startPhases) mark(name string) {
+	now := time.Now()
+	if p.last.IsZero() {
+		p.last = p.t0
+	}
+	p.names, p.took = append(p.names, name), append(p.took, now.Sub(p.last))
+	p.last = now
+}
+
+// attrs are the phases and the total as log attributes.
+func (p *startPhases) attrs() []any {
+	out := make([]any, 0, 2*len(p.names)+2)
+	for i, n := range p.names {
+		out = append(out, n, p.took[i])
+	}
+	return append(out, "total", p.last.Sub(p.t0))
 }
 
 // startFailed records a start that did not run the command and returns

@@ -121,7 +121,8 @@ type Options struct {
 	// Driver is the exec driver the monitors (and the service) open.
 	Driver monitor.DriverConfig
 	// MonitorCommand runs a monitor when given --exec-root and --id;
-	// nil is {"/proc/self/exe", "monitor"}, ctrd's hidden subcommand.
+	// nil is {"/proc/self/exe", "monitor"}, ctrd's hidden subcommand
+	// (ctrd passes ctr-shim's when it is installed).
 	MonitorCommand []string
 	// Graph stores the containers' layers.
 	Graph graph.Driver

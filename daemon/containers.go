@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 
 	apicontainer "github.com/moby/moby/api/types/container"
@@ -17,19 +18,28 @@ import (
 // exits that happened meanwhile, starting those whose restart policy says
 // so); removes the layers nothing owns; and installs the container jobs.
 func (d *Daemon) openContainers(ctx context.Context) error {
+	var monCmd []string
+	if exe, err := os.Executable(); err == nil {
+		cmd, shim, err := openShim(exe)
+		if err != nil {
+			d.log.Warn("ctr-shim is not used: containers run ctrd itself as their monitor", "error", err)
+		}
+		monCmd, d.shim = cmd, shim
+	}
 	ctrs, err := container.New(ctx, container.Options{
-		Root:      d.cfg.Root,
-		ExecRoot:  d.cfg.ExecRoot,
-		Driver:    monitor.DriverConfig{Name: d.cfg.ExecDriver, Root: filepath.Join(d.cfg.ExecRoot, "native")},
-		Graph:     d.graph,
-		Images:    container.StoreImages{Store: d.images},
-		Volumes:   d.volumes,
-		Events:    d.events,
-		Networks:  d.networks,
-		DNS:       d.cfg.DNS,
-		DNSSearch: d.cfg.DNSSearch,
-		LogConfig: apicontainer.LogConfig{Type: d.cfg.LogDriver, Config: d.cfg.LogOpts},
-		Log:       d.log,
+		Root:           d.cfg.Root,
+		ExecRoot:       d.cfg.ExecRoot,
+		Driver:         monitor.DriverConfig{Name: d.cfg.ExecDriver, Root: filepath.Join(d.cfg.ExecRoot, "native")},
+		MonitorCommand: monCmd,
+		Graph:          d.graph,
+		Images:         container.StoreImages{Store: d.images},
+		Volumes:        d.volumes,
+		Events:         d.events,
+		Networks:       d.networks,
+		DNS:            d.cfg.DNS,
+		DNSSearch:      d.cfg.DNSSearch,
+		LogConfig:      apicontainer.LogConfig{Type: d.cfg.LogDriver, Config: d.cfg.LogOpts},
+		Log:            d.log,
 	})
 	if err != nil {
 		return err

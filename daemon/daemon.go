@@ -60,6 +60,7 @@ type Options struct {
 // Daemon is a running ctrd: the engine and the subsystems wired to it.
 type Daemon struct {
 	cfg      Config
+	shim     *os.File   // ctr-shim, open while containers may start (nil: ctrd runs itself)
 	cfgMu    sync.Mutex // guards the reloadable parts of cfg
 	log      *slog.Logger
 	level    *slog.LevelVar

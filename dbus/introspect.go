@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"strings"
+	"sync"
 
 	godbus "github.com/godbus/dbus/v5"
 	"github.com/godbus/dbus/v5/introspect"
@@ -45,8 +46,9 @@ var objectManagerData = introspect.Interface{
 }
 
 // interfaces maps each interface name, ctr's and the standard ones, to its
-// introspection data.
-var interfaces = func() map[string]introspect.Interface {
+// introspection data. It is parsed on first use, not at ctrd's start (a
+// millisecond that a ctrd without D-Bus never needs).
+var interfaces = sync.OnceValue(func() map[string]introspect.Interface {
 	var node introspect.Node
 	if err := xml.Unmarshal(interfacesXML, &node); err != nil {
 		panic("dbus: org.example.Ctr.xml: " + err.Error())
@@ -61,7 +63,7 @@ var interfaces = func() map[string]introspect.Interface {
 		m[i.Name] = i
 	}
 	return m
-}()
+})
 
 // ctrInterfaces returns the names of ctr's own interfaces, in the XML
 // file's order.
@@ -78,7 +80,7 @@ func ctrInterfaces() []string {
 // propertyType returns the D-Bus type of a property, and whether the
 // interface has it.
 func propertyType(iface, name string) (string, bool) {
-	for _, p := range interfaces[iface].Properties {
+	for _, p := range interfaces()[iface].Properties {
 		if p.Name == name {
 			return p.Type, true
 		}
@@ -89,7 +91,7 @@ func propertyType(iface, name string) (string, bool) {
 // signalSignature returns the signature of a signal's arguments, and
 // whether the interface has the signal.
 func signalSignature(iface, name string) (string, bool) {
-	for _, s := range interfaces[iface].Signals {
+	for _, s := range interfaces()[iface].Signals {
 		if s.Name == name {
 			var sig strings.Builder
 			for _, a := range s.Args {
@@ -119,7 +121,7 @@ func checkSignal(iface, name string, args []any) error {
 func introspectNode(ifaces []string, children []string) string {
 	node := introspect.Node{}
 	for _, name := range ifaces {
-		node.Interfaces = append(node.Interfaces, interfaces[name])
+		node.Interfaces = append(node.Interfaces, interfaces()[name])
 	}
 	for _, c := range children {
 		node.Children = append(node.Children, introspect.Node{Name: c})

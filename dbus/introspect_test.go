@@ -61,7 +61,7 @@ func TestAdaptersMatchIntrospection(t *testing.T) {
 		}
 	}
 	for name, typ := range adapterTypes {
-		data, ok := interfaces[name]
+		data, ok := interfaces()[name]
 		if !ok {
 			t.Errorf("no introspection data for %s", name)
 			continue
@@ -165,7 +165,7 @@ func TestManagerPropertiesMatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	declared := interfaces[ifaceManager].Properties
+	declared := interfaces()[ifaceManager].Properties
 	if len(props) != len(declared) {
 		t.Errorf("%d properties, %d declared", len(props), len(declared))
 	}
@@ -177,7 +177,7 @@ func TestManagerPropertiesMatch(t *testing.T) {
 	}
 	j := jobAdapter{s: srv, id: 1, name: "x"}
 	jp, _ := j.props(ctx, "")
-	for _, p := range interfaces[ifaceJob].Properties {
+	for _, p := range interfaces()[ifaceJob].Properties {
 		if v, ok := jp[p.Name]; !ok || v.Signature().String() != p.Type {
 			t.Errorf("job property %s: %v, declared %s", p.Name, v, p.Type)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -174,10 +175,12 @@ func NetworkPath(id string) godbus.ObjectPath {
 }
 
 // networkProps are a network object's properties; a network does not
-// change once made, so they are read when it appears.
+// change once made, so they are read when it appears, but for the
+// containers connected to it.
 type networkProps struct {
 	ID, Name, Driver, Subnet, Gateway, Subnet6 string
 	Internal                                   bool
+	Containers                                 []string // sorted
 }
 
 func (p networkProps) variants() map[string]godbus.Variant {
@@ -185,7 +188,16 @@ func (p networkProps) variants() map[string]godbus.Variant {
 		"Id": godbus.MakeVariant(p.ID), "Name": godbus.MakeVariant(p.Name), "Driver": godbus.MakeVariant(p.Driver),
 		"Subnet": godbus.MakeVariant(p.Subnet), "Gateway": godbus.MakeVariant(p.Gateway),
 		"IPv6Subnet": godbus.MakeVariant(p.Subnet6), "Internal": godbus.MakeVariant(p.Internal),
+		"Containers": godbus.MakeVariant(p.containers()),
 	}
+}
+
+// containers is Containers, never nil (an empty "as", not a missing one).
+func (p networkProps) containers() []string {
+	if p.Containers == nil {
+		return []string{}
+	}
+	return p.Containers
 }
 
 // networkAdapter is the org.example.Ctr.Network interface of a network
@@ -220,10 +232,21 @@ func (s *Server) syncNetworks(ctx context.Context, quiet bool) error {
 	live := map[string]bool{}
 	for _, n := range nets {
 		live[n.ID] = true
-		if _, ok := s.nets.Load(n.ID); ok {
+		ctrs := make([]string, 0, len(n.Containers))
+		for id := range n.Containers {
+			ctrs = append(ctrs, busString(id))
+		}
+		slices.Sort(ctrs)
+		if old, ok := s.nets.Load(n.ID); ok {
+			p := old.(networkProps)
+			if !slices.Equal(p.Containers, ctrs) {
+				p.Containers = ctrs
+				s.nets.Store(n.ID, p)
+				s.propertiesChanged(NetworkPath(n.ID), ifaceNetwork, map[string]godbus.Variant{"Containers": godbus.MakeVariant(p.containers())})
+			}
 			continue
 		}
-		p := networkProps{ID: busString(n.ID), Name: busString(n.Name), Driver: busString(n.Driver), Internal: n.Internal}
+		p := networkProps{ID: busString(n.ID), Name: busString(n.Name), Driver: busString(n.Driver), Internal: n.Internal, Containers: ctrs}
 		for _, c := range n.IPAM.Config {
 			switch {
 			case c.Subnet.IsValid() && c.Subnet.Addr().Is4():

@@ -92,6 +92,7 @@ func TestParseTime(t *testing.T) {
 		"1700000000.5":             time.Unix(1700000000, 500000000),
 		"1700000000.000000001":     time.Unix(1700000000, 1),
 		"10s":                      time.Unix(1990, 0),
+		"0":                        time.Unix(0, 0), // the epoch: all the history, as docker
 		"2023-11-14T22:13:20Z":     time.Unix(1700000000, 0),
 		"2023-11-14T22:13:20.25Z":  time.Unix(1700000000, 250000000),
 		"1700000000.1234567891234": time.Unix(1700000000, 123456789),

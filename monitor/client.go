@@ -31,6 +31,7 @@ type Client struct {
 // LaunchOptions say how to start a monitor.
 type LaunchOptions struct {
 	// Command runs a monitor when given --exec-root and --id: for ctrd,
+	// {"/proc/self/fd/N", "monitor"} (ctr-shim, held open) or
 	// {"/proc/self/exe", "monitor"}.
 	Command []string
 	// ExecRoot is ctrd's --exec-root.
@@ -70,10 +71,13 @@ func Launch(ctx context.Context, opts LaunchOptions) (*Client, error) {
 		return nil, err
 	}
 	args := append(append([]string(nil), opts.Command[1:]...), "--exec-root", opts.ExecRoot, "--id", cfg.ID)
-	// ps shows "ctrd monitor …" rather than "/proc/self/exe monitor …".
+	// ps shows "ctrd monitor …" or "ctr-shim monitor …" rather than
+	// "/proc/self/exe monitor …" or "/proc/self/fd/7 monitor …".
 	argv0 := opts.Command[0]
-	if exe, err := os.Executable(); err == nil && argv0 == "/proc/self/exe" {
-		argv0 = filepath.Base(exe)
+	if strings.HasPrefix(argv0, "/proc/self/") {
+		if target, err := os.Readlink(argv0); err == nil {
+			argv0 = filepath.Base(target)
+		}
 	}
 	cmd := &osexec.Cmd{
 		Path:        opts.Command[0],

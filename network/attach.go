@@ -103,7 +103,7 @@ func (s *Service) Attach(ctx context.Context, req AttachRequest) (*Sandbox, erro
 		return nil, err
 	}
 	undo := func(err error) (*Sandbox, error) {
-		if derr := s.Detach(context.WithoutCancel(ctx), req.ContainerID); derr != nil {
+		if derr := s.detach(req.ContainerID, false); derr != nil {
 			s.log.Warn("cannot undo a failed attach", "container", req.ContainerID, "error", derr)
 		}
 		return nil, err
@@ -122,6 +122,7 @@ func (s *Service) Attach(ctx context.Context, req AttachRequest) (*Sandbox, erro
 		}
 	}
 	s.startResolver(req.ContainerID)
+	s.publishEndpoints("connect", req.ContainerID, sb.Endpoints)
 	return s.Sandbox(req.ContainerID)
 }
 
@@ -439,6 +440,12 @@ func (s *Service) plumb(sb *sandboxRecord, ep *endpointRecord, primary bool) err
 // namespace pin, ports and addresses. A container without one is no
 // error.
 func (s *Service) Detach(ctx context.Context, containerID string) error {
+	return s.detach(containerID, true)
+}
+
+// detach is Detach; announce says whether to publish the disconnects (not
+// for an attach that failed: it never announced its connects).
+func (s *Service) detach(containerID string, announce bool) error {
 	s.mu.Lock()
 	sb, ok := s.sandboxes[containerID]
 	r := s.dns[containerID]
@@ -483,6 +490,9 @@ func (s *Service) Detach(ctx context.Context, containerID string) error {
 	if len(sb.Ports) > 0 {
 		s.scheduleDrop()
 	}
+	if announce {
+		s.publishEndpoints("disconnect", containerID, sb.Endpoints)
+	}
 	return nil
 }
 
@@ -515,6 +525,7 @@ func (s *Service) Connect(ctx context.Context, containerID string, er EndpointRe
 		return nil, err
 	}
 	s.startResolver(containerID)
+	s.publishEndpoints("connect", containerID, []endpointRecord{*ep})
 	return s.Sandbox(containerID)
 }
 
@@ -539,7 +550,11 @@ func (s *Service) Disconnect(ctx context.Context, containerID, network string) e
 		return err
 	}
 	_ = bridge.DeleteInterface(ep.HostVeth)
-	return s.dropEndpoint(containerID, ep.ID)
+	if err := s.dropEndpoint(containerID, ep.ID); err != nil {
+		return err
+	}
+	s.publishEndpoints("disconnect", containerID, []endpointRecord{ep})
+	return nil
 }
 
 // dropEndpoint forgets one endpoint of a sandbox.

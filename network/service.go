@@ -611,6 +611,24 @@ func (s *Service) publish(action events.Action, n *netRecord, extra map[string]s
 		Actor: events.Actor{ID: n.ID, Attributes: attrs}, Scope: "local"})
 }
 
+// publishEndpoints records a connect or disconnect event for each of
+// eps, as docker does at every start and stop as well as for network
+// connect and disconnect: the network is the actor, the container an
+// attribute.
+func (s *Service) publishEndpoints(action events.Action, containerID string, eps []endpointRecord) {
+	s.mu.Lock()
+	nets := make([]netRecord, 0, len(eps))
+	for _, ep := range eps {
+		if n, ok := s.networks[ep.NetworkID]; ok {
+			nets = append(nets, *n)
+		}
+	}
+	s.mu.Unlock()
+	for i := range nets {
+		s.publish(action, &nets[i], map[string]string{"container": containerID})
+	}
+}
+
 // usedSubnetsLocked lists the subnets of the networks and the host's
 // routes, for a new network to avoid.
 func (s *Service) usedSubnetsLocked() []*net.IPNet {

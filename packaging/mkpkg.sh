@@ -2,7 +2,7 @@
 # mkpkg.sh FORMAT OUTDIR: build the ctr package as a deb (dpkg-deb) or an rpm
 # (rpmbuild) from the one description in packaging/ctr.pkg, with the
 # maintainer functions of packaging/maint.sh. Run from the repository root
-# after `make build` (it needs bin/ctrd and bin/ctrctl); `make deb` and
+# after `make build` (it needs bin/ctrd, bin/ctrctl and bin/ctr-shim); `make deb` and
 # `make rpm` do both. Prints the path of the package it wrote.
 set -euo pipefail
 
@@ -26,7 +26,7 @@ gen=$work/gen
 mkdir -p "$stage" "$gen" "$outdir"
 outdir=$(cd "$outdir" && pwd)
 
-for b in ctrd ctrctl; do
+for b in ctrd ctrctl ctr-shim; do
 	[ -x "$root/bin/$b" ] || { echo "mkpkg: $root/bin/$b is missing: run make build" >&2; exit 1; }
 done
 "$root/bin/ctrctl" completion bash >"$gen/ctrctl.bash"

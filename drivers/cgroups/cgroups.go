@@ -306,7 +306,7 @@ func New(opts Options) (Manager, error) {
 		if len(h.V1) == 0 {
 			return nil, errdefs.Wrap(errdefs.NotImplementedClass, fmt.Errorf("%w: no v1 controllers mounted", ErrNotSupported))
 		}
-		return &v1Manager{mounts: h.V1, optional: h.V1Optional}, nil
+		return &v1Manager{mounts: h.V1, optional: h.V1Optional, primer: newPrimer(h.V1)}, nil
 	case V2:
 		if h.V2 == "" {
 			return nil, errdefs.Wrap(errdefs.NotImplementedClass, fmt.Errorf("%w: no cgroup2 mount", ErrNotSupported))

@@ -102,6 +102,7 @@ type systemdManager struct {
 	unified bool
 	h       *Hierarchies
 	conn    sharedConn
+	*primer // systemd moves the process on a v1 or hybrid host: the same wait
 }
 
 // NewSystemd returns a Manager that puts each group in a transient scope
@@ -124,7 +125,7 @@ func NewSystemd(opts Options) (Manager, error) {
 	}
 	var st unix.Statfs_t
 	unified := unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
-	return &systemdManager{unified: unified, h: h, conn: sharedConn{dial: connectSystemd, idle: connIdle}}, nil
+	return &systemdManager{unified: unified, h: h, conn: sharedConn{dial: connectSystemd, idle: connIdle}, primer: newPrimer(h.V1)}, nil
 }
 
 // connIdle is how long a connection to systemd stays open after its last

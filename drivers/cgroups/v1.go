@@ -16,6 +16,7 @@ import (
 type v1Manager struct {
 	mounts   map[string]string // controller → mount point
 	optional map[string]string // v1Optional controller → mount point
+	*primer
 }
 
 func (m *v1Manager) Mode() Mode { return V1 }

@@ -60,6 +60,15 @@ type Driver interface {
 	Delete(ctx context.Context, id string) error
 }
 
+// Primer is a Driver that can make a start or an exec that is about to
+// come quicker by preparing for it beside the caller's other work (the
+// native driver readies the kernel's cgroup moves: cgroups.Primer).
+type Primer interface {
+	// Prime starts the preparation; done ends it. done may be called
+	// more than once.
+	Prime() (done func())
+}
+
 // Process is a process started by a Driver.
 type Process interface {
 	// Pid is the process id, as seen from the driver's pid namespace.

@@ -87,6 +87,9 @@ func TestDBusNetworks(t *testing.T) {
 	if got := getProp(netPath, "org.example.Ctr.Network", "Name"); got != `s "ctrtbus"` {
 		t.Fatalf("the network object's Name: %s", got)
 	}
+	if got := getProp(netPath, "org.example.Ctr.Network", "Containers"); got != "as 0" {
+		t.Fatalf("a new network's Containers: %s", got)
+	}
 	if out, err := busctl("CreateNetwork", "sa{sv}", "ctrtbus2", "1", "subnet", "s", "10.61.0.0/25"); err == nil || !strings.Contains(out, "overlaps") {
 		t.Fatalf("an overlapping subnet: %v\n%s", err, out)
 	}
@@ -102,9 +105,16 @@ func TestDBusNetworks(t *testing.T) {
 	waitFor(t, "the container object's IPAddress", func() bool {
 		return getProp("/org/example/Ctr/container/"+cid, "org.example.Ctr.Container", "IPAddress") == fmt.Sprintf("s %q", ip)
 	})
+	waitFor(t, "the network's Containers to hold the container", func() bool {
+		return getProp(netPath, "org.example.Ctr.Network", "Containers") == fmt.Sprintf("as 1 %q", cid)
+	})
 	if out, err := busctl("RemoveNetwork", "s", "ctrtbus"); err == nil || !strings.Contains(out, "active endpoints") {
 		t.Fatalf("RemoveNetwork in use: %v\n%s", err, out)
 	}
+	w.docker("stop", "-t", "0", "onbus")
+	waitFor(t, "the network's Containers to be empty after the stop", func() bool {
+		return getProp(netPath, "org.example.Ctr.Network", "Containers") == "as 0"
+	})
 	w.docker("rm", "-f", "onbus")
 	if out, err := busctl("RemoveNetwork", "s", "ctrtbus"); err != nil {
 		t.Fatalf("RemoveNetwork: %v\n%s", err, out)

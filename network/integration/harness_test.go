@@ -50,7 +50,7 @@ func build(t *testing.T) {
 			return
 		}
 		binDir = dir
-		out, err := exec.Command("go", "build", "-o", dir+"/", "example.org/ctr/cmd/ctrd", "example.org/ctr/cmd/ctrctl").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", dir+"/", "example.org/ctr/cmd/ctrd", "example.org/ctr/cmd/ctrctl", "example.org/ctr/cmd/ctr-shim").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 			return

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 const httpd = "httpd -f -p 80 -h /etc"
@@ -196,6 +197,25 @@ func TestConnectDisconnect(t *testing.T) {
 	}
 	if after := bridges(); after != before-1 {
 		t.Fatalf("bridges: %d before removing ctrttwo, %d after", before, after)
+	}
+	// docker events tells the story, as dockerd does: a connect at the
+	// start and at network connect, a disconnect at network disconnect.
+	id := strings.TrimSpace(w.docker("inspect", "-f", "{{.Id}}", "conn"))
+	out := w.docker("events", "--since", "0", "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
+		"--filter", "type=network", "--format", "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.container}}")
+	var mine []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		switch {
+		case strings.HasSuffix(l, " "+id):
+			mine = append(mine, l)
+		case strings.HasSuffix(l, " <no value>"): // create, destroy
+			mine = append(mine, strings.TrimSuffix(l, " <no value>"))
+		}
+	}
+	want := []string{"create ctrtone", "create ctrttwo", "connect ctrtone " + id, "connect ctrttwo " + id,
+		"disconnect ctrttwo " + id, "destroy ctrttwo"}
+	if strings.Join(mine, "\n") != strings.Join(want, "\n") {
+		t.Errorf("network events:\n%s\nwant:\n%s\n(all: %s)", strings.Join(mine, "\n"), strings.Join(want, "\n"), out)
 	}
 }
 

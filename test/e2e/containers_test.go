@@ -176,6 +176,10 @@ func TestContainerScope(t *testing.T) {
 	if out := run(t, m, "systemd-cgls", "--no-pager", "-u", "ctr.service"); strings.Contains(out, "monitor") {
 		t.Errorf("a monitor is still in ctr.service:\n%s", out)
 	}
+	// The monitor is the packaged ctr-shim, not a second ctrd.
+	if out := run(t, m, "systemd-cgls", "--no-pager", "--full", "-u", "ctr-monitor-"+id+".scope"); !strings.Contains(out, "ctr-shim monitor --exec-root /run/ctr --id "+id) {
+		t.Errorf("the monitor's scope does not hold ctr-shim:\n%s", out)
+	}
 
 	// Pause freezes the scope's cgroup; unpause thaws it.
 	run(t, m, "ctrctl", "pause", name)

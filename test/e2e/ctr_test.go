@@ -164,7 +164,7 @@ func TestPackageInstalled(t *testing.T) {
 		t.Errorf("dpkg status of ctr = %q", out)
 	}
 	for _, f := range []string{
-		"/usr/bin/ctrd", "/usr/bin/ctrctl",
+		"/usr/bin/ctrd", "/usr/bin/ctrctl", "/usr/libexec/ctr/ctr-shim",
 		"/usr/lib/systemd/system/ctr.socket", "/usr/lib/systemd/system/ctr.service",
 		"/usr/lib/sysusers.d/ctr.conf", "/usr/lib/tmpfiles.d/ctr.conf",
 		"/usr/share/bash-completion/completions/ctrctl",

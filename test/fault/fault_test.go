@@ -47,11 +47,12 @@ func repoRoot(t *testing.T) string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// build makes ctrd and the busybox archive in dir.
+// build makes ctrd, the ctr-shim beside it that its monitors run (as
+// installed), and the busybox archive in dir.
 func build(t *testing.T, dir string) (ctrd, archive string) {
 	t.Helper()
 	ctrd = filepath.Join(dir, "ctrd")
-	cmd := exec.Command("go", "build", "-o", ctrd, "./cmd/ctrd")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/ctrd", "./cmd/ctr-shim")
 	cmd.Dir = repoRoot(t)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -354,10 +355,15 @@ func round(t *testing.T, d *daemon, archive string, seed int64) bool {
 	for {
 		var bad []string
 		mons := monitors(d.execDir)
-		for id := range mons {
+		for id, pid := range mons {
 			insp, err := d.cl.ContainerInspect(cctx, id)
 			if err != nil || !insp.State.Running {
 				bad = append(bad, id[:12])
+			}
+			// Every monitor runs the ctr-shim beside ctrd, whichever
+			// ctrd started it.
+			if exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil && filepath.Base(exe) != "ctr-shim" {
+				fail("the monitor of %s runs %s, not ctr-shim", id[:12], exe)
 			}
 		}
 		for _, c := range list {

@@ -22,7 +22,6 @@ import (
 	osexec "os/exec"
 	"path"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -70,7 +69,10 @@ type Driver struct {
 	cg     cgroups.Manager
 }
 
-var _ exec.Driver = (*Driver)(nil)
+var (
+	_ exec.Driver = (*Driver)(nil)
+	_ exec.Primer = (*Driver)(nil)
+)
 
 // New returns a driver. It fails with a NotImplemented error when the host
 // has no usable cgroup hierarchy.
@@ -104,6 +106,16 @@ func (d *Driver) Root() string { return d.root }
 // Cgroups returns the driver's cgroup manager.
 func (d *Driver) Cgroups() cgroups.Manager { return d.cg }
 
+// Prime implements exec.Primer: the cgroup move of a start or exec that is
+// about to come finds the kernel ready (cgroups.Primer), wherever the
+// process that makes the move runs.
+func (d *Driver) Prime() func() {
+	if p, ok := d.cg.(cgroups.Primer); ok {
+		return p.Prime()
+	}
+	return func() {}
+}
+
 // state is what the driver records about a running container, in
 // ROOT/ID/state.json, so that any process with the same root can exec into
 // it, signal, freeze and delete it.
@@ -116,10 +128,17 @@ type state struct {
 	UserNS    bool
 }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-
+// checkID accepts ids of 1 to 128 of [A-Za-z0-9_.-] that start with a
+// letter or digit. (A loop, not a regular expression: compiling one with
+// {0,127} cost the container's init half a millisecond at every start.)
 func checkID(id string) error {
-	if !idPattern.MatchString(id) {
+	ok := len(id) > 0 && len(id) <= 128
+	for i := 0; ok && i < len(id); i++ {
+		c := id[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		ok = alnum || i > 0 && (c == '_' || c == '.' || c == '-')
+	}
+	if !ok {
 		return errdefs.InvalidArgument("native: invalid container id %q", id)
 	}
 	return nil

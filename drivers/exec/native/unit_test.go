@@ -3,6 +3,7 @@ package native
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -78,12 +79,15 @@ func TestMessages(t *testing.T) {
 }
 
 func TestCheckID(t *testing.T) {
-	for _, bad := range []string{"", "../x", "a/b", "-x", string(make([]byte, 200))} {
+	long := strings.Repeat("a", 128)
+	for _, bad := range []string{"", "../x", "a/b", "-x", "_x", ".x", "a b", "a\x00", "é", long + "a", string(make([]byte, 200))} {
 		if errdefs.ClassOf(checkID(bad)) != errdefs.InvalidArgumentClass {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	if err := checkID("3f2a_b.c-d"); err != nil {
-		t.Error(err)
+	for _, good := range []string{"3f2a_b.c-d", "a", "Z9", long, "x..", "a-_"} {
+		if err := checkID(good); err != nil {
+			t.Error(err)
+		}
 	}
 }
