@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 
@@ -189,7 +190,7 @@ func (g *v1Group) apply(r *Resources) error {
 
 func (g *v1Group) Add(pid int) error {
 	done := map[string]bool{}
-	for _, c := range append(v1Controllers, v1Optional...) {
+	for _, c := range slices.Concat(v1Controllers, v1Optional) {
 		d, ok := g.dirs[c]
 		if !ok || done[d] {
 			continue
