@@ -37,6 +37,7 @@ func (s *Server) routes() http.Handler {
 	s.volumeRoutes(mux)
 	s.archiveRoutes(mux)
 	s.pruneRoutes(mux)
+	s.updateRoutes(mux)
 	return s.logRequests(s.commonHeaders(stripVersion(jsonMisses(mux))))
 }
 

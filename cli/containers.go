@@ -66,6 +66,7 @@ func containerCommands(g *globals) []*cobra.Command {
 		newKillCmd(g), newRmCmd(g), newWaitCmd(g), newLogsCmd(g), newAttachCmd(g),
 		newExecCmd(g), newPsCmd(g), newContainerInspectCmd(g), newTopCmd(g),
 		newRenameCmd(g), newPauseCmd(g, true), newPauseCmd(g, false),
+		newUpdateCmd(g),
 	}
 }
 

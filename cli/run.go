@@ -39,6 +39,7 @@ type createFlags struct {
 	// netcfg is what build makes of the networking flags.
 	netcfg *network.NetworkingConfig
 	mounts mountFlags
+	health healthFlags
 }
 
 func addCreateFlags(cmd *cobra.Command, f *createFlags) {
@@ -93,6 +94,7 @@ func addCreateFlags(cmd *cobra.Command, f *createFlags) {
 	fl.StringVar(&f.pull, "pull", "missing", `Pull image before running ("always", "missing", "never")`)
 	fl.StringVar(&f.platform, "platform", "", "Platform to pull the image for, if it is pulled (os[/arch[/variant]])")
 	f.mounts.add(fl)
+	f.health.add(fl)
 }
 
 // ParseRestartPolicy reads --restart: "no", "always", "unless-stopped",
@@ -163,6 +165,11 @@ func (f *createFlags) build(cmd *cobra.Command, args []string, attach bool) (*co
 		k, v, _ := strings.Cut(l, "=")
 		cfg.Labels[k] = v
 	}
+	health, err := f.health.config(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Healthcheck = health
 	policy, err := ParseRestartPolicy(f.restart)
 	if err != nil {
 		return nil, nil, usagef(cmd, "%v", err)

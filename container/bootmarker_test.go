@@ -101,6 +101,12 @@ func TestSupervisingRecords(t *testing.T) {
 	if r := s.Supervising(); r != "" {
 		t.Errorf("a started exec and one created an hour ago: %q", r)
 	}
+	h := add("health", container.StateRunning, container.RestartPolicyDisabled)
+	h.rec.State.Health = &container.Health{Status: container.Starting}
+	if r := s.Supervising(); !strings.Contains(r, "health checks") {
+		t.Errorf("a running container with a health check: %q", r)
+	}
+	delete(s.containers, "health")
 	s.background.Add(1)
 	if r := s.Supervising(); !strings.Contains(r, "background") {
 		t.Errorf("background work: %q", r)

@@ -156,6 +156,10 @@ func (s *Service) create(ctx context.Context, name string, cfg *container.Config
 	}
 	defer releaseImage()
 	mergeImage(cfg, &img.Config)
+	mergeHealthcheck(cfg, img.Healthcheck)
+	if err := validateHealthcheck(cfg.Healthcheck); err != nil {
+		return "", nil, err
+	}
 	if len(cfg.Entrypoint)+len(cfg.Cmd) == 0 {
 		return "", nil, errdefs.InvalidArgument("no command specified")
 	}

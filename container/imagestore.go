@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"example.org/ctr/image"
@@ -32,5 +33,8 @@ func (s StoreImages) ResolveImage(ctx context.Context, ref string) (*Image, func
 		release()
 		return nil, nil, fmt.Errorf("image %s: config: %w", ref, err)
 	}
-	return &Image{ID: img.ID.String(), Name: ref, Config: cfg.Config, TopLayer: img.TopLayer}, release, nil
+	// Docker's extensions of the config (HEALTHCHECK).
+	var docker dockerspec.DockerOCIImage
+	_ = json.Unmarshal(raw, &docker)
+	return &Image{ID: img.ID.String(), Name: ref, Config: cfg.Config, TopLayer: img.TopLayer, Healthcheck: docker.Config.Healthcheck}, release, nil
 }

@@ -102,6 +102,9 @@ func (s *Service) summary(ctx context.Context, c *ctr, size bool, now time.Time)
 		Status:  rec.State.Summary(now),
 		Mounts:  mountPointsView(&rec),
 	}
+	if h := rec.State.Health; h != nil {
+		sum.Health = &container.HealthSummary{Status: h.Status, FailingStreak: h.FailingStreak}
+	}
 	if sum.Labels == nil {
 		sum.Labels = map[string]string{}
 	}
@@ -341,6 +344,11 @@ func parseListFilter(s string) (listFilter, error) {
 			return nil, errdefs.InvalidArgument("invalid filter 'status=%s'", st)
 		}
 	}
+	for _, h := range f["health"] {
+		if err := container.ValidateHealthStatus(container.HealthStatus(h)); err != nil {
+			return nil, errdefs.InvalidArgument("Unrecognised filter value for health: %s", h)
+		}
+	}
 	for _, e := range f["exited"] {
 		if _, err := strconv.Atoi(e); err != nil {
 			return nil, errdefs.InvalidArgument("invalid filter 'exited=%s'", e)
@@ -381,7 +389,7 @@ func (f listFilter) match(rec *record) bool {
 			return withTag(rec.Config.Image) == withTag(v) || rec.Image == v || strings.HasPrefix(rec.Image, "sha256:"+v)
 		}) &&
 		f.anyOf("network", func(v string) bool { return string(rec.HostConfig.NetworkMode) == v }) &&
-		f.anyOf("health", func(v string) bool { return v == "none" }) &&
+		f.anyOf("health", func(v string) bool { return v == healthFilterValue(rec.State.Health) }) &&
 		f.anyOf("is-task", func(v string) bool { return v == "false" }) &&
 		!f.has("volume") && !f.has("expose") && !f.has("publish")
 }

@@ -75,6 +75,8 @@ type ctr struct {
 	lastError string
 	// execs are the container's exec instances.
 	execs map[string]*execConfig
+	// probe runs the health checks of the current run (health.go).
+	probe *prober
 }
 
 func (c *ctr) path(name string) string { return filepath.Join(c.dir, name) }

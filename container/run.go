@@ -176,6 +176,7 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 	c.mu.Lock()
 	c.mon, c.waiter, c.rootfs = mon, w, rootfs
 	c.rec.State.setRunning(runID, pid, time.Now().UTC())
+	s.startHealthLocked(c, true)
 	if err := c.save(); err != nil {
 		s.log.Error("cannot record a start", "container", rec.ID, "error", err)
 	}
@@ -315,6 +316,7 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 	st.setExited(exit.Code, exit.OOMKilled, exit.ExitedAt, exit.Error)
 	c.lastCode, c.lastError = st.ExitCode, st.Error
 	c.mon, c.waiter = nil, nil
+	s.stopHealthLocked(c)
 	// Unmount even when this ctrd did not mount it: an exit recorded at
 	// restore releases the mount an earlier ctrd left.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

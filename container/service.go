@@ -95,6 +95,8 @@ type Image struct {
 	// TopLayer is the graph driver's id of the image's top layer, on which
 	// a container's layer is made; "" for an image without layers.
 	TopLayer string
+	// Healthcheck is the image's HEALTHCHECK, nil if it has none.
+	Healthcheck *container.HealthConfig `json:",omitempty"`
 }
 
 // ImageSource resolves image references for the service. The image store
@@ -306,6 +308,7 @@ func (s *Service) restore(ctx context.Context, c *ctr) {
 					st.Status = container.StateRunning
 				}
 			}
+			s.startHealthLocked(c, false)
 			_ = c.save()
 			s.log.Info("re-attached to a running container", "container", c.rec.ID, "pid", st.Pid)
 			s.watch(c, st.RunID, w)
@@ -380,6 +383,7 @@ func (s *Service) Close(ctx context.Context) error {
 		if c.restartTimer != nil {
 			c.restartTimer.Stop()
 		}
+		s.stopHealthLocked(c)
 		c.notify()
 		c.mu.Unlock()
 	}
@@ -414,7 +418,8 @@ const execStartWindow = 5 * time.Minute
 //     start, the removal of a --rm container that ended: work that runs
 //     outside any job;
 //   - an exec instance created less than execStartWindow ago and not
-//     started yet: it exists only in ctrd's memory.
+//     started yet: it exists only in ctrd's memory;
+//   - a running container with a health check: ctrd runs the checks.
 func (s *Service) Supervising() string {
 	if n := s.background.Load(); n > 0 {
 		return fmt.Sprintf("%d container operations run in the background", n)
@@ -431,6 +436,9 @@ func (s *Service) Supervising() string {
 		}
 		if st.Running() && !p.IsNone() {
 			return "container " + shortID(id) + " runs with restart policy " + string(p.Name)
+		}
+		if st.Running() && st.Health != nil {
+			return "container " + shortID(id) + " has health checks to run"
 		}
 	}
 	s.execMu.Lock()
@@ -596,7 +604,9 @@ const BootMarker = "restart-at-boot"
 
 // Install registers the container jobs on eng.
 func (s *Service) Install(eng *engine.Engine) error {
-	for _, d := range append(s.descriptors(), s.archiveDescriptors()...) {
+	ds := append(s.descriptors(), s.archiveDescriptors()...)
+	ds = append(ds, s.updateDescriptors()...)
+	for _, d := range ds {
 		if err := eng.Register(d); err != nil {
 			return err
 		}

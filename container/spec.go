@@ -291,6 +291,12 @@ func resources(hc *container.HostConfig) *exec.Resources {
 	if hc.PidsLimit != nil && *hc.PidsLimit > 0 {
 		r.PidsLimit = *hc.PidsLimit
 	}
+	if hc.MemorySwap > 0 || (hc.MemorySwap < 0 && hc.Memory > 0) {
+		r.MemorySwap = hc.MemorySwap
+	}
+	r.MemoryReservation = hc.MemoryReservation
+	r.CpusetCpus, r.CpusetMems = hc.CpusetCpus, hc.CpusetMems
+	r.BlkioWeight = hc.BlkioWeight
 	if *r == (exec.Resources{}) {
 		return nil
 	}

@@ -41,6 +41,8 @@ type State struct {
 	ManuallyStopped bool `json:"ManuallyStopped,omitempty"`
 	// HasBeenStarted is set by the first start.
 	HasBeenStarted bool `json:"HasBeenStarted,omitempty"`
+	// Health is the health checks' state, nil without a check.
+	Health *container.Health `json:"Health,omitempty"`
 }
 
 // Running reports whether a process of the container runs (paused counts).
@@ -152,7 +154,7 @@ func (s *State) setStartFailed(code int, errMsg string, at time.Time) {
 func (s *State) Summary(now time.Time) string {
 	switch s.Status {
 	case container.StateRunning:
-		return "Up " + units.HumanDuration(now.Sub(s.StartedAt))
+		return "Up " + units.HumanDuration(now.Sub(s.StartedAt)) + healthString(s.Health)
 	case container.StatePaused:
 		return "Up " + units.HumanDuration(now.Sub(s.StartedAt)) + " (Paused)"
 	case container.StateRestarting:
@@ -186,6 +188,7 @@ func (s *State) api() *container.State {
 		Error:      s.Error,
 		StartedAt:  apiTime(s.StartedAt),
 		FinishedAt: apiTime(s.FinishedAt),
+		Health:     healthAPI(s.Health),
 	}
 	if st.Restarting {
 		st.Running = true // as Docker reports a restarting container

@@ -112,6 +112,13 @@ type Resources struct {
 	CPUQuota  int64  // µs per period
 	CPUPeriod uint64 // µs
 	PidsLimit int64
+	// The limits below are set as Updater sets them, after the others
+	// (cgroupfs driver only; a host without a block I/O weight drops it).
+	MemorySwap        int64
+	MemoryReservation int64
+	CpusetCpus        string
+	CpusetMems        string
+	BlkioWeight       uint16
 	// AllowAllDevices lifts the device allowlist (privileged containers);
 	// without it only the standard container devices may be read or
 	// written (v1; on v2 the device controller needs eBPF and is not set).
@@ -149,6 +156,10 @@ var ErrNotSupported = errors.New("cgroups: no usable cgroup hierarchy")
 // v1Controllers are the v1 controllers ctr uses.
 var v1Controllers = []string{"memory", "cpu", "cpuacct", "pids", "freezer", "devices"}
 
+// v1Optional are the v1 controllers a group joins only when a limit needs
+// them (an update of cpuset or block I/O weight): Hierarchies.V1Optional.
+var v1Optional = []string{"cpuset", "blkio"}
+
 // v2Controllers are the v2 controllers ctr enables for its groups.
 var v2Controllers = []string{"memory", "cpu", "pids"}
 
@@ -160,6 +171,8 @@ type Hierarchies struct {
 	V1      map[string]string // controller → mount point
 	V2      string            // the cgroup2 mount point, "" if none
 	Systemd string            // systemd's v1 name=systemd mount point, "" if none
+	// V1Optional are the v1Optional controllers' mount points.
+	V1Optional map[string]string
 	// ReadOnly lists the v1 controllers and "cgroup2" when they are
 	// mounted, but only read-only.
 	ReadOnly []string
@@ -179,7 +192,7 @@ func ReadHierarchies(mountinfo string) (*Hierarchies, error) {
 }
 
 func parseHierarchies(r io.Reader) (*Hierarchies, error) {
-	h := &Hierarchies{V1: map[string]string{}}
+	h := &Hierarchies{V1: map[string]string{}, V1Optional: map[string]string{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
@@ -225,6 +238,11 @@ func parseHierarchies(r io.Reader) (*Hierarchies, error) {
 						if _, dup := h.V1[c]; !dup {
 							h.V1[c] = mnt
 						}
+					}
+				}
+				for _, c := range v1Optional {
+					if _, dup := h.V1Optional[c]; opt == c && !dup {
+						h.V1Optional[c] = mnt
 					}
 				}
 			}
@@ -288,7 +306,7 @@ func New(opts Options) (Manager, error) {
 		if len(h.V1) == 0 {
 			return nil, errdefs.Wrap(errdefs.NotImplementedClass, fmt.Errorf("%w: no v1 controllers mounted", ErrNotSupported))
 		}
-		return &v1Manager{mounts: h.V1, primer: newPrimer(h.V1)}, nil
+		return &v1Manager{mounts: h.V1, optional: h.V1Optional, primer: newPrimer(h.V1)}, nil
 	case V2:
 		if h.V2 == "" {
 			return nil, errdefs.Wrap(errdefs.NotImplementedClass, fmt.Errorf("%w: no cgroup2 mount", ErrNotSupported))

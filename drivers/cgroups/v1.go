@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 
@@ -14,7 +15,8 @@ import (
 
 // v1Manager manages groups in the v1 hierarchies it found mounted.
 type v1Manager struct {
-	mounts map[string]string // controller → mount point
+	mounts   map[string]string // controller → mount point
+	optional map[string]string // v1Optional controller → mount point
 	*primer
 }
 
@@ -33,10 +35,17 @@ var v1Devices = []string{
 }
 
 func (m *v1Manager) group(name string) *v1Group {
-	g := &v1Group{name: name, dirs: map[string]string{}}
+	g := &v1Group{name: name, dirs: map[string]string{}, extra: m.optional}
 	for _, c := range v1Controllers {
 		if mnt, ok := m.mounts[c]; ok {
 			g.dirs[c] = filepath.Join(mnt, name)
+		}
+	}
+	// The optional controllers' folders count once they exist (joined
+	// by an update, possibly by another process).
+	for c, mnt := range m.optional {
+		if d := filepath.Join(mnt, name); dirExists(d) {
+			g.dirs[c] = d
 		}
 	}
 	return g
@@ -78,6 +87,12 @@ func (m *v1Manager) Create(ctx context.Context, name string, r *Resources) (Cgro
 		_ = g.Delete(ctx)
 		return nil, err
 	}
+	if r != nil {
+		if err := applyExtra(ctx, g, r); err != nil {
+			_ = g.Delete(ctx)
+			return nil, err
+		}
+	}
 	return g, nil
 }
 
@@ -97,8 +112,14 @@ func (m *v1Manager) Open(name string) (Cgroup, error) {
 
 // v1Group is a group: one folder per controller hierarchy.
 type v1Group struct {
-	name string
-	dirs map[string]string // controller → folder
+	name  string
+	dirs  map[string]string // controller → folder
+	extra map[string]string // v1Optional controller → mount point
+}
+
+func dirExists(d string) bool {
+	st, err := os.Stat(d)
+	return err == nil && st.IsDir()
 }
 
 func (g *v1Group) Name() string { return g.name }
@@ -169,7 +190,7 @@ func (g *v1Group) apply(r *Resources) error {
 
 func (g *v1Group) Add(pid int) error {
 	done := map[string]bool{}
-	for _, c := range v1Controllers {
+	for _, c := range slices.Concat(v1Controllers, v1Optional) {
 		d, ok := g.dirs[c]
 		if !ok || done[d] {
 			continue

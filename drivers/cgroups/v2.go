@@ -91,6 +91,10 @@ func (m *v2Manager) Create(ctx context.Context, name string, r *Resources) (Cgro
 		_ = g.Delete(ctx)
 		return nil, err
 	}
+	if err := applyExtra(ctx, g, r); err != nil {
+		_ = g.Delete(ctx)
+		return nil, err
+	}
 	return g, nil
 }
 

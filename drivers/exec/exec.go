@@ -186,3 +186,26 @@ func (e *CommandError) Class() errdefs.Class {
 // Classify wraps e with its class, so that errdefs.ClassOf sees it while
 // errors.As still finds the *CommandError.
 func (e *CommandError) Classify() error { return errdefs.Wrap(e.Class(), e) }
+
+// ResourceUpdate changes a running container's limits (docker update); a
+// zero field leaves that limit as it is, -1 lifts it where noted.
+type ResourceUpdate struct {
+	Memory            int64  // bytes
+	MemorySwap        int64  // memory plus swap, bytes; -1 is unlimited
+	MemoryReservation int64  // soft limit, bytes
+	CPUShares         uint64 // v1 scale, 2..262144
+	CPUQuota          int64  // µs per period; -1 is unlimited
+	CPUPeriod         uint64 // µs
+	CpusetCpus        string // "0-1", "0,2"
+	CpusetMems        string
+	PidsLimit         int64 // -1 is unlimited
+	BlkioWeight       uint16
+}
+
+// Updater is a Driver that changes a running container's limits.
+type Updater interface {
+	// Update applies u to container id's cgroup, all or nothing. A memory
+	// limit below what the container uses is a Conflict error; a limit
+	// the host cannot set is a NotImplemented one.
+	Update(ctx context.Context, id string, u *ResourceUpdate) error
+}

@@ -159,6 +159,15 @@ type Resources struct {
 	CPUPeriod uint64
 	// PidsLimit caps the number of tasks; 0 is no limit.
 	PidsLimit int64
+	// MemorySwap is memory plus swap in bytes (-1 unlimited);
+	// MemoryReservation the soft limit.
+	MemorySwap        int64
+	MemoryReservation int64
+	// CpusetCpus and CpusetMems pin the container ("0-1", "0").
+	CpusetCpus, CpusetMems string
+	// BlkioWeight is the block I/O weight, 10..1000; dropped where the
+	// kernel has none.
+	BlkioWeight uint16
 }
 
 // HasNamespace reports whether s has a namespace of type t (new or

@@ -234,6 +234,11 @@ func toCgroupResources(spec *exec.Spec) *cgroups.Resources {
 		r.CPUQuota = spec.Resources.CPUQuota
 		r.CPUPeriod = spec.Resources.CPUPeriod
 		r.PidsLimit = spec.Resources.PidsLimit
+		r.MemorySwap = spec.Resources.MemorySwap
+		r.MemoryReservation = spec.Resources.MemoryReservation
+		r.CpusetCpus = spec.Resources.CpusetCpus
+		r.CpusetMems = spec.Resources.CpusetMems
+		r.BlkioWeight = spec.Resources.BlkioWeight
 	}
 	return r
 }
@@ -777,4 +782,29 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 		return err
 	}
 	return os.RemoveAll(d.dir(id))
+}
+
+// Update implements exec.Updater.
+func (d *Driver) Update(ctx context.Context, id string, u *exec.ResourceUpdate) error {
+	st, err := d.load(id)
+	if err != nil {
+		return err
+	}
+	if !st.alive() {
+		return errdefs.Conflict("native: container %s is not running", id)
+	}
+	cg, err := d.cg.Open(st.Cgroup)
+	if err != nil {
+		return err
+	}
+	up, ok := cg.(cgroups.Updater)
+	if !ok {
+		return errdefs.NotImplemented("native: the %s cgroup driver cannot update limits", d.cg.Driver())
+	}
+	return up.Update(ctx, &cgroups.Update{
+		Memory: u.Memory, MemorySwap: u.MemorySwap, MemoryReservation: u.MemoryReservation,
+		CPUShares: u.CPUShares, CPUQuota: u.CPUQuota, CPUPeriod: u.CPUPeriod,
+		CpusetCpus: u.CpusetCpus, CpusetMems: u.CpusetMems,
+		PidsLimit: u.PidsLimit, BlkioWeight: u.BlkioWeight,
+	})
 }
