@@ -198,7 +198,7 @@ mkdir -p "$S/ctrd"
 pids+=($!)
 C=("$CTRCTL" -H "unix://$CSOCK")
 wait_up "${C[@]}" || die "ctrd did not come up (see $OUT/ctrd.log)"
-add ctrd "${C[*]} pull -q $REF_A" "${C[*]} rmi -f $REF_A >/dev/null 2>&1; sync" \
+add ctrd "${C[*]} pull -q $REF_A" "${C[*]} rmi -f $REF_A $REF_B >/dev/null 2>&1; sync" \
 	"${C[*]} pull -q $REF_B" "${C[*]} rmi -f $REF_B >/dev/null 2>&1; ${C[*]} pull -q $REF_A >/dev/null; sync"
 
 if [ "$NO_DOCKER" != 1 ]; then
@@ -209,7 +209,7 @@ if [ "$NO_DOCKER" != 1 ]; then
 	pids+=($!)
 	D=("$DOCKER" -H "unix://$DSOCK")
 	if wait_up "${D[@]}"; then
-		add dockerd "${D[*]} pull -q $REF_A" "${D[*]} rmi -f $REF_A >/dev/null 2>&1; sync" \
+		add dockerd "${D[*]} pull -q $REF_A" "${D[*]} rmi -f $REF_A $REF_B >/dev/null 2>&1; sync" \
 			"${D[*]} pull -q $REF_B" "${D[*]} rmi -f $REF_B >/dev/null 2>&1; ${D[*]} pull -q $REF_A >/dev/null; sync"
 	else
 		log "dockerd did not come up (see $OUT/dockerd.log): left out"
@@ -236,6 +236,18 @@ for i in "${!NAMES[@]}"; do
 	fi
 done
 [ ${#ok[@]} -gt 0 ] || die "every command failed"
+# Fresh means fresh: after the prepare step no image (so no layer) is left.
+for i in "${ok[@]}"; do
+	case ${NAMES[$i]} in
+	ctrd) lister="${C[*]} images -q" ;;
+	dockerd) lister="${D[*]} images -q" ;;
+	podman) lister="$P images -q" ;;
+	*) continue ;;
+	esac
+	bash -c "${PREP_FRESH[$i]}"
+	left=$(bash -c "$lister" 2>&1)
+	[ -z "$left" ] || die "${NAMES[$i]}: images left after the fresh prepare step: $left"
+done
 log "image A: $PLAIN_MB MB of files in $PULL_LAYERS layers, $PACKED_MB MB packed; load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" > "$OUT/env.txt"
 for kind in fresh one_missing; do
