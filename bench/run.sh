@@ -775,6 +775,7 @@ done
 "$LOAD" goal --goals "$GOALS" --key lifecycle.sum --op '<' --bound 0.3333 --source "issue 4"
 "$LOAD" goal --goals "$GOALS" --key pull.fresh --op '<' --bound 1 --source "issue 9"
 "$LOAD" goal --goals "$GOALS" --key pull.fresh --target ctrd --against-target floor --op '<' --bound 1.3 --source "issue 9"
+"$LOAD" goal --goals "$GOALS" --key pull.fresh --target ctrd --against-target podman --op '<' --bound 1 --source "issue 9"
 "$LOAD" goal --goals "$GOALS" --key dbus.version.p50 --target ctrd --against dbus.http.p50 --against-target ctrd \
     --op '<' --bound 2 --source "issue 5"
 
