@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/distribution/reference"
+
 	"example.org/ctr/engine"
 	"example.org/ctr/internal/errdefs"
 )
@@ -179,6 +181,11 @@ func (s *Server) imagesCreate(w http.ResponseWriter, r *http.Request) {
 		}
 		job := s.newJob(r, "pull", q.Get("fromImage"))
 		setQuery(job, r, "tag", "platform")
+		// A name without tag, and no tag: every tag (docker pull -a), as
+		// dockerd reads it; the docker CLI sends tag=latest otherwise.
+		if named, err := reference.ParseNormalizedNamed(q.Get("fromImage")); err == nil && reference.IsNameOnly(named) && q.Get("tag") == "" {
+			job.Env.Set("all_tags", "true")
+		}
 		if a := r.Header.Get("X-Registry-Auth"); a != "" {
 			job.Env.Set("auth", a)
 		}

@@ -9,5 +9,6 @@
 #   dbus                 dbus-daemon, the private bus of the dbus section
 #   systemd              systemd-socket-activate
 #   tar coreutils util-linux  tar -x, sync, mountpoint
+#   docker-registry skopeo curl jq python3  the pull benchmark (bench/pull.sh)
 exec "$(dirname "$0")/../scripts/deps.sh" docker.io podman crun runc conmon hyperfine busybox-static \
-	dbus systemd tar coreutils util-linux
+	dbus systemd tar coreutils util-linux docker-registry skopeo curl jq python3

@@ -38,6 +38,10 @@
 #   dbus        go test -bench BenchmarkVersion ./dbus: Version over the
 #               bus (godbus client in process, private dbus-daemon) and
 #               over HTTP, same process; medians and p99 of DBUS_COUNT runs
+#   pull        (only when named) bench/pull.sh: the pull of a generated
+#               240 MiB image of 4 layers from docker-registry on loopback,
+#               fresh and with all but one layer present: ctrd, dockerd,
+#               podman and the floor (curl of the blobs at once + tar -xzf)
 # Wherever tools are compared they take turns (round by round, order
 # alternating), so that other work on the shared machine weighs on all of
 # them alike.
@@ -156,7 +160,7 @@ fi
 for c in "$GO" dockerd "$DOCKER" systemd-socket-activate; do
   command -v "$c" >/dev/null || { echo "run.sh: missing $c (bench/deps.sh; Go)" >&2; exit 1; }
 done
-KNOWN_SECTIONS=" start rss api activation load run lifecycle dbus "
+KNOWN_SECTIONS=" start rss api activation load run lifecycle dbus pull "
 for s in "${SECTIONS[@]}"; do
   [[ $KNOWN_SECTIONS == *" $s "* ]] || { echo "run.sh: unknown section $s (known:$KNOWN_SECTIONS)" >&2; exit 2; }
 done
@@ -742,6 +746,22 @@ sec_dbus() {
       --sub "BenchmarkVersion/dbus-ping=dbus.ping=D-Bus floor: Peer.Ping round trip, no job"
 }
 
+# pull (not in the default list: `bench/run.sh pull`, or `make bench-pull`
+# alone): bench/pull.sh with the binaries measured here; its medians are
+# recorded under pull.fresh and pull.one_missing.
+sec_pull() {
+  resident_stop
+  local dir=$OUT/pull key t med runs
+  log "== pull: bench/pull.sh (ctrd, dockerd, podman, floor; logs in pull/)"
+  OUT=$dir CTRD=$CTRD CTRCTL=$CTRCTL NO_PODMAN=$((PODMAN == 1 ? 0 : 1)) timeout 3600 "$REPO/bench/pull.sh" \
+      > "$OUT/logs/pull.txt" 2>&1 || { log "pull: bench/pull.sh failed (logs/pull.txt)"; fail_all pull.fresh "pull of a generated image"; return 1; }
+  while IFS=$'\t' read -r key t med runs; do
+    # shellcheck disable=SC2086
+    "$LOAD" median --tsv "$TSV" --target "$t" --key "$key" --unit s \
+        --label "pull of a generated image from a loopback registry (${key#pull.}; bench/pull.sh)" --detail "see pull/pull.md" $runs
+  done < "$dir/pull.tsv"
+}
+
 # goals: issue 2 (ctrd's figure / dockerd's), 3, 4 and 5
 for k in start.cold.ready start.warm.ready start.cold.ping start.warm.ping; do
   "$LOAD" goal --goals "$GOALS" --key "$k" --op '<' --bound 0.1 --source "issue 2"
@@ -753,6 +773,9 @@ done
 "$LOAD" goal --goals "$GOALS" --key run.rm --target ctrd --against-target floor --op '<' --bound 1.5 --source "issue 4"
 "$LOAD" goal --goals "$GOALS" --key run.rm --op '<' --bound 0.3333 --source "issue 4"
 "$LOAD" goal --goals "$GOALS" --key lifecycle.sum --op '<' --bound 0.3333 --source "issue 4"
+"$LOAD" goal --goals "$GOALS" --key pull.fresh --op '<' --bound 1 --source "issue 9"
+"$LOAD" goal --goals "$GOALS" --key pull.fresh --target ctrd --against-target floor --op '<' --bound 1.3 --source "issue 9"
+"$LOAD" goal --goals "$GOALS" --key pull.fresh --target ctrd --against-target podman --op '<' --bound 1 --source "issue 9"
 "$LOAD" goal --goals "$GOALS" --key dbus.version.p50 --target ctrd --against dbus.http.p50 --against-target ctrd \
     --op '<' --bound 2 --source "issue 5"
 

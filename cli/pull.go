@@ -166,25 +166,33 @@ func newPullCmd(g *globals) *cobra.Command {
 		Short: "Download an image from a registry",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			shown := fullName(args[0])
 			if allTags {
-				return errdefs.NotImplemented("pull --all-tags is not supported; pull the tags one by one")
+				named, err := reference.ParseNormalizedNamed(args[0])
+				if err != nil {
+					return errdefs.InvalidArgument("invalid reference format %q: %v", args[0], err)
+				}
+				if !reference.IsNameOnly(named) {
+					return errdefs.InvalidArgument("tag can't be used with --all-tags/-a")
+				}
+				shown = named.Name()
 			}
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			opts := client.PullOptions{Platform: platform, Auth: registryAuth(args[0])}
+			opts := client.PullOptions{Platform: platform, Auth: registryAuth(args[0]), AllTags: allTags}
 			if err := pullImage(cmd.Context(), c, cmd.OutOrStdout(), args[0], opts, quiet); err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), fullName(args[0]))
+			fmt.Fprintln(cmd.OutOrStdout(), shown)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Suppress verbose output")
 	cmd.Flags().StringVar(&platform, "platform", "", "Set platform if server is multi-platform capable (os[/arch[/variant]])")
-	cmd.Flags().BoolVarP(&allTags, "all-tags", "a", false, "Download all tagged images in the repository (not supported)")
+	cmd.Flags().BoolVarP(&allTags, "all-tags", "a", false, "Download all tagged images in the repository")
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/api/types/registry"
 
@@ -21,6 +22,10 @@ type PullOptions struct {
 	// Auth is the X-Registry-Auth header (base64url of docker's
 	// AuthConfig JSON); "" for none.
 	Auth string
+	// AllTags pulls every tag of the repository ref names (ref has no
+	// tag then): fromImage is sent without tag, as docker pull -a does.
+	// Else a name without tag is sent with tag=latest.
+	AllTags bool
 }
 
 // ImagePull pulls ref (such as "busybox", "example.org/app:v1",
@@ -28,6 +33,9 @@ type PullOptions struct {
 // nil). An error the daemon reports mid-stream ends it.
 func (c *Client) ImagePull(ctx context.Context, ref string, opts PullOptions, fn func(jsonstream.Message)) error {
 	q := url.Values{"fromImage": {ref}}
+	if named, err := reference.ParseNormalizedNamed(ref); err == nil && reference.IsNameOnly(named) && !opts.AllTags {
+		q.Set("tag", "latest")
+	}
 	if opts.Platform != "" {
 		q.Set("platform", opts.Platform)
 	}

@@ -7,7 +7,11 @@
 // expected, the file is synced and renamed into place, and the folder is
 // synced. A blob under a digest is therefore whole and right, or absent: a
 // crash leaves at most a temporary file, which Open removes. A digest
-// mismatch is an InvalidArgument error and leaves nothing behind.
+// mismatch is an InvalidArgument error and leaves nothing behind. Partial
+// blobs (Resume) are the exception: Open keeps those younger than
+// PartialMaxAge, so that a download cut by a crash or a restart of the
+// daemon goes on from the bytes on disk; whatever they hold is checked by
+// the digest at their Commit.
 //
 // Layout under the store's root:
 //
@@ -46,7 +50,8 @@ type Store struct {
 
 // Open opens the store in root, creating its folders, and removes what
 // writers left in its ingest folder (a crash mid-write leaves a temporary
-// file there). Only one process may use a store at a time; the daemon's
+// file there), but for partial blobs of Resume written to in the last
+// PartialMaxAge. Only one process may use a store at a time; the daemon's
 // lock on its --root ensures that.
 func Open(root string) (*Store, error) {
 	s := &Store{root: root}
@@ -60,6 +65,9 @@ func Open(root string) (*Store, error) {
 		return nil, fmt.Errorf("content store: %w", err)
 	}
 	for _, e := range entries {
+		if keepPartial(e) {
+			continue
+		}
 		if err := os.RemoveAll(filepath.Join(s.ingestDir(), e.Name())); err != nil {
 			return nil, fmt.Errorf("content store: remove leftover %s: %w", e.Name(), err)
 		}

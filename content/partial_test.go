@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -12,7 +13,8 @@ import (
 
 // TestResume: a partial blob kept by Close goes on where it stopped; a
 // second writer of the same blob is a Conflict; a bad commit or Discard
-// leaves nothing; Open removes partial blobs.
+// leaves nothing; Open (a restart of the daemon) keeps a recent partial
+// blob and removes one older than PartialMaxAge and other leftovers.
 func TestResume(t *testing.T) {
 	s, err := Open(t.TempDir())
 	if err != nil {
@@ -62,10 +64,35 @@ func TestResume(t *testing.T) {
 	}
 	w.Write([]byte("left"))
 	w.Close()
-	if _, err := Open(s.Root()); err != nil {
+	old := digest.FromString("old")
+	w, _ = s.Resume(old)
+	w.Write([]byte("stale"))
+	w.Close()
+	ingest := filepath.Join(s.Root(), "ingest")
+	stale := time.Now().Add(-PartialMaxAge - time.Hour)
+	if err := os.Chtimes(filepath.Join(ingest, "partial-"+old.Encoded()), stale, stale); err != nil {
 		t.Fatal(err)
 	}
-	if ents, _ := os.ReadDir(filepath.Join(s.Root(), "ingest")); len(ents) != 0 {
-		t.Errorf("Open kept %d partial blob(s)", len(ents))
+	for _, junk := range []string{"blob-123", "partial-nothex"} {
+		if err := os.WriteFile(filepath.Join(ingest, junk), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
+	s2, err := Open(s.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(ingest)
+	if len(ents) != 1 || ents[0].Name() != "partial-"+other.Encoded() {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("after Open the ingest folder holds %v, want only the recent partial blob", names)
+	}
+	w, err = s2.Resume(other)
+	if err != nil || w.Size() != 4 {
+		t.Fatalf("resume after Open: %v, size %d, want 4", err, w.Size())
+	}
+	w.Discard()
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net/netip"
+	"os"
 	"slices"
 
 	dockerregistry "github.com/moby/moby/api/types/registry"
@@ -14,6 +15,9 @@ import (
 // it reads the mirrors and insecure registries at every request, so that
 // a reload applies to the next pull.
 func (d *Daemon) registryClient() *registry.Client {
+	// A test hook (registry.DockerIOOriginEnv): docker.io's origin on
+	// loopback.
+	origin := os.Getenv(registry.DockerIOOriginEnv)
 	return registry.New(func() registry.Options {
 		d.cfgMu.Lock()
 		defer d.cfgMu.Unlock()
@@ -21,6 +25,8 @@ func (d *Daemon) registryClient() *registry.Client {
 			Mirrors:   slices.Clone(d.cfg.Mirrors),
 			Insecure:  slices.Clone(d.cfg.Insecure),
 			UserAgent: "ctr/" + version.Version,
+
+			DockerIOOrigin: origin,
 		}
 	})
 }

@@ -31,8 +31,14 @@ type pullCtrd struct {
 
 func startPullCtrd(t *testing.T, extra ...string) *pullCtrd {
 	t.Helper()
+	return startPullCtrdIn(t, t.TempDir(), extra...)
+}
+
+// startPullCtrdIn is startPullCtrd with its state in dir, which a second
+// ctrd may be started on.
+func startPullCtrdIn(t *testing.T, dir string, extra ...string) *pullCtrd {
+	t.Helper()
 	bin := ctrdBinary(t)
-	dir := t.TempDir()
 	p := &pullCtrd{sock: filepath.Join(dir, "ctr.sock"), logs: &bytes.Buffer{}}
 	args := append(privateArgs(dir), "-H", "unix://"+p.sock, "--bridge=none", "--pidfile", filepath.Join(dir, "ctrd.pid"))
 	p.cmd = exec.Command(bin, append(args, extra...)...)

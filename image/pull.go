@@ -256,15 +256,28 @@ func pullError(ctx context.Context) error {
 
 // fetchBlob fetches the blob desc into the content store unless it is
 // there, checking its size and digest as it streams. A fetch cut short
-// keeps what arrived (content.Store.Resume), and the next one asks the
-// registry for the rest only (an HTTP range).
+// keeps what arrived (content.Store.Resume), also across a restart of the
+// daemon, and the next one asks the registry for the rest only (an HTTP
+// range). A resumed blob that does not match its digest (its partial
+// file was torn by a crash) is fetched again whole, once.
 func (s *Store) fetchBlob(ctx context.Context, src BlobSource, desc ocispec.Descriptor, send Progress) error {
+	resumed, err := s.fetchBlobOnce(ctx, src, desc, send)
+	if err != nil && resumed && errdefs.IsInvalidArgument(err) && ctx.Err() == nil {
+		s.log.Warn("a resumed layer did not match its digest: fetching it whole", "layer", desc.Digest, "error", err)
+		_, err = s.fetchBlobOnce(ctx, src, desc, send)
+	}
+	return err
+}
+
+// fetchBlobOnce is one try of fetchBlob; resumed says whether it went on
+// from a partial blob.
+func (s *Store) fetchBlobOnce(ctx context.Context, src BlobSource, desc ocispec.Descriptor, send Progress) (resumed bool, _ error) {
 	id := ShortID(desc.Digest)
 	var w *content.Writer
 	for {
 		if s.content.Exists(desc.Digest) {
 			send(jsonstream.Message{Status: "Download complete", ID: id, Progress: &jsonstream.Progress{}})
-			return nil
+			return false, nil
 		}
 		var err error
 		w, err = s.content.Resume(desc.Digest)
@@ -272,25 +285,26 @@ func (s *Store) fetchBlob(ctx context.Context, src BlobSource, desc ocispec.Desc
 			break
 		}
 		if !errdefs.IsConflict(err) {
-			return err
+			return resumed, err
 		}
 		// Another pull fetches it: wait for it.
 		select {
 		case <-ctx.Done():
-			return pullError(ctx)
+			return resumed, pullError(ctx)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	defer w.Close()
+	resumed = w.Size() > 0
 	if w.Size() > desc.Size {
 		w.Discard()
-		return fmt.Errorf("layer %s: a partial download was larger than the blob; try again", desc.Digest)
+		return resumed, errdefs.InvalidArgument("layer %s: a partial download was larger than the blob", desc.Digest)
 	}
 	var cur int64
 	if w.Size() < desc.Size || desc.Size == 0 {
 		rc, err := src.OpenBlob(ctx, desc.Digest, w.Size())
 		if err != nil {
-			return fmt.Errorf("layer %s: %w", desc.Digest, err)
+			return resumed, fmt.Errorf("layer %s: %w", desc.Digest, err)
 		}
 		defer rc.Close()
 		start := time.Now().Unix()
@@ -301,18 +315,18 @@ func (s *Store) fetchBlob(ctx context.Context, src BlobSource, desc ocispec.Desc
 		r := io.LimitReader(rc, desc.Size-cur+1)
 		for {
 			if err := ctx.Err(); err != nil {
-				return pullError(ctx)
+				return resumed, pullError(ctx)
 			}
 			k, rerr := r.Read(buf)
 			if k > 0 {
 				if _, err := w.Write(buf[:k]); err != nil {
 					w.Discard()
-					return fmt.Errorf("layer %s: %w", desc.Digest, err)
+					return resumed, fmt.Errorf("layer %s: %w", desc.Digest, err)
 				}
 				cur += int64(k)
 				if cur > desc.Size {
 					w.Discard()
-					return errdefs.InvalidArgument("layer %s: the registry sent more than the %d bytes the manifest gives", desc.Digest, desc.Size)
+					return resumed, errdefs.InvalidArgument("layer %s: the registry sent more than the %d bytes the manifest gives", desc.Digest, desc.Size)
 				}
 				if cur-last >= 512<<10 && time.Since(lastTime) >= 100*time.Millisecond {
 					last, lastTime = cur, time.Now()
@@ -325,9 +339,9 @@ func (s *Store) fetchBlob(ctx context.Context, src BlobSource, desc ocispec.Desc
 			}
 			if rerr != nil {
 				if ctx.Err() != nil {
-					return pullError(ctx)
+					return resumed, pullError(ctx)
 				}
-				return fmt.Errorf("layer %s: fetch cut after %d of %d bytes: %w", desc.Digest, cur, desc.Size, rerr)
+				return resumed, fmt.Errorf("layer %s: fetch cut after %d of %d bytes: %w", desc.Digest, cur, desc.Size, rerr)
 			}
 		}
 	} else {
@@ -335,14 +349,14 @@ func (s *Store) fetchBlob(ctx context.Context, src BlobSource, desc ocispec.Desc
 	}
 	if cur != desc.Size {
 		w.Discard()
-		return errdefs.InvalidArgument("layer %s: the registry sent %d bytes, the manifest gives %d", desc.Digest, cur, desc.Size)
+		return resumed, errdefs.InvalidArgument("layer %s: the registry sent %d bytes, the manifest gives %d", desc.Digest, cur, desc.Size)
 	}
 	send(jsonstream.Message{Status: "Verifying Checksum", ID: id, Progress: &jsonstream.Progress{}})
 	if _, err := w.Commit(desc.Digest); err != nil {
-		return fmt.Errorf("layer %s: %w", desc.Digest, err)
+		return resumed, fmt.Errorf("layer %s: %w", desc.Digest, err)
 	}
 	send(jsonstream.Message{Status: "Download complete", ID: id, Progress: &jsonstream.Progress{}})
-	return nil
+	return resumed, nil
 }
 
 // applyPulled applies the fetched blob desc as layer diffID on parent.

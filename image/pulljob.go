@@ -30,6 +30,10 @@ type PullRequest struct {
 	Auth string `env:"auth"`
 	// Quiet leaves out the per-layer messages.
 	Quiet bool `env:"quiet"`
+	// AllTags pulls every tag of the repository the image names (which
+	// then has neither tag nor digest): docker pull -a, which POST
+	// /images/create asks for with fromImage a name and no tag.
+	AllTags bool `env:"all_tags"`
 }
 
 // PullReply is the reply of the "pull" job.
@@ -68,10 +72,6 @@ func (s *Service) pull(ctx context.Context, job *engine.Job) error {
 	if err != nil {
 		return err
 	}
-	ref, err := registry.ParseReference(name, req.Tag)
-	if err != nil {
-		return err
-	}
 	platform, err := registry.ParsePlatform(req.Platform)
 	if err != nil {
 		return err
@@ -80,11 +80,85 @@ func (s *Service) pull(ctx context.Context, job *engine.Job) error {
 	if err != nil {
 		return err
 	}
+	if req.AllTags {
+		return s.pullAllTags(ctx, job, name, req, platform, creds)
+	}
+	ref, err := registry.ParseReference(name, req.Tag)
+	if err != nil {
+		return err
+	}
 	img, err := s.registry.Resolve(ctx, ref, platform, creds)
 	if err != nil {
 		return err
 	}
 	mw := newMessageWriter(job.Stdout)
+	res, err := s.pullResolved(ctx, job, mw, ref, img, req.Quiet, 0, 1)
+	if err != nil {
+		return err
+	}
+	familiar := reference.FamiliarString(ref)
+	if res.Updated {
+		mw.send(jsonstream.Message{Status: "Status: Downloaded newer image for " + familiar})
+	} else {
+		mw.send(jsonstream.Message{Status: "Status: Image is up to date for " + familiar})
+	}
+	job.Reply(PullReply{ID: string(res.ID), Digest: img.Digest.String(), Reference: familiar, Updated: res.Updated})
+	return nil
+}
+
+// pullAllTags pulls every tag of repository name (docker pull -a), one
+// after the other, each with its "Pulling from" and "Digest:" lines, and
+// one status at the end for the repository, as docker does. The first
+// tag that fails ends the pull (the tags pulled before it stay).
+func (s *Service) pullAllTags(ctx context.Context, job *engine.Job, name string, req PullRequest, platform *ocispec.Platform, creds *registry.Credentials) error {
+	if req.Tag != "" {
+		return errdefs.InvalidArgument("tag can't be used with --all-tags/-a")
+	}
+	ref, err := registry.ParseReference(name, "")
+	if err != nil {
+		return err
+	}
+	if named, _ := reference.ParseNormalizedNamed(name); named == nil || !reference.IsNameOnly(named) {
+		return errdefs.InvalidArgument("tag can't be used with --all-tags/-a")
+	}
+	repo := reference.TrimNamed(ref)
+	tags, err := s.registry.Tags(ctx, repo, creds)
+	if err != nil {
+		return err
+	}
+	mw := newMessageWriter(job.Stdout)
+	updated := false
+	var last PullResult
+	var lastImg *registry.Image
+	for i, tag := range tags {
+		tagged, err := reference.WithTag(repo, tag)
+		if err != nil {
+			return errdefs.InvalidArgument("the registry lists a bad tag %q: %v", tag, err)
+		}
+		img, err := s.registry.Resolve(ctx, tagged, platform, creds)
+		if err != nil {
+			return fmt.Errorf("tag %s: %w", tag, err)
+		}
+		res, err := s.pullResolved(ctx, job, mw, tagged, img, req.Quiet, i, len(tags))
+		if err != nil {
+			return fmt.Errorf("tag %s: %w", tag, err)
+		}
+		updated = updated || res.Updated
+		last, lastImg = res, img
+	}
+	familiar := reference.FamiliarName(repo)
+	if updated {
+		mw.send(jsonstream.Message{Status: "Status: Downloaded newer image for " + familiar})
+	} else {
+		mw.send(jsonstream.Message{Status: "Status: Image is up to date for " + familiar})
+	}
+	job.Reply(PullReply{ID: string(last.ID), Digest: lastImg.Digest.String(), Reference: familiar, Updated: updated})
+	return nil
+}
+
+// pullResolved stores img, resolved from ref, with docker's messages up
+// to its "Digest:" line; it is pull n of total for the job's progress.
+func (s *Service) pullResolved(ctx context.Context, job *engine.Job, mw *messageWriter, ref reference.Named, img *registry.Image, quiet bool, n, total int) (PullResult, error) {
 	var shown string
 	opts := PullOptions{Manifest: img.Manifest, Config: img.Config, Source: img.Session()}
 	switch r := ref.(type) {
@@ -94,37 +168,32 @@ func (s *Service) pull(ctx context.Context, job *engine.Job) error {
 		shown = r.Tag()
 		opts.Tag = r
 	}
+	var err error
 	opts.RepoDigest, err = reference.WithDigest(reference.TrimNamed(ref), img.Digest)
 	if err != nil {
-		return errdefs.InvalidArgument("digest %s: %v", img.Digest, err)
+		return PullResult{}, errdefs.InvalidArgument("digest %s: %v", img.Digest, err)
 	}
 	mw.send(jsonstream.Message{Status: "Pulling from " + reference.Path(ref), ID: shown})
 	tr := newPullTracker(img.Manifest.Layers)
 	opts.Progress = func(m jsonstream.Message) {
 		if f, ok := tr.see(m); ok {
-			job.SetProgress(f)
+			job.SetProgress((float64(n) + f) / float64(total))
 		}
-		if !req.Quiet {
+		if !quiet {
 			mw.send(m)
 		}
 	}
 	res, err := s.store.Pull(ctx, opts)
 	if err != nil {
-		return err
+		return PullResult{}, err
 	}
 	familiar := reference.FamiliarString(ref)
 	mw.send(jsonstream.Message{Status: "Digest: " + img.Digest.String()})
-	if res.Updated {
-		mw.send(jsonstream.Message{Status: "Status: Downloaded newer image for " + familiar})
-	} else {
-		mw.send(jsonstream.Message{Status: "Status: Image is up to date for " + familiar})
-	}
 	if res.Renamed != "" {
 		s.publish("untag", string(res.Renamed), map[string]string{"name": familiar})
 	}
 	s.publish("pull", familiar, map[string]string{"name": familiar})
-	job.Reply(PullReply{ID: string(res.ID), Digest: img.Digest.String(), Reference: familiar, Updated: res.Updated})
-	return nil
+	return res, nil
 }
 
 // PushRequest is the env of the "push" job; its one argument is the

@@ -35,7 +35,20 @@ type Options struct {
 	Insecure []string
 	// UserAgent is sent with every request.
 	UserAgent string
+	// DockerIOOrigin, when set (host:port), is asked instead of
+	// docker.io's own registry after the mirrors: a test hook, set by
+	// the daemon from DockerIOOriginEnv only, so that the fallback from
+	// the mirrors to the origin can be tested against a registry on
+	// loopback.
+	DockerIOOrigin string
 }
+
+// DockerIOOriginEnv names the environment variable that the daemon reads
+// into Options.DockerIOOrigin: a test hook, never set in production.
+// Example: CTR_TEST_DOCKERIO_ORIGIN=127.0.0.1:5000 ctrd --registry-mirror
+// http://127.0.0.1:5001 pulls busybox from the mirror at :5001, else from
+// :5000 in place of registry-1.docker.io.
+const DockerIOOriginEnv = "CTR_TEST_DOCKERIO_ORIGIN"
 
 // Credentials authenticate to a registry, as docker's AuthConfig does.
 type Credentials struct {
@@ -159,11 +172,15 @@ func (c *Client) endpoints(ref reference.Named) ([]endpoint, error) {
 			out = append(out, endpoint{repo: repo, mirror: m})
 		}
 	}
+	host := reference.Domain(ref)
+	if o := c.opts().DockerIOOrigin; o != "" && host == "docker.io" {
+		host = o
+	}
 	var opts []name.Option
-	if c.plainAllowed(reference.Domain(ref)) {
+	if c.plainAllowed(host) {
 		opts = append(opts, name.Insecure)
 	}
-	repo, err := name.NewRepository(reference.Domain(ref)+"/"+path, opts...)
+	repo, err := name.NewRepository(host+"/"+path, opts...)
 	if err != nil {
 		return nil, errdefs.InvalidArgument("invalid reference %q: %v", ref, err)
 	}

@@ -107,8 +107,12 @@ func (s *Service) auth(ctx context.Context, job *engine.Job) error {
 
 // Login checks creds against ref's registry: a GET /v2/ with them, after
 // the token exchange when the registry asks for bearer tokens. Wrong
-// credentials are Unauthenticated. Docker's identity tokens (OAuth
-// refresh tokens) are not asked for, so the token is "".
+// credentials are Unauthenticated. For a username and password, the
+// token server is asked for an identity token (an OAuth2 refresh token,
+// see identityToken) as docker's login does; when it gives one, the
+// check is made with it, and it is returned for the client to keep and
+// send back instead of the password (X-Registry-Auth's identitytoken).
+// Else the token is "".
 func (c *Client) Login(ctx context.Context, ref reference.Named, creds *Credentials) (string, error) {
 	eps, err := c.endpoints(ref)
 	if err != nil {
@@ -116,6 +120,13 @@ func (c *Client) Login(ctx context.Context, ref reference.Named, creds *Credenti
 	}
 	ep := eps[len(eps)-1]
 	reg := ep.repo.Registry
+	tok, err := c.identityToken(ctx, reg, creds)
+	if err != nil {
+		return "", err
+	}
+	if tok != "" {
+		creds = &Credentials{Username: creds.Username, IdentityToken: tok}
+	}
 	s, err := c.open(ctx, endpoint{repo: reg.Repo("")}, creds, []string{"registry:catalog:*"})
 	if err != nil {
 		return "", err
@@ -137,7 +148,7 @@ func (c *Client) Login(ctx context.Context, ref reference.Named, creds *Credenti
 	if resp.StatusCode != http.StatusOK {
 		return "", errdefs.Unavailable("login to %s: the registry answered %s", reg.RegistryStr(), resp.Status)
 	}
-	return "", nil
+	return tok, nil
 }
 
 func (s *Service) search(ctx context.Context, job *engine.Job) error {
