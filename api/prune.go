@@ -13,7 +13,7 @@ import (
 //	POST /images/prune?filters=       images_prune      200 image.PruneReport
 //	GET  /system/df                   system_df         200 (images, containers, volumes, build cache)
 //	GET  /containers/{id}/stats?stream=&one-shot=  stats  200 JSON objects, one a line
-//	POST /containers/{id}/update, POST /commit: 501 for now
+//	POST /containers/{id}/update: 501 for now
 func (s *Server) pruneRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /containers/prune", s.withFilters("containers_prune"))
 	mux.HandleFunc("POST /images/prune", s.withFilters("images_prune"))
@@ -22,7 +22,6 @@ func (s *Server) pruneRoutes(mux *http.ServeMux) {
 	// Not there yet (issue 10): a clear 501 rather than a 404.
 	for _, r := range []struct{ pattern, what string }{
 		{"POST /containers/{id}/update", "updating a container's resources"},
-		{"POST /commit", "commit"},
 	} {
 		msg := r.what + " is not supported yet"
 		mux.HandleFunc(r.pattern, func(w http.ResponseWriter, _ *http.Request) {

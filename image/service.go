@@ -179,8 +179,15 @@ func (s *Service) images(ctx context.Context, job *engine.Job) error {
 			return err
 		}
 	}
+	parents := map[digest.Digest]bool{}
+	for _, img := range all {
+		parents[img.Parent] = true
+	}
 	out := []image.Summary{}
 	for _, img := range all {
+		if parents[img.ID] && len(img.RepoTags) == 0 && !req.All {
+			continue // an intermediate image, as docker hides it
+		}
 		var cfg archive.Config
 		if b, err := s.store.Config(img.ID); err == nil {
 			_ = json.Unmarshal(b, &cfg)
