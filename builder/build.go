@@ -413,8 +413,8 @@ type stage struct {
 	cfg   dockerspec.DockerOCIImageConfig
 	// args are the ARGs declared in the stage, with their values, in
 	// order of declaration.
-	args    []string
-	meta    map[string]string
+	args   []string
+	meta   map[string]string
 	cmdSet bool
 	// author is MAINTAINER's, the image's author.
 	author string

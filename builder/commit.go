@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/moby/moby/api/types/container"
-	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/distribution/reference"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/container"
 
 	"example.org/ctr/engine"
 	"example.org/ctr/image"
