@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -91,12 +93,13 @@ func (s *Service) Commit(ctx context.Context, req CommitRequest) (string, error)
 		return "", err
 	}
 	id, err := s.opts.Images.Commit(ctx, image.CommitOptions{
-		Parent:  snap.Image,
-		Layer:   snap.Layer,
-		Config:  cfg,
-		Comment: req.Comment,
-		Author:  req.Author,
-		Tags:    tags,
+		Parent:    snap.Image,
+		Layer:     snap.Layer,
+		Config:    cfg,
+		CreatedBy: strings.Join(append(slices.Clone(snap.Config.Entrypoint), snap.Config.Cmd...), " "),
+		Comment:   req.Comment,
+		Author:    req.Author,
+		Tags:      tags,
 	})
 	if err != nil {
 		return "", err
