@@ -90,7 +90,7 @@ func applyIgnore(dir string, patterns []string, keep ...string) error {
 		}
 		m, err := pm.MatchesOrParentMatches(rel)
 		if err != nil {
-			return err
+			return errdefs.InvalidArgument(".dockerignore: %v", err)
 		}
 		if !m {
 			return nil
