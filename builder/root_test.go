@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"example.org/ctr/cli"
 	"example.org/ctr/internal/testenv"
 )
 
@@ -614,5 +615,86 @@ func TestCommit(t *testing.T) {
 	d.must("rm", "-f", "c1")
 	if n := strings.Count(d.must("images", "-q"), "\n"); n != 2 {
 		t.Errorf("images after the commits: %d, want 2", n)
+	}
+}
+
+// ctrctl runs ctrctl against the test ctrd in folder dir.
+func (d *ctrd) ctrctl(dir string, stdin io.Reader, args ...string) (string, int) {
+	d.t.Helper()
+	if dir != "" {
+		wd, _ := os.Getwd()
+		if err := os.Chdir(dir); err != nil {
+			d.t.Fatal(err)
+		}
+		defer os.Chdir(wd)
+	}
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	var out strings.Builder
+	code := cli.ExecuteContext(context.Background(), append([]string{"-H", "unix://" + d.sock}, args...), stdin, &out, &out)
+	return out.String(), code
+}
+
+// TestCtrctlBuildAndCommit: ctrctl build's flags, a context folder with
+// a .dockerignore, a Dockerfile outside the context, a tar on stdin; and
+// ctrctl commit.
+func TestCtrctlBuildAndCommit(t *testing.T) {
+	d := startCtrd(t)
+	ctx := files(t, map[string]string{
+		"Dockerfile":    "FROM busybox AS one\nARG A=a\nCOPY . /ctx\nRUN echo $A > /a\nFROM one AS two\nRUN echo two > /two\n",
+		"keep":          "k",
+		"secret.key":    "s",
+		".dockerignore": "*.key\n",
+	})
+	out, code := d.ctrctl(ctx, nil, "build", "-t", "cb:1", "--build-arg", "A=given", "--label", "k=v", "--target", "one", ".")
+	if code != 0 || !strings.Contains(out, "Sending build context to the daemon") || !strings.Contains(out, "Successfully tagged cb:1") || strings.Contains(out, "two") {
+		t.Fatalf("ctrctl build: exit %d:\n%s", code, out)
+	}
+	if got := d.must("run", "--rm", "cb:1", "sh", "-c", "cat /a; ls -A /ctx"); got != "given\n.dockerignore\nDockerfile\nkeep\n" {
+		t.Errorf("the image of ctrctl build: %q", got)
+	}
+	if l := d.must("inspect", "-f", "{{.Config.Labels.k}}", "cb:1"); l != "v\n" {
+		t.Errorf("--label: %q", l)
+	}
+	out, code = d.ctrctl(ctx, nil, "build", "-q", "-t", "cb:1", "--build-arg", "A=given", "--label", "k=v", "--target", "one", ".")
+	if id := strings.TrimSpace(d.must("images", "-q", "--no-trunc", "cb:1")); code != 0 || strings.TrimSpace(out) != id {
+		t.Errorf("ctrctl build -q: exit %d: %q, want %q", code, out, id)
+	}
+	if out, code = d.ctrctl(ctx, nil, "build", "--no-cache", "--target", "one", "."); code != 0 || strings.Contains(out, "Using cache") {
+		t.Errorf("ctrctl build --no-cache: exit %d:\n%s", code, out)
+	}
+	// A Dockerfile outside the context, and one on stdin.
+	other := files(t, map[string]string{"Other.Dockerfile": "FROM busybox\nCOPY keep /keep\nCMD [\"cat\", \"/keep\"]\n"})
+	if out, code = d.ctrctl("", nil, "build", "-t", "outside", "-f", filepath.Join(other, "Other.Dockerfile"), ctx); code != 0 {
+		t.Errorf("ctrctl build -f outside the context: exit %d:\n%s", code, out)
+	} else if got := d.must("run", "--rm", "outside"); got != "k" {
+		t.Errorf("the image of -f outside: %q", got)
+	}
+	if out, code = d.ctrctl("", strings.NewReader("FROM busybox\nRUN echo piped > /p\n"), "build", "-t", "piped", "-f", "-", ctx); code != 0 {
+		t.Errorf("ctrctl build -f -: exit %d:\n%s", code, out)
+	}
+	// The context as a tar on stdin.
+	tarball := tarOf(t, map[string]string{"Dockerfile": "FROM busybox\nCOPY f /f\n", "f": "from-stdin"})
+	if out, code = d.ctrctl("", bytes.NewReader(tarball), "build", "-t", "stdin", "-"); code != 0 {
+		t.Errorf("ctrctl build -: exit %d:\n%s", code, out)
+	} else if got := d.must("run", "--rm", "stdin", "cat", "/f"); got != "from-stdin" {
+		t.Errorf("the image of a tar on stdin: %q", got)
+	}
+	// A failing step: a non-zero exit and the step's error.
+	bad := files(t, map[string]string{"Dockerfile": "FROM busybox\nRUN exit 5\n"})
+	if out, code = d.ctrctl(bad, nil, "build", "--force-rm", "."); code == 0 || !strings.Contains(out, "returned a non-zero code: 5") {
+		t.Errorf("ctrctl build of a failing RUN: exit %d:\n%s", code, out)
+	}
+	// ctrctl commit.
+	d.must("run", "--name", "cc", "busybox", "sh", "-c", "echo x > /committed")
+	if out, code = d.ctrctl("", nil, "commit", "-m", "msg", "-c", "CMD [\"cat\", \"/committed\"]", "cc", "fromctrctl:v2"); code != 0 || !strings.HasPrefix(out, "sha256:") {
+		t.Errorf("ctrctl commit: exit %d: %s", code, out)
+	}
+	if got := d.must("run", "--rm", "fromctrctl:v2"); got != "x\n" {
+		t.Errorf("the image of ctrctl commit: %q", got)
+	}
+	if out, code = d.ctrctl("", nil, "commit", "nosuch"); code == 0 || !strings.Contains(out, "No such container") {
+		t.Errorf("ctrctl commit of no container: exit %d: %s", code, out)
 	}
 }
