@@ -2,8 +2,8 @@ package builder
 
 import (
 	"os"
-	"runtime"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
