@@ -41,23 +41,26 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request) {
 
 // build runs the build job on the context in the body. The query's
 // parameters go to the env as they are (buildargs, labels and cachefrom
-// are JSON already); t, which may repeat, as a JSON list; the
+// are JSON already); t, extrahosts and securityopt, which repeat, as
+// JSON lists; the
 // X-Registry-Config header as registry_config.
 func (s *Server) build(w http.ResponseWriter, r *http.Request) {
 	job := s.newJob(r, "build")
 	q := r.URL.Query()
 	for _, k := range []string{"dockerfile", "buildargs", "labels", "cachefrom", "target", "networkmode",
 		"platform", "memory", "memswap", "cpushares", "cpusetcpus", "cpuperiod", "cpuquota", "shmsize",
-		"extrahosts", "remote", "version", "outputs", "pull", "session", "buildid", "ulimits", "isolation", "cgroupparent"} {
+		"remote", "version", "outputs", "pull", "session", "buildid", "ulimits", "isolation", "cgroupparent", "cpusetmems"} {
 		if v := q.Get(k); v != "" {
 			job.Env.Set(k, v)
 		}
 	}
 	boolQuery(job, r, "q", "nocache", "rm", "forcerm", "squash")
-	if t := q["t"]; len(t) > 0 {
-		if err := job.Env.SetJSON("t", t); err != nil {
-			writeError(w, err)
-			return
+	for _, k := range []string{"t", "extrahosts", "securityopt"} {
+		if l := q[k]; len(l) > 0 {
+			if err := job.Env.SetJSON(k, l); err != nil {
+				writeError(w, err)
+				return
+			}
 		}
 	}
 	if c := r.Header.Get("X-Registry-Config"); c != "" {

@@ -12,7 +12,7 @@ import (
 func TestNotYetRoutes(t *testing.T) {
 	h := api.NewServer(imageEngine(t), nil, api.Options{}).Handler()
 	for _, c := range []struct{ method, path string }{
-		{"POST", "/containers/x/update"}, {"POST", "/commit?container=x"},
+		{"POST", "/containers/x/update"},
 	} {
 		rec := doImage(t, h, c.method, c.path, nil)
 		if rec.Code != 501 || !strings.Contains(rec.Body.String(), "not supported yet") {

@@ -18,6 +18,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/opencontainers/go-digest"
 
@@ -57,24 +58,32 @@ type BuildRequest struct {
 	Remote  string `env:"remote"`
 	Version string `env:"version"`
 	Outputs string `env:"outputs"`
-	// Pull, CacheFrom and the resource limits are accepted; see the
-	// package's README for what they do.
-	Pull           string   `env:"pull"`
-	CacheFrom      []string `env:"cachefrom"`
-	Memory         int64    `env:"memory"`
-	MemorySwap     int64    `env:"memswap"`
-	CPUShares      int64    `env:"cpushares"`
-	CPUSetCPUs     string   `env:"cpusetcpus"`
-	CPUPeriod      int64    `env:"cpuperiod"`
-	CPUQuota       int64    `env:"cpuquota"`
-	ShmSize        int64    `env:"shmsize"`
-	ExtraHosts     string   `env:"extrahosts"`
-	RegistryConfig string   `env:"registry_config"`
-	Session        string   `env:"session"`
-	BuildID        string   `env:"buildid"`
-	Ulimits        string   `env:"ulimits"`
-	Isolation      string   `env:"isolation"`
-	CgroupParent   string   `env:"cgroupparent"`
+	// CacheFrom is refused: the cache is this daemon's own.
+	CacheFrom []string `env:"cachefrom"`
+	// Pull pulls the FROM images first (with the pull job, when this
+	// ctrd has one); an image that is not here is pulled anyway.
+	Pull string `env:"pull"`
+	// The resources, security options, extra hosts and cgroup parent of
+	// RUN's containers, as docker build's flags.
+	Memory       int64               `env:"memory"`
+	MemorySwap   int64               `env:"memswap"`
+	CPUShares    int64               `env:"cpushares"`
+	CPUSetCPUs   string              `env:"cpusetcpus"`
+	CPUSetMems   string              `env:"cpusetmems"`
+	CPUPeriod    int64               `env:"cpuperiod"`
+	CPUQuota     int64               `env:"cpuquota"`
+	ShmSize      int64               `env:"shmsize"`
+	ExtraHosts   []string            `env:"extrahosts"`
+	SecurityOpt  []string            `env:"securityopt"`
+	Ulimits      []*container.Ulimit `env:"ulimits"`
+	CgroupParent string              `env:"cgroupparent"`
+	// Isolation must be "" or "default" (Linux has no other).
+	Isolation string `env:"isolation"`
+	// RegistryConfig (X-Registry-Config), Session and BuildID are
+	// accepted and not used: FROM pulls with the daemon's own logins.
+	RegistryConfig string `env:"registry_config"`
+	Session        string `env:"session"`
+	BuildID        string `env:"buildid"`
 }
 
 func (s *Service) jobBuild(ctx context.Context, job *engine.Job) error {
@@ -157,8 +166,12 @@ func (s *Service) Build(ctx context.Context, req *BuildRequest, r io.Reader, out
 		return "", errdefs.NotImplemented("remote build contexts (%s) are not supported by ctr's builder: send the context as a tar", req.Remote)
 	case req.Version == "2":
 		return "", errdefs.NotImplemented("BuildKit (version=2) is not supported by ctr: use the classic builder (DOCKER_BUILDKIT=0)")
-	case req.Outputs != "":
+	case req.Outputs != "" && req.Outputs != "null" && req.Outputs != "[]":
 		return "", errdefs.NotImplemented("build outputs are not supported by ctr's builder")
+	case len(req.CacheFrom) > 0:
+		return "", errdefs.NotImplemented("--cache-from is not supported by ctr's builder: its cache is the daemon's own")
+	case req.Isolation != "" && req.Isolation != "default":
+		return "", errdefs.InvalidArgument("isolation %q: Linux has the default isolation only", req.Isolation)
 	}
 	if err := checkPlatform(req.Platform); err != nil {
 		return "", err
@@ -568,6 +581,13 @@ func (b *build) from(ctx context.Context, st *stage, base string) error {
 		}
 	}
 	if id == "" {
+		if pullAlways(b.req.Pull) {
+			if _, ok := b.s.eng.Lookup("pull"); ok {
+				if err := b.pull(ctx, base); err != nil {
+					return err
+				}
+			}
+		}
 		img, err := b.s.opts.Images.Get(ctx, base)
 		if errdefs.IsNotFound(err) {
 			if err := b.pull(ctx, base); err != nil {
@@ -587,6 +607,12 @@ func (b *build) from(ctx context.Context, st *stage, base string) error {
 	}
 	st.cfg = cfg
 	return nil
+}
+
+// pullAlways reads the pull parameter ("1", "true", or a platform).
+func pullAlways(v string) bool {
+	v = strings.ToLower(strings.TrimSpace(v))
+	return v != "" && v != "0" && v != "false"
 }
 
 // pull fetches base with the engine's pull job, its progress in the

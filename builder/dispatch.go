@@ -401,13 +401,13 @@ func (b *build) runContainer(ctx context.Context, st *stage, argv, args []string
 	hc := &container.HostConfig{
 		NetworkMode: container.NetworkMode(b.req.NetworkMode),
 		ShmSize:     b.req.ShmSize,
+		ExtraHosts:  b.req.ExtraHosts,
+		SecurityOpt: b.req.SecurityOpt,
 		Resources: container.Resources{
 			Memory: b.req.Memory, MemorySwap: b.req.MemorySwap, CPUShares: b.req.CPUShares,
-			CpusetCpus: b.req.CPUSetCPUs, CPUPeriod: b.req.CPUPeriod, CPUQuota: b.req.CPUQuota,
+			CpusetCpus: b.req.CPUSetCPUs, CpusetMems: b.req.CPUSetMems, CPUPeriod: b.req.CPUPeriod,
+			CPUQuota: b.req.CPUQuota, Ulimits: b.req.Ulimits, CgroupParent: b.req.CgroupParent,
 		},
-	}
-	if b.req.ExtraHosts != "" {
-		hc.ExtraHosts = strings.Split(b.req.ExtraHosts, ",")
 	}
 	create := eng.Job("create")
 	if err := create.Env.SetJSON("config", cfg); err != nil {
