@@ -282,6 +282,14 @@ CMD ["cat /greeting /who /exec /srv/app/src/a.txt /opt/unpacked/inner.txt /opt/p
 			t.Errorf("history lacks %q:\n%s", want, hist)
 		}
 	}
+	// The steps' images show in the history, as a local build's do in
+	// docker's, down to the base image.
+	ids := strings.Fields(d.must("history", "-q", "every:1"))
+	if base := strings.TrimSpace(d.must("images", "-q", "busybox")); len(ids) != 23 || ids[1] == "<missing>" || ids[len(ids)-1] != base {
+		t.Errorf("history ids: %q", ids)
+	} else if got := d.must("inspect", "-f", "{{len .RootFS.Layers}}", ids[1]); got == "" {
+		t.Errorf("the history's step image %s cannot be inspected", ids[1])
+	}
 	// An image built on every:1 runs its ONBUILD trigger.
 	child := files(t, map[string]string{"Dockerfile": "FROM every:1\nUSER 0\nCMD [\"cat /tmp/onbuild\"]\n"})
 	out = d.build(child, "-t", "child")

@@ -395,9 +395,21 @@ func (s *Service) history(ctx context.Context, job *engine.Job) error {
 		out = append(out, item)
 	}
 	slices.Reverse(out)
-	if len(out) > 0 {
-		out[0].ID = string(img.ID)
-		out[0].Tags = img.FamiliarTags()
+	// An image committed on another (a build step's, a commit's) shows
+	// the ids (and tags) of the images below it that are still here, one
+	// history entry each, as docker shows a local build's.
+	cur := img
+	for i := range out {
+		out[i].ID = string(cur.ID)
+		out[i].Tags = cur.FamiliarTags()
+		if cur.Parent == "" {
+			break
+		}
+		next, err := s.store.Get(ctx, string(cur.Parent))
+		if err != nil {
+			break
+		}
+		cur = next
 	}
 	job.Reply(out)
 	return nil
