@@ -30,7 +30,7 @@ var (
 	buildErr  error
 )
 
-func ctrdBinary(t *testing.T) string {
+func ctrdBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "builder-test-bin")
@@ -60,7 +60,7 @@ func TestMain(m *testing.M) {
 
 // ctrd is a running test ctrd.
 type ctrd struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	sock   string
 	cmd    *exec.Cmd
@@ -70,7 +70,7 @@ type ctrd struct {
 }
 
 // startCtrd starts ctrd and loads busybox:latest (scripts/busybox-image.sh).
-func startCtrd(t *testing.T) *ctrd {
+func startCtrd(t testing.TB) *ctrd {
 	t.Helper()
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "docker", "tar", "sha256sum")
