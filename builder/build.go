@@ -103,7 +103,14 @@ func (s *Service) jobBuild(ctx context.Context, job *engine.Job) error {
 	if req.Quiet {
 		out.force(id + "\n")
 	}
+	job.Reply(BuildReply{ID: id})
 	return nil
+}
+
+// BuildReply is the build job's reply (D-Bus Build's Result; over HTTP
+// the id comes in the stream's aux message).
+type BuildReply struct {
+	ID string `json:"id"`
 }
 
 // messages writes a build's JSON messages; with quiet, the stream

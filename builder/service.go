@@ -95,7 +95,7 @@ func (s *Service) Install(eng *engine.Engine) error {
 	s.eng = eng
 	for _, d := range []engine.Descriptor{
 		{Name: "commit", Help: "Make an image from a container's changes", Request: CommitRequest{}, Reply: CommitReply{}, Mutates: true, Handler: s.jobCommit},
-		{Name: "build", Help: "Build an image from a Dockerfile and a context tar (stdin); JSON messages on stdout", Request: BuildRequest{}, Mutates: true, Handler: s.jobBuild},
+		{Name: "build", Help: "Build an image from a Dockerfile and a context tar (stdin); JSON messages on stdout", Request: BuildRequest{}, Reply: BuildReply{}, Mutates: true, Handler: s.jobBuild},
 		{Name: "build_prune", Help: "Remove the build cache", Request: PruneRequest{}, Reply: buildtypes.CachePruneReport{}, Mutates: true, Handler: s.jobPrune},
 	} {
 		if err := eng.Register(d); err != nil {
