@@ -706,3 +706,83 @@ func TestCtrctlBuildAndCommit(t *testing.T) {
 		t.Errorf("ctrctl commit of no container: exit %d: %s", code, out)
 	}
 }
+
+// TestComposeBuild: `build:` services of Debian's docker-compose 1.29 and
+// of Compose v2 (the docker CLI's plugin, with the classic builder, as
+// without buildx), with a build arg.
+func TestComposeBuild(t *testing.T) {
+	d := startCtrd(t)
+	for _, c := range []struct {
+		name string
+		cmd  func(t *testing.T) []string
+	}{
+		{"v1", func(t *testing.T) []string {
+			testenv.RequireCommand(t, "docker-compose")
+			return []string{"docker-compose"}
+		}},
+		{"v2", func(t *testing.T) []string {
+			bin := os.Getenv("CTR_COMPOSE_V2")
+			if _, err := os.Stat(bin); bin == "" || err != nil {
+				testenv.Cannot(t, "CTR_COMPOSE_V2 names no Compose v2 binary (make test-root builds one)")
+			}
+			plugins := filepath.Join(d.docker, "cli-plugins")
+			_ = os.MkdirAll(plugins, 0o755)
+			_ = os.Symlink(bin, filepath.Join(plugins, "docker-compose"))
+			return []string{"docker", "compose"}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			compose := c.cmd(t)
+			dir := files(t, map[string]string{
+				"app/Dockerfile": "FROM busybox\nARG MSG=none\nRUN echo $MSG > /msg\nCMD [\"cat\", \"/msg\"]\n",
+				"docker-compose.yml": "version: \"3\"\nservices:\n  app:\n    build:\n      context: ./app\n      args:\n        MSG: from-" + c.name +
+					"\n    image: ctrtcompose:" + c.name + "\n",
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, compose[0], append(compose[1:], "-p", "ctrtbuild", "build")...)
+			cmd.Dir = dir
+			cmd.Env = []string{"DOCKER_HOST=unix://" + d.sock, "DOCKER_CONFIG=" + d.docker, "HOME=" + d.docker, "DOCKER_BUILDKIT=0",
+				"COMPOSE_DOCKER_CLI_BUILD=0", "PATH=" + os.Getenv("PATH")}
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v build: %v\n%s", compose, err, out)
+			}
+			if got := d.must("run", "--rm", "ctrtcompose:"+c.name); got != "from-"+c.name+"\n" {
+				t.Errorf("the built service's image: %q\n%s", got, out)
+			}
+		})
+	}
+}
+
+// TestBuiltImageSaveLoad: a built image saved, removed and loaded back
+// has the same id, runs, and saves to the same bytes.
+func TestBuiltImageSaveLoad(t *testing.T) {
+	d := startCtrd(t)
+	ctx := files(t, map[string]string{"Dockerfile": "FROM busybox\nCOPY f /f\nRUN cat /f > /g && rm /bin/true\nCMD [\"cat\", \"/g\"]\n", "f": "saved"})
+	d.build(ctx, "-t", "saved:1")
+	id := d.must("images", "-q", "--no-trunc", "saved:1")
+	a := filepath.Join(t.TempDir(), "a.tar")
+	b := filepath.Join(t.TempDir(), "b.tar")
+	d.must("save", "-o", a, "saved:1")
+	d.must("rmi", "saved:1")
+	if _, _, code := d.run("", nil, "image", "inspect", strings.TrimSpace(id)); code == 0 {
+		t.Error("the image is still there after rmi")
+	}
+	d.must("load", "-i", a)
+	if again := d.must("images", "-q", "--no-trunc", "saved:1"); again != id {
+		t.Errorf("loaded back as %q, built as %q", again, id)
+	}
+	if got := d.must("run", "--rm", "saved:1"); got != "saved" {
+		t.Errorf("the loaded image runs: %q", got)
+	}
+	if _, _, code := d.run("", nil, "run", "--rm", "saved:1", "ls", "/bin/true"); code == 0 {
+		t.Error("the deleted file came back")
+	}
+	d.must("save", "-o", b, "saved:1")
+	ab, _ := os.ReadFile(a)
+	bb, _ := os.ReadFile(b)
+	if !bytes.Equal(ab, bb) {
+		t.Errorf("the save of the loaded image differs from the first (%d, %d bytes)", len(ab), len(bb))
+	}
+}
