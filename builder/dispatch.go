@@ -436,6 +436,7 @@ func (b *build) runContainer(ctx context.Context, st *stage, argv, args []string
 		}
 		rm := eng.Job("container_delete", cr.ID)
 		rm.Env.Set("force", "true")
+		rm.Env.Set("v", "true") // the image's VOLUMEs it got
 		if err := rm.Run(context.WithoutCancel(ctx)); err != nil {
 			b.s.opts.Log.Warn("cannot remove a build container", "container", cr.ID, "error", err)
 			return

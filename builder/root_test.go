@@ -786,3 +786,18 @@ func TestBuiltImageSaveLoad(t *testing.T) {
 		t.Errorf("the save of the loaded image differs from the first (%d, %d bytes)", len(ab), len(bb))
 	}
 }
+
+// TestBuildVolumeStep: what a RUN writes under an image's VOLUME is not
+// part of the image (as docker's classic builder), and the step's
+// anonymous volume goes with its container.
+func TestBuildVolumeStep(t *testing.T) {
+	d := startCtrd(t)
+	ctx := files(t, map[string]string{"Dockerfile": "FROM busybox\nVOLUME /data\nRUN echo lost > /data/f && echo kept > /kept\n"})
+	d.build(ctx, "-t", "vol")
+	if got := d.must("run", "--rm", "vol", "sh", "-c", "ls -A /data; cat /kept"); got != "kept\n" {
+		t.Errorf("the image: %q, want /data empty and /kept", got)
+	}
+	if vols := d.must("volume", "ls", "-q"); vols != "" {
+		t.Errorf("volumes left by the build: %q", vols)
+	}
+}
