@@ -426,6 +426,16 @@ func (b *build) expand(word string, env []string) (string, error) {
 	return s, err
 }
 
+// expandRaw expands the variables of a heredoc's content, keeping its
+// quotes and escapes as they are.
+func (b *build) expandRaw(word string, env []string) (string, error) {
+	lex := shell.NewLex(b.escape)
+	lex.RawQuotes = true
+	lex.RawEscapes = true
+	s, _, err := lex.ProcessWord(word, shell.EnvsFromSlice(env))
+	return s, err
+}
+
 // stage is the state of the stage being built.
 type stage struct {
 	index int

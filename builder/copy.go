@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"example.org/ctr/image"
 	"example.org/ctr/internal/errdefs"
@@ -26,7 +27,7 @@ type copySpec struct {
 	name     string // COPY or ADD
 	add      bool
 	srcs     []string
-	contents int // heredoc sources
+	contents []instructions.SourceContent // heredoc sources
 	dest     string
 	chown    string
 	chmod    string
@@ -45,9 +46,6 @@ type source struct {
 // the --from stage or image), hashed for the cache key, then copied into
 // a new layer.
 func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
-	if c.contents > 0 {
-		return errdefs.NotImplemented("heredocs in %s need BuildKit, which ctr does not have", c.name)
-	}
 	if c.from != "" && c.add {
 		return errdefs.InvalidArgument("ADD has no --from; use COPY --from")
 	}
@@ -110,6 +108,24 @@ func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 				return errdefs.InvalidArgument("%s failed: %s: %v", c.name, n, err)
 			}
 			srcs = append(srcs, source{path: p, name: n, dir: fi.IsDir()})
+		}
+	}
+	if len(c.contents) > 0 {
+		// COPY <<EOF: each heredoc is a file of its name, mode 0644.
+		tmp, err := os.MkdirTemp(b.s.tmpDir(), "heredoc-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		for i, sc := range c.contents {
+			p := filepath.Join(tmp, strconv.Itoa(i))
+			if err := os.WriteFile(p, []byte(sc.Data), 0o644); err != nil {
+				return err
+			}
+			if err := os.Chmod(p, 0o644); err != nil {
+				return err
+			}
+			srcs = append(srcs, source{path: p, name: path.Base(sc.Path)})
 		}
 	}
 	dest := c.dest

@@ -16,6 +16,7 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
 
@@ -33,6 +34,13 @@ func (b *build) dispatch(ctx context.Context, st *stage, cmd instructions.Comman
 	if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
 		env := st.env()
 		if err := ex.Expand(func(w string) (string, error) { return b.expand(w, env) }); err != nil {
+			return errdefs.InvalidArgument("%s: %v", commandText(cmd), err)
+		}
+	}
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
+		// A heredoc's content (COPY <<EOF), unless its name was quoted.
+		env := st.env()
+		if err := ex.ExpandRaw(func(w string) (string, error) { return b.expandRaw(w, env) }); err != nil {
 			return errdefs.InvalidArgument("%s: %v", commandText(cmd), err)
 		}
 	}
@@ -144,12 +152,12 @@ func (b *build) dispatch(ctx context.Context, st *stage, cmd instructions.Comman
 		if c.Link || c.Parents || len(c.ExcludePatterns) > 0 {
 			return errdefs.NotImplemented("COPY --link, --parents and --exclude need BuildKit, which ctr does not have")
 		}
-		return b.copyStep(ctx, st, copySpec{name: "COPY", srcs: c.SourcePaths, contents: len(c.SourceContents), dest: c.DestPath, chown: c.Chown, chmod: c.Chmod, from: c.From})
+		return b.copyStep(ctx, st, copySpec{name: "COPY", srcs: c.SourcePaths, contents: c.SourceContents, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod, from: c.From})
 	case *instructions.AddCommand:
 		if c.Link || len(c.ExcludePatterns) > 0 || c.Checksum != "" || c.KeepGitDir != nil || c.Unpack != nil {
 			return errdefs.NotImplemented("ADD --link, --exclude, --checksum, --keep-git-dir and --unpack need BuildKit, which ctr does not have")
 		}
-		return b.copyStep(ctx, st, copySpec{name: "ADD", add: true, srcs: c.SourcePaths, contents: len(c.SourceContents), dest: c.DestPath, chown: c.Chown, chmod: c.Chmod})
+		return b.copyStep(ctx, st, copySpec{name: "ADD", add: true, srcs: c.SourcePaths, contents: c.SourceContents, dest: c.DestPath, chown: c.Chown, chmod: c.Chmod})
 	}
 	return errdefs.NotImplemented("the %s instruction is not supported by ctr's builder", strings.ToUpper(cmd.Name()))
 }
@@ -353,13 +361,23 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 	for _, f := range c.FlagsUsed {
 		return errdefs.NotImplemented("RUN --%s needs BuildKit, which ctr does not have", f)
 	}
-	if len(c.Files) > 0 {
-		return errdefs.NotImplemented("heredocs in RUN need BuildKit, which ctr does not have")
-	}
 	if st.image == "" {
 		return errdefs.InvalidArgument("RUN on an empty image (FROM scratch with no files): there is nothing to run")
 	}
 	argv := st.commandLine(c.ShellDependantCmdLine)
+	if len(c.Files) > 0 {
+		// RUN <<EOF … EOF: the heredoc is the script the shell runs.
+		h := parser.MustParseHeredoc(strings.Join(c.CmdLine, " "))
+		f := c.Files[0]
+		if len(c.Files) != 1 || !c.PrependShell || h == nil || h.Name != f.Name || strings.HasPrefix(f.Data, "#!") {
+			return errdefs.NotImplemented("this heredoc form of RUN (several heredocs, a heredoc as a file, or a #! script) needs BuildKit, which ctr does not have")
+		}
+		data := f.Data
+		if f.Chomp {
+			data = parser.ChompHeredocContent(data)
+		}
+		argv = append(st.shell(), data)
+	}
 	args := st.argEnv()
 	createdBy := strings.Join(argv, " ")
 	if !c.PrependShell {

@@ -801,3 +801,23 @@ func TestBuildVolumeStep(t *testing.T) {
 		t.Errorf("volumes left by the build: %q", vols)
 	}
 }
+
+// TestBuildHeredocs: RUN with a heredoc script, COPY of heredocs (their
+// variables expanded unless the name is quoted); the forms that need
+// BuildKit are refused clearly.
+func TestBuildHeredocs(t *testing.T) {
+	d := startCtrd(t)
+	ctx := files(t, map[string]string{"Dockerfile": "FROM busybox\nRUN <<EOF\necho one > /h1\necho two >> /h1\nEOF\nARG N=x\n" +
+		"COPY <<EOT /h2\nvalue $N\nEOT\nCOPY <<\"EOT\" /h3\nraw $N\nEOT\nCMD [\"cat\", \"/h1\", \"/h2\", \"/h3\"]\n"})
+	d.build(ctx, "-t", "heredoc")
+	if got := d.must("run", "--rm", "heredoc"); got != "one\ntwo\nvalue x\nraw $N\n" {
+		t.Errorf("the heredoc image: %q", got)
+	}
+	if out := d.build(ctx, "-t", "heredoc"); countCache(out) != 5 {
+		t.Errorf("a rebuild of heredocs used the cache %d times, want 5:\n%s", countCache(out), out)
+	}
+	bad := files(t, map[string]string{"Dockerfile": "FROM busybox\nRUN <<EOF\n#!/bin/sh\necho x\nEOF\n"})
+	if out, errOut, code := d.run(bad, nil, "build", "."); code == 0 || !strings.Contains(errOut, "needs BuildKit") {
+		t.Errorf("a #! heredoc: exit %d:\n%s%s", code, out, errOut)
+	}
+}
