@@ -14,20 +14,28 @@ import (
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+	"github.com/ulikunitz/xz"
 
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/layertar"
 )
 
-// readContext unpacks the build context tar r (plain, gzip, zstd or
-// bzip2) into dir, every name kept inside it (the layer extractor's
+// readContext unpacks the build context tar r (plain, gzip, zstd, bzip2
+// or xz) into dir, every name kept inside it (the layer extractor's
 // rules). A stream that is not a tar is an InvalidArgument error.
 func readContext(ctx context.Context, r io.Reader, dir string) error {
 	br := bufio.NewReaderSize(r, 64<<10)
-	head, _ := br.Peek(3)
+	head, _ := br.Peek(6)
 	var src io.Reader = br
-	if bytes.HasPrefix(head, []byte("BZh")) {
+	switch {
+	case bytes.HasPrefix(head, []byte("BZh")):
 		src = bzip2.NewReader(br)
+	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		xr, err := xz.NewReader(br)
+		if err != nil {
+			return errdefs.InvalidArgument("the build context: xz: %v", err)
+		}
+		src = xr
 	}
 	plain, _, err := layertar.Decompress(src)
 	if err != nil {

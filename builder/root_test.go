@@ -520,21 +520,26 @@ func TestBuildFailures(t *testing.T) {
 			t.Errorf("POST /build%s: %d %s, want %d with %q", c.query, resp.StatusCode, b, c.code, c.want)
 		}
 	}
-	// A gzip context, and the image id in the aux message.
-	var gz bytes.Buffer
-	cmd := exec.Command("gzip", "-c")
-	cmd.Stdin, cmd.Stdout = bytes.NewReader(tarOf(t, map[string]string{"Dockerfile": "FROM busybox\nLABEL gz=1\n"})), &gz
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := d.http.Post("http://ctr/build?t=gz", "application/x-tar", &gz)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(b), `"aux":{"ID":"sha256:`) || !strings.Contains(string(b), "Successfully tagged gz:latest") {
-		t.Errorf("a gzip context: %d %s", resp.StatusCode, b)
+	// Compressed contexts, and the image id in the aux message.
+	testenv.RequireCommand(t, "gzip", "bzip2", "xz", "zstd")
+	for _, tool := range []string{"gzip", "bzip2", "xz", "zstd"} {
+		var z bytes.Buffer
+		cmd := exec.Command(tool, "-c")
+		cmd.Stdin, cmd.Stdout = bytes.NewReader(tarOf(t, map[string]string{"Dockerfile": "FROM busybox\nCOPY f /f\n", "f": tool})), &z
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := d.http.Post("http://ctr/build?t="+tool, "application/x-tar", &z)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), `"aux":{"ID":"sha256:`) || !strings.Contains(string(b), "Successfully tagged "+tool+":latest") {
+			t.Errorf("a %s context: %d %s", tool, resp.StatusCode, b)
+		} else if got := d.must("run", "--rm", tool, "cat", "/f"); got != tool {
+			t.Errorf("the image of a %s context has %q", tool, got)
+		}
 	}
 }
 
