@@ -306,8 +306,23 @@ CMD ["cat /greeting /who /exec /srv/app/src/a.txt /opt/unpacked/inner.txt /opt/p
 	if imgs := d.must("images"); strings.Count(imgs, "\n") != 5 {
 		t.Errorf("docker images lists other than busybox, every (two tags) and child:\n%s", imgs)
 	}
-	if n := strings.Count(d.must("images", "-aq"), "\n"); n < 20 {
-		t.Errorf("docker images -a lists %d images, want the intermediate ones too", n)
+	all := strings.Count(d.must("images", "-aq"), "\n")
+	if all < 20 {
+		t.Errorf("docker images -a lists %d images, want the intermediate ones too", all)
+	}
+	// A dangling prune keeps the intermediate images; rmi of the last
+	// tag removes them with the image (those child does not use).
+	if out := d.must("image", "prune", "-f"); strings.Contains(out, "deleted:") {
+		t.Errorf("image prune removed intermediate images:\n%s", out)
+	}
+	d.must("rmi", "child")
+	d.must("rmi", "every:2")
+	out = d.must("rmi", "every:1")
+	if n := strings.Count(out, "Deleted: sha256:"); n < 20 {
+		t.Errorf("rmi of the last tag deleted %d images, want the image and its intermediate ones:\n%s", n, out)
+	}
+	if left := d.must("images", "-a", "--format", "{{.Repository}}"); left != "busybox\n" {
+		t.Errorf("images after rmi: %q", left)
 	}
 }
 

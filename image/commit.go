@@ -10,6 +10,8 @@ import (
 
 	"github.com/distribution/reference"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/image"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -123,4 +125,46 @@ func (s *Store) Commit(ctx context.Context, opts CommitOptions) (digest.Digest, 
 		return "", err
 	}
 	return res[0].ID, nil
+}
+
+// deleteParents removes, from parent up, the images a build or commit
+// left below a removed one that nothing keeps any more: untagged, used by
+// no container, parent of no other image (as `docker rmi` removes an
+// image's untagged parents unless noprune). It returns what it did, in
+// the order docker prints it, and publishes the delete events.
+func (s *Service) deleteParents(ctx context.Context, parent digest.Digest, opts DeleteOptions) []image.DeleteResponse {
+	var out []image.DeleteResponse
+	for parent != "" {
+		all, err := s.store.Images(ctx)
+		if err != nil {
+			return out
+		}
+		var cur *Image
+		for i := range all {
+			switch {
+			case all[i].ID == parent:
+				cur = &all[i]
+			case all[i].Parent == parent:
+				return out // another image is built on it
+			}
+		}
+		if cur == nil || len(cur.RepoTags) > 0 {
+			return out
+		}
+		if opts.InUse != nil {
+			if _, used := opts.InUse(cur.ID); used {
+				return out
+			}
+		}
+		res, err := s.store.Delete(ctx, cur.ID.String(), opts)
+		if err != nil || len(res.Deleted) == 0 {
+			return out
+		}
+		for _, d := range res.Deleted {
+			out = append(out, image.DeleteResponse{Deleted: string(d)})
+		}
+		s.publish(events.ActionDelete, cur.ID.String(), map[string]string{"name": cur.ID.String()})
+		parent = cur.Parent
+	}
+	return out
 }

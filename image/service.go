@@ -456,6 +456,10 @@ func (s *Service) delete(ctx context.Context, job *engine.Job) error {
 	if s.usage != nil {
 		opts.InUse = s.usage.InUse
 	}
+	var parent digest.Digest
+	if img, err := s.store.Get(ctx, name); err == nil {
+		parent = img.Parent
+	}
 	res, err := s.store.Delete(ctx, name, opts)
 	if err != nil {
 		return err
@@ -482,6 +486,9 @@ func (s *Service) delete(ctx context.Context, job *engine.Job) error {
 	}
 	if imgID != "" {
 		s.publish(events.ActionDelete, imgID, map[string]string{"name": imgID})
+		if !req.NoPrune {
+			out = append(out, s.deleteParents(ctx, parent, opts)...)
+		}
 	}
 	job.Reply(out)
 	return nil
