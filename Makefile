@@ -40,7 +40,7 @@ RPM := $(DIST)/ctr-$(PKG_VERSION).x86_64.rpm
 # v1 (1.29) against ctrd in the root tier; docker-registry: the real
 # registry that pull and push tests run on loopback.
 DEPS := make systemd systemd-container dbus busybox-static iproute2 nftables rpm util-linux \
-	skopeo umoci zstd docker-compose docker-registry
+	skopeo umoci zstd docker-compose docker-registry bzip2 xz-utils
 
 # Compose v2, the docker CLI's plugin, for the root tier: built once from
 # the Go module proxy (the newest release whose go.mod allows go install)

@@ -3,8 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-
-	"example.org/ctr/internal/errdefs"
 )
 
 // The housekeeping routes of the Docker Engine API:
@@ -13,21 +11,11 @@ import (
 //	POST /images/prune?filters=       images_prune      200 image.PruneReport
 //	GET  /system/df                   system_df         200 (images, containers, volumes, build cache)
 //	GET  /containers/{id}/stats?stream=&one-shot=  stats  200 JSON objects, one a line
-//	POST /commit: 501 for now
 func (s *Server) pruneRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /containers/prune", s.withFilters("containers_prune"))
 	mux.HandleFunc("POST /images/prune", s.withFilters("images_prune"))
 	mux.HandleFunc("GET /system/df", s.replyJob("system_df"))
 	mux.HandleFunc("GET /containers/{id}/stats", s.containerStats)
-	// Not there yet (issue 10): a clear 501 rather than a 404.
-	for _, r := range []struct{ pattern, what string }{
-		{"POST /commit", "commit"},
-	} {
-		msg := r.what + " is not supported yet"
-		mux.HandleFunc(r.pattern, func(w http.ResponseWriter, _ *http.Request) {
-			writeError(w, errdefs.NotImplemented("%s", msg))
-		})
-	}
 }
 
 // withFilters returns a handler that runs name with the filters

@@ -38,6 +38,7 @@ func (s *Server) routes() http.Handler {
 	s.archiveRoutes(mux)
 	s.pruneRoutes(mux)
 	s.updateRoutes(mux)
+	s.buildRoutes(mux)
 	return s.logRequests(s.commonHeaders(stripVersion(jsonMisses(mux))))
 }
 
@@ -153,6 +154,9 @@ func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("OSType", "linux")
 	h.Set("Docker-Experimental", "false")
+	// The classic builder (POST /build): the docker CLI without buildx
+	// uses it.
+	h.Set("Builder-Version", "1")
 	h.Set("Cache-Control", "no-cache, no-store, must-revalidate")
 	h.Set("Pragma", "no-cache")
 	h.Set("Content-Type", "text/plain; charset=utf-8")

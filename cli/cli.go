@@ -140,6 +140,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newVolumeCmd(g))
 	root.AddCommand(fileCmds(g)...)
 	root.AddCommand(newContainerCmd(g), newSystemCmd(g))
+	root.AddCommand(newBuildCmd(g), newCommitCmd(g))
 	wrapRunErrors(root)
 	return root
 }

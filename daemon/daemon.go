@@ -167,6 +167,10 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 		d.shutdownAfterFailedStart()
 		return err
 	}
+	if err := d.openBuilder(); err != nil {
+		d.shutdownAfterFailedStart()
+		return err
+	}
 	d.reconcileNetworks(ctx)
 
 	// The idle exit watches client jobs, through an observer added before

@@ -10,7 +10,7 @@
 //	                            CreateContainer, StartContainer,
 //	                            StopContainer, KillContainer,
 //	                            RemoveContainer, ListImages, RemoveImage,
-//	                            LoadImage, PullImage, Search, Auth,
+//	                            LoadImage, PullImage, Build, Search, Auth,
 //	                            ListNetworks, CreateNetwork, RemoveNetwork;
 //	                            the properties Version,
 //	                            ApiVersion, StorageDriver, ExecDriver,
@@ -54,7 +54,8 @@
 // background with the passed file descriptor as its input, and returns the
 // job's object once the job is in the engine's table (systemd's pattern:
 // JobNew before the reply, JobRemoved with the result); PullImage does the
-// same with the pull job.
+// same with the pull job, and Build with the build job (its descriptor the
+// build context).
 //
 // # Errors
 //
@@ -71,7 +72,7 @@
 // and only root and members of Options.Group get through; the others get
 // org.example.Ctr.Error.PermissionDenied, whatever the policy says.
 //
-// File descriptors passed with anything but LoadImage are closed as soon
+// File descriptors passed with anything but LoadImage and Build are closed as soon
 // as their message is read. godbus (v5.2.4) panics when it reads an array
 // of file descriptors, before ctrd sees the message; the bus policy must
 // therefore refuse file descriptors from everyone but root and group ctr

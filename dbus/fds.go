@@ -10,28 +10,32 @@ import (
 // File descriptors passed to ctrd (the D-Bus type h) arrive with the
 // message that carries them: godbus receives them into ctrd's fd table
 // before it knows whether any method will take them, and never closes
-// them. Only LoadImage takes one. Every other descriptor, in any message
+// them. Only LoadImage and Build take one (their first argument). Every
+// other descriptor, in any message
 // (a call with the wrong signature, to a method that takes none, a signal,
 // a reply), is closed as soon as the message is read, so that no caller
 // can fill ctrd's fd table, and the message is left with -1 in its place.
 
 // guardFDs is the connection's incoming interceptor: it closes every
-// descriptor msg carries unless msg is a well-formed LoadImage call, whose
-// method then owns it.
+// descriptor msg carries unless msg is a well-formed LoadImage or Build
+// call, whose method then owns its first argument's (the others, such as
+// an h in Build's options, are closed too).
 func guardFDs(msg *godbus.Message) {
 	if _, ok := msg.Headers[godbus.FieldUnixFDs]; !ok {
 		return
 	}
+	from := 0
 	if takesFD(msg) {
-		return
+		from = 1
 	}
-	for i, v := range msg.Body {
-		msg.Body[i] = closeFDs(reflect.ValueOf(v)).Interface()
+	for i := from; i < len(msg.Body); i++ {
+		msg.Body[i] = closeFDs(reflect.ValueOf(msg.Body[i])).Interface()
 	}
 }
 
 // takesFD reports whether msg is a call of the manager's LoadImage with
-// the one argument of type h that godbus hands to the method.
+// the one argument of type h, or of its Build with an h and an a{sv},
+// that godbus hands to the method.
 func takesFD(msg *godbus.Message) bool {
 	if msg.Type != godbus.TypeMethodCall {
 		return false
@@ -40,10 +44,13 @@ func takesFD(msg *godbus.Message) bool {
 	member, _ := msg.Headers[godbus.FieldMember].Value().(string)
 	iface, _ := msg.Headers[godbus.FieldInterface].Value().(string)
 	sig, _ := msg.Headers[godbus.FieldSignature].Value().(godbus.Signature)
-	if path != ManagerPath || member != "LoadImage" || (iface != "" && iface != ifaceManager) || sig.String() != "h" {
+	if path != ManagerPath || (iface != "" && iface != ifaceManager) {
 		return false
 	}
-	if len(msg.Body) != 1 {
+	switch {
+	case member == "LoadImage" && sig.String() == "h" && len(msg.Body) == 1:
+	case member == "Build" && sig.String() == "ha{sv}" && len(msg.Body) == 2:
+	default:
 		return false
 	}
 	_, ok := msg.Body[0].(godbus.UnixFD)

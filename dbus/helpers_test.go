@@ -330,6 +330,18 @@ func newTestEngine(t testing.TB) *testEngine {
 				j.Reply(map[string][]string{"images": {"sha256:1"}, "tags": {"x:latest"}})
 				return nil
 			}},
+		{Name: "build", Help: "Build from a context on stdin", Mutates: true,
+			Handler: func(ctx context.Context, j *engine.Job) error {
+				b, err := io.ReadAll(j.Stdin)
+				if err != nil {
+					return fmt.Errorf("read the context: %w", err)
+				}
+				if !strings.HasPrefix(string(b), "CONTEXT") {
+					return errdefs.InvalidArgument("the build context is not a valid tar archive")
+				}
+				j.Reply(map[string]any{"id": "sha256:built", "env": j.Env.Map()})
+				return nil
+			}},
 		{Name: "pull", Help: "Pull an image", Mutates: true,
 			Handler: func(ctx context.Context, j *engine.Job) error {
 				switch j.Args[0] {

@@ -505,6 +505,8 @@ type newImage struct {
 	Tags    []reference.NamedTagged
 	// RepoDigests are added to the image's (full form).
 	RepoDigests []string
+	// Parent is the image this one was committed on (see imageRecord).
+	Parent digest.Digest
 }
 
 // committed says what commit did for one image.
@@ -542,7 +544,7 @@ func (in *ingest) commit(ctx context.Context, images []newImage) ([]committed, e
 			}
 			if !ok {
 				c.New = true
-				r = imageRecord{ID: ni.ID, Created: ni.Created.UTC(), Stored: now}
+				r = imageRecord{ID: ni.ID, Created: ni.Created.UTC(), Stored: now, Parent: ni.Parent}
 				for _, l := range ni.Layers {
 					cur, ok, err := getLayer(tx, l.ChainID)
 					if err != nil {

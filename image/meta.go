@@ -55,6 +55,10 @@ type imageRecord struct {
 	// RepoDigests are the references by digest ("repo@sha256:…", full
 	// form) the image was pulled by.
 	RepoDigests []string `json:"repo_digests,omitempty"`
+	// Parent is the image a commit or a build step made this one on;
+	// the images list hides an untagged image that is another's parent
+	// (as docker hides intermediate images).
+	Parent digest.Digest `json:"parent,omitempty"`
 }
 
 // layerRecord is an image layer held by the graph driver.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
+	"github.com/opencontainers/go-digest"
 
 	"example.org/ctr/engine"
 	ctrevents "example.org/ctr/events"
@@ -38,9 +39,13 @@ func (s *Service) prune(ctx context.Context, f ctrevents.PruneFilter) (image.Pru
 		return image.PruneReport{}, err
 	}
 	rep := image.PruneReport{ImagesDeleted: []image.DeleteResponse{}}
+	parents := map[digest.Digest]bool{}
 	for _, img := range all {
-		if danglingOnly && len(img.RepoTags) > 0 {
-			continue
+		parents[img.Parent] = true
+	}
+	for _, img := range all {
+		if danglingOnly && (len(img.RepoTags) > 0 || parents[img.ID]) {
+			continue // tagged, or an intermediate image: not dangling
 		}
 		if s.usage != nil {
 			if _, used := s.usage.InUse(img.ID); used {
@@ -74,6 +79,8 @@ func (s *Service) prune(ctx context.Context, f ctrevents.PruneFilter) (image.Pru
 		if len(res.Deleted) > 0 {
 			rep.SpaceReclaimed += uint64(img.Size)
 			s.publish(events.ActionDelete, img.ID.String(), map[string]string{"name": img.ID.String()})
+			// Its intermediate images go with it, as with rmi.
+			rep.ImagesDeleted = append(rep.ImagesDeleted, s.deleteParents(ctx, img.Parent, opts)...)
 		}
 	}
 	return rep, nil

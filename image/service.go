@@ -179,8 +179,15 @@ func (s *Service) images(ctx context.Context, job *engine.Job) error {
 			return err
 		}
 	}
+	parents := map[digest.Digest]bool{}
+	for _, img := range all {
+		parents[img.Parent] = true
+	}
 	out := []image.Summary{}
 	for _, img := range all {
+		if parents[img.ID] && len(img.RepoTags) == 0 && !req.All {
+			continue // an intermediate image, as docker hides it
+		}
 		var cfg archive.Config
 		if b, err := s.store.Config(img.ID); err == nil {
 			_ = json.Unmarshal(b, &cfg)
@@ -388,9 +395,21 @@ func (s *Service) history(ctx context.Context, job *engine.Job) error {
 		out = append(out, item)
 	}
 	slices.Reverse(out)
-	if len(out) > 0 {
-		out[0].ID = string(img.ID)
-		out[0].Tags = img.FamiliarTags()
+	// An image committed on another (a build step's, a commit's) shows
+	// the ids (and tags) of the images below it that are still here, one
+	// history entry each, as docker shows a local build's.
+	cur := img
+	for i := range out {
+		out[i].ID = string(cur.ID)
+		out[i].Tags = cur.FamiliarTags()
+		if cur.Parent == "" {
+			break
+		}
+		next, err := s.store.Get(ctx, string(cur.Parent))
+		if err != nil {
+			break
+		}
+		cur = next
 	}
 	job.Reply(out)
 	return nil
@@ -437,6 +456,10 @@ func (s *Service) delete(ctx context.Context, job *engine.Job) error {
 	if s.usage != nil {
 		opts.InUse = s.usage.InUse
 	}
+	var parent digest.Digest
+	if img, err := s.store.Get(ctx, name); err == nil {
+		parent = img.Parent
+	}
 	res, err := s.store.Delete(ctx, name, opts)
 	if err != nil {
 		return err
@@ -463,6 +486,9 @@ func (s *Service) delete(ctx context.Context, job *engine.Job) error {
 	}
 	if imgID != "" {
 		s.publish(events.ActionDelete, imgID, map[string]string{"name": imgID})
+		if !req.NoPrune {
+			out = append(out, s.deleteParents(ctx, parent, opts)...)
+		}
 	}
 	job.Reply(out)
 	return nil

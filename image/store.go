@@ -482,6 +482,8 @@ type Image struct {
 	// RepoDigests are the references by digest the image was pulled
 	// by, in full form.
 	RepoDigests []string
+	// Parent is the image a commit or build step made this one on.
+	Parent digest.Digest
 }
 
 // FamiliarRepoDigests returns the image's repo digests as docker shows
@@ -506,7 +508,7 @@ func (i Image) FamiliarTags() []string {
 func (s *Store) toImage(tx *bolt.Tx, r imageRecord, tags []string) (Image, error) {
 	img := Image{ID: r.ID, RepoTags: slices.Sorted(slices.Values(tags)), Layers: r.Layers,
 		Created: r.Created, Size: r.Size, LastTagTime: r.LastTagTime,
-		RepoDigests: slices.Clone(r.RepoDigests)}
+		RepoDigests: slices.Clone(r.RepoDigests), Parent: r.Parent}
 	if img.RepoTags == nil {
 		img.RepoTags = []string{}
 	}

@@ -4,7 +4,9 @@
 #   drivers/...  must not import engine, api, dbus, daemon;
 #   engine/...   must not import api, dbus, daemon, client, cli;
 #   network/...  (a service) must not import a transport, the daemon or
-#                another service.
+#                another service;
+#   builder/...  (over the container and image services) must not import
+#                a transport or the daemon.
 # Prints every violation (package and what it pulls in) and exits 1 if any.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +39,7 @@ rule() {
 rule "./drivers/..." engine api dbus daemon
 rule "./engine/..." api dbus daemon client cli
 rule "./network/..." api dbus daemon client cli container image
+rule "./builder/..." api dbus daemon client cli
 if [ "$bad" -ne 0 ]; then
 	exit 1
 fi

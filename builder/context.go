@@ -1,0 +1,154 @@
+package builder
+
+import (
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+	"github.com/ulikunitz/xz"
+
+	"example.org/ctr/internal/errdefs"
+	"example.org/ctr/layertar"
+)
+
+// readContext unpacks the build context tar r (plain, gzip, zstd, bzip2
+// or xz) into dir, every name kept inside it (the layer extractor's
+// rules). A stream that is not a tar is an InvalidArgument error.
+func readContext(ctx context.Context, r io.Reader, dir string) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	head, _ := br.Peek(6)
+	var src io.Reader = br
+	switch {
+	case bytes.HasPrefix(head, []byte("BZh")):
+		src = bzip2.NewReader(br)
+	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		xr, err := xz.NewReader(br)
+		if err != nil {
+			return errdefs.InvalidArgument("the build context: xz: %v", err)
+		}
+		src = xr
+	}
+	plain, _, err := layertar.Decompress(src)
+	if err != nil {
+		return errdefs.InvalidArgument("the build context: %v", err)
+	}
+	defer plain.Close()
+	if _, err := layertar.Extract(ctx, plain, dir, layertar.Options{NoDiffID: true, NoChown: os.Geteuid() != 0}); err != nil {
+		if errdefs.IsInvalidArgument(err) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return errdefs.InvalidArgument("the build context is not a valid tar archive: %v", err)
+		}
+		return err
+	}
+	return nil
+}
+
+// readIgnore reads the patterns of dir/.dockerignore; none without it.
+func readIgnore(dir string) ([]string, error) {
+	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	pats, err := ignorefile.ReadAll(f)
+	if err != nil {
+		return nil, errdefs.InvalidArgument("cannot read .dockerignore: %v", err)
+	}
+	return pats, nil
+}
+
+// applyIgnore removes from the context folder dir what the .dockerignore
+// patterns exclude, with docker's rules (patternmatcher: `**`, `!`
+// exceptions, the last matching pattern wins). keep (the Dockerfile and
+// .dockerignore) stay whatever the patterns say, as docker sends them.
+func applyIgnore(dir string, patterns []string, keep ...string) error {
+	if len(patterns) == 0 {
+		return nil
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return errdefs.InvalidArgument(".dockerignore: %v", err)
+	}
+	kept := map[string]bool{}
+	for _, k := range keep {
+		kept[filepath.Clean(k)] = true
+	}
+	var emptyDirs []string
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		if kept[rel] {
+			return nil
+		}
+		m, err := pm.MatchesOrParentMatches(rel)
+		if err != nil {
+			return errdefs.InvalidArgument(".dockerignore: %v", err)
+		}
+		if !m {
+			return nil
+		}
+		if d.IsDir() {
+			if !pm.Exclusions() {
+				if err := os.RemoveAll(p); err != nil {
+					return err
+				}
+				return filepath.SkipDir
+			}
+			emptyDirs = append(emptyDirs, p)
+			return nil
+		}
+		return os.Remove(p)
+	})
+	if err != nil {
+		return err
+	}
+	// An excluded folder stays only for what an exception keeps in it.
+	for i := len(emptyDirs) - 1; i >= 0; i-- {
+		_ = os.Remove(emptyDirs[i]) // fails unless empty
+	}
+	return nil
+}
+
+// inContext resolves the context path name (relative to the context's
+// root, "/" being the root) to a path under dir. A name that climbs out
+// of the context, or a symbolic link that leads out of it, is an
+// InvalidArgument error, as docker's "forbidden path outside the build
+// context".
+func inContext(dir, name string) (string, error) {
+	clean := filepath.Clean(string(filepath.Separator) + name)
+	if rel := filepath.Clean(name); rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", errdefs.InvalidArgument("forbidden path outside the build context: %s", name)
+	}
+	p := filepath.Join(dir, clean)
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", errdefs.InvalidArgument("%s: no such file or directory in the build context", name)
+		}
+		return "", err
+	}
+	base, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", err
+	}
+	if real != base && !strings.HasPrefix(real, base+string(filepath.Separator)) {
+		return "", errdefs.InvalidArgument("forbidden path outside the build context: %s (a symbolic link leads to %s)", name, real)
+	}
+	return real, nil
+}

@@ -1,0 +1,500 @@
+package builder
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"example.org/ctr/image"
+	"example.org/ctr/internal/errdefs"
+	"example.org/ctr/layertar"
+)
+
+// copySpec is a COPY or ADD after variable expansion.
+type copySpec struct {
+	name     string // COPY or ADD
+	add      bool
+	srcs     []string
+	contents []instructions.SourceContent // heredoc sources
+	dest     string
+	chown    string
+	chmod    string
+	from     string
+}
+
+// source is one file or folder a copy takes: where it is on the host,
+// and its name as the Dockerfile gave it (after wildcards).
+type source struct {
+	path string
+	name string
+	dir  bool
+}
+
+// copyStep runs COPY or ADD: the sources resolved inside the context (or
+// the --from stage or image), hashed for the cache key, then copied into
+// a new layer.
+func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
+	if c.from != "" && c.add {
+		return errdefs.InvalidArgument("ADD has no --from; use COPY --from")
+	}
+	root := b.ctxDir
+	resolve := func(name string) (string, error) { return inContext(b.ctxDir, name) }
+	fromID := ""
+	if c.from != "" {
+		id, err := b.fromSource(ctx, st, c.from)
+		if err != nil {
+			return err
+		}
+		fromID = id
+		release, vroot, _, err := b.s.view(ctx, id)
+		if err != nil {
+			return err
+		}
+		defer release()
+		root = vroot
+		resolve = func(name string) (string, error) {
+			p, err := securejoin.SecureJoin(vroot, name)
+			if err != nil {
+				return "", err
+			}
+			if _, err := os.Stat(p); err != nil {
+				return "", errdefs.InvalidArgument("%s --from=%s: %s: no such file or directory", c.name, c.from, name)
+			}
+			return p, nil
+		}
+	}
+	var srcs []source
+	for _, s := range c.srcs {
+		if c.add && isURL(s) {
+			return errdefs.NotImplemented("ADD of a URL (%s) is not supported by ctr's builder: fetch it with RUN (wget, curl) or COPY a local file", s)
+		}
+		names := []string{s}
+		if strings.ContainsAny(s, "*?[") {
+			rel := filepath.Clean(string(filepath.Separator) + s)
+			matches, err := filepath.Glob(filepath.Join(root, rel))
+			if err != nil {
+				return errdefs.InvalidArgument("%s %s: %v", c.name, s, err)
+			}
+			names = names[:0]
+			for _, m := range matches {
+				r, err := filepath.Rel(root, m)
+				if err == nil {
+					names = append(names, r)
+				}
+			}
+			if len(names) == 0 {
+				return errdefs.InvalidArgument("%s failed: no source files were specified (%s matches nothing)", c.name, s)
+			}
+		}
+		for _, n := range names {
+			p, err := resolve(n)
+			if err != nil {
+				return fmt.Errorf("%s failed: %w", c.name, err)
+			}
+			fi, err := os.Stat(p)
+			if err != nil {
+				return errdefs.InvalidArgument("%s failed: %s: %v", c.name, n, err)
+			}
+			srcs = append(srcs, source{path: p, name: n, dir: fi.IsDir()})
+		}
+	}
+	if len(c.contents) > 0 {
+		// COPY <<EOF: each heredoc is a file of its name, mode 0644.
+		tmp, err := os.MkdirTemp(b.s.tmpDir(), "heredoc-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		for i, sc := range c.contents {
+			p := filepath.Join(tmp, strconv.Itoa(i))
+			if err := os.WriteFile(p, []byte(sc.Data), 0o644); err != nil {
+				return err
+			}
+			if err := os.Chmod(p, 0o644); err != nil {
+				return err
+			}
+			srcs = append(srcs, source{path: p, name: path.Base(sc.Path)})
+		}
+	}
+	dest := c.dest
+	destDir := strings.HasSuffix(dest, "/") || dest == "." || strings.HasSuffix(dest, "/.")
+	if len(srcs) > 1 && !destDir {
+		return errdefs.InvalidArgument("When using %s with more than one source file, the destination must be a directory and end with a /", c.name)
+	}
+	if !path.IsAbs(dest) {
+		base := st.cfg.WorkingDir
+		if base == "" {
+			base = "/"
+		}
+		dest = path.Join(base, dest)
+	}
+	dest = path.Clean(dest)
+	var mode *fs.FileMode
+	if c.chmod != "" {
+		m, err := strconv.ParseUint(c.chmod, 8, 32)
+		if err != nil || m > 0o7777 {
+			return errdefs.InvalidArgument("%s --chmod=%s: want an octal mode", c.name, c.chmod)
+		}
+		fm := fs.FileMode(m)
+		mode = &fm
+	}
+	hash, err := contentHash(srcs)
+	if err != nil {
+		return err
+	}
+	argsJSON, _ := json.Marshal(struct {
+		Srcs              []string
+		Dest, Chown, From string
+		Chmod             string
+		DestDir, Add      bool
+	}{c.srcs, dest, c.chown, fromID, c.chmod, destDir, c.add})
+	key := stepKey{Parent: st.image, Instruction: c.name, Args: argsJSON, Content: hash, Extra: []string{st.author}}
+	if b.cached(ctx, st, key) {
+		return nil
+	}
+	kind := "file"
+	if len(srcs) > 1 {
+		kind = "multi"
+	} else if len(srcs) == 1 && srcs[0].dir {
+		kind = "dir"
+	}
+	createdBy := fmt.Sprintf("/bin/sh -c #(nop) %s %s:%s in %s ", c.name, kind, hash, dest)
+	id, err := b.s.layerStep(ctx, st.image, func(root string) (bool, error) {
+		uid, gid, err := parseChown(root, c.chown)
+		if err != nil {
+			return false, err
+		}
+		cp := copier{ctx: ctx, root: root, uid: uid, gid: gid, mode: mode}
+		for _, s := range srcs {
+			if err := cp.copy(s, dest, destDir || len(srcs) > 1, c.add); err != nil {
+				return false, fmt.Errorf("%s failed: %w", c.name, err)
+			}
+		}
+		return true, nil
+	}, image.CommitOptions{Parent: st.image, Config: st.cfg, CreatedBy: createdBy, Author: st.author})
+	if err != nil {
+		return err
+	}
+	st.image = id
+	return b.s.remember(key.key(), id)
+}
+
+func isURL(s string) bool {
+	l := strings.ToLower(s)
+	return strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://") || strings.HasPrefix(l, "git@") || strings.HasPrefix(l, "git://")
+}
+
+// fromSource names the image COPY --from takes: an earlier stage by name
+// or index, or an image.
+func (b *build) fromSource(ctx context.Context, st *stage, from string) (string, error) {
+	for j := 0; j < st.index; j++ {
+		if b.stages[j].Name != "" && strings.EqualFold(b.stages[j].Name, from) {
+			return b.done[j], nil
+		}
+	}
+	if n, err := strconv.Atoi(from); err == nil {
+		if n < 0 || n >= st.index {
+			return "", errdefs.InvalidArgument("COPY --from=%d: there is no earlier stage %d", n, n)
+		}
+		return b.done[n], nil
+	}
+	img, err := b.s.opts.Images.Get(ctx, from)
+	if errdefs.IsNotFound(err) {
+		if err := b.pull(ctx, from); err != nil {
+			return "", err
+		}
+		img, err = b.s.opts.Images.Get(ctx, from)
+	}
+	if err != nil {
+		return "", err
+	}
+	return img.ID.String(), nil
+}
+
+// copier copies sources into a layer's root.
+type copier struct {
+	ctx      context.Context
+	root     string
+	uid, gid int
+	mode     *fs.FileMode
+}
+
+// target resolves the image path p inside the root.
+func (c *copier) target(p string) (string, error) {
+	return securejoin.SecureJoin(c.root, p)
+}
+
+// copy puts src at dest: a folder's content into dest, a file at dest
+// or (intoDir, or dest an existing folder) in it; with add, a local tar
+// archive is unpacked into dest instead.
+func (c *copier) copy(src source, dest string, intoDir, add bool) error {
+	if src.dir {
+		return c.tree(src.path, dest)
+	}
+	if add {
+		if ok, err := c.untar(src.path, dest); ok || err != nil {
+			return err
+		}
+	}
+	host, err := c.target(dest)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(host); intoDir || (err == nil && fi.IsDir()) {
+		dest = path.Join(dest, path.Base(filepath.ToSlash(src.name)))
+	}
+	return c.file(src.path, dest)
+}
+
+// untar unpacks src into dest if it is a tar archive (plain, gzip, zstd);
+// false when it is not one.
+func (c *copier) untar(src, dest string) (bool, error) {
+	f, err := os.Open(src)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 64<<10)
+	plain, comp, err := layertar.Decompress(br)
+	if err != nil {
+		return false, nil
+	}
+	defer plain.Close()
+	pb := bufio.NewReaderSize(plain, 1024)
+	head, _ := pb.Peek(512)
+	if len(head) < 512 || string(head[257:262]) != "ustar" {
+		_ = comp
+		return false, nil
+	}
+	host, err := c.target(dest)
+	if err != nil {
+		return true, err
+	}
+	if err := c.mkdirs(dest); err != nil {
+		return true, err
+	}
+	if _, err := layertar.Extract(c.ctx, pb, host, layertar.Options{NoDiffID: true}); err != nil {
+		return true, err
+	}
+	return true, nil
+}
+
+// mkdirs makes the folder p and its missing parents (root-owned, 0755;
+// p itself with the copy's owner).
+func (c *copier) mkdirs(p string) error {
+	p = path.Clean("/" + p)
+	if p == "/" {
+		return nil
+	}
+	host, err := c.target(p)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(host); err == nil {
+		if !fi.IsDir() {
+			return errdefs.InvalidArgument("%s exists and is not a folder", p)
+		}
+		return nil
+	}
+	if err := c.mkdirs(path.Dir(p)); err != nil {
+		return err
+	}
+	host, err = c.target(p)
+	if err != nil {
+		return err
+	}
+	if err := os.Mkdir(host, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return os.Lchown(host, c.uid, c.gid)
+}
+
+// tree copies the content of folder src into dest.
+func (c *copier) tree(src, dest string) error {
+	if err := c.mkdirs(dest); err != nil {
+		return err
+	}
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == "." {
+			return nil
+		}
+		to := path.Join(dest, filepath.ToSlash(rel))
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.IsDir():
+			host, err := c.target(to)
+			if err != nil {
+				return err
+			}
+			if err := os.Mkdir(host, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			return c.setMeta(host, fi)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			host, err := c.target(path.Dir(to))
+			if err != nil {
+				return err
+			}
+			host = filepath.Join(host, path.Base(to))
+			_ = os.RemoveAll(host)
+			if err := os.Symlink(link, host); err != nil {
+				return err
+			}
+			return os.Lchown(host, c.uid, c.gid)
+		case fi.Mode().IsRegular():
+			return c.file(p, to)
+		}
+		return nil // devices, fifos and sockets are not copied
+	})
+}
+
+// file copies the regular file src to dest.
+func (c *copier) file(src, dest string) error {
+	if err := c.mkdirs(path.Dir(dest)); err != nil {
+		return err
+	}
+	dir, err := c.target(path.Dir(dest))
+	if err != nil {
+		return err
+	}
+	host := filepath.Join(dir, path.Base(dest))
+	if fi, err := os.Lstat(host); err == nil && !fi.Mode().IsRegular() {
+		if err := os.RemoveAll(host); err != nil {
+			return err
+		}
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(host, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return c.setMeta(host, fi)
+}
+
+// setMeta gives host the copy's owner, the source's mode (or --chmod's)
+// and its modification time.
+func (c *copier) setMeta(host string, fi fs.FileInfo) error {
+	if err := os.Lchown(host, c.uid, c.gid); err != nil {
+		return err
+	}
+	mode := fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	if c.mode != nil {
+		mode = *c.mode
+	}
+	if err := os.Chmod(host, toUnixMode(mode)); err != nil {
+		return err
+	}
+	return os.Chtimes(host, fi.ModTime(), fi.ModTime())
+}
+
+// toUnixMode keeps the permission and special bits os.Chmod takes.
+func toUnixMode(m fs.FileMode) fs.FileMode {
+	out := m & fs.ModePerm
+	if m&0o4000 != 0 || m&fs.ModeSetuid != 0 {
+		out |= fs.ModeSetuid
+	}
+	if m&0o2000 != 0 || m&fs.ModeSetgid != 0 {
+		out |= fs.ModeSetgid
+	}
+	if m&0o1000 != 0 || m&fs.ModeSticky != 0 {
+		out |= fs.ModeSticky
+	}
+	return out
+}
+
+// parseChown reads --chown's user[:group], numbers or names of the
+// image's /etc/passwd and /etc/group; "" is 0:0.
+func parseChown(root, spec string) (int, int, error) {
+	if spec == "" {
+		return 0, 0, nil
+	}
+	user, group, hasGroup := strings.Cut(spec, ":")
+	uid, ugid, err := lookupID(root, "/etc/passwd", user)
+	if err != nil {
+		return 0, 0, err
+	}
+	gid := uid
+	if ugid >= 0 {
+		gid = ugid
+	}
+	if hasGroup {
+		if gid, _, err = lookupID(root, "/etc/group", group); err != nil {
+			return 0, 0, err
+		}
+	}
+	return uid, gid, nil
+}
+
+// lookupID returns the id of name in the passwd or group file of root
+// (and, for a user, the user's primary group; -1 for a number).
+func lookupID(root, file, name string) (int, int, error) {
+	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
+		return n, -1, nil
+	}
+	p, err := securejoin.SecureJoin(root, file)
+	if err != nil {
+		return 0, 0, err
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, 0, errdefs.InvalidArgument("--chown=%s: the image has no %s to look the name up in", name, file)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 3 && f[0] == name {
+			id, err := strconv.Atoi(f[2])
+			if err != nil {
+				break
+			}
+			g := -1
+			if len(f) >= 4 && file == "/etc/passwd" {
+				if gg, err := strconv.Atoi(f[3]); err == nil {
+					g = gg
+				}
+			}
+			return id, g, nil
+		}
+	}
+	return 0, 0, errdefs.InvalidArgument("--chown=%s: no such name in the image's %s", name, file)
+}
