@@ -60,7 +60,7 @@ TALLY := $(CURDIR)/.test-tally
 RUN_FLAGS ?=
 
 .PHONY: help build deps compose test test-unit test-root test-e2e test-fault test-fuzz check fmt vet imports \
-	check-units run deb rpm bench bench-network clean
+	check-units run deb rpm bench bench-network bench-seccomp clean
 
 help: ## list the targets
 	@echo "ctr $(VERSION): make TARGET, where TARGET is one of"
@@ -156,6 +156,9 @@ bench: build ## benchmarks against dockerd and podman (bench/run.sh)
 
 bench-network: build ## what networking costs: run with bridge, -p and none, first accept, throughput; ctrd next to dockerd
 	bench/network.sh
+
+bench-seccomp: build ## what the seccomp filter costs: a start and a getpid loop, with and without it; ctrd next to dockerd and runc
+	bench/seccomp.sh
 
 clean: ## remove bin/ and dist/
 	rm -rf bin $(DIST) $(TALLY)

@@ -9,5 +9,6 @@
 #   dbus                 dbus-daemon, the private bus of the dbus section
 #   systemd              systemd-socket-activate
 #   tar coreutils util-linux  tar -x, sync, mountpoint
+#   gcc libc6-dev        bench/seccomp.sh's static getpid loop
 exec "$(dirname "$0")/../scripts/deps.sh" docker.io podman crun runc conmon hyperfine busybox-static \
-	dbus systemd tar coreutils util-linux
+	dbus systemd tar coreutils util-linux gcc libc6-dev
