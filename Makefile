@@ -112,10 +112,11 @@ test-fault: ## fault tier: kill -9 ctrd amid concurrent work, restart, check inv
 # The fuzz targets and their packages; each gets FUZZTIME of new inputs on
 # top of its seed corpus (which the unit tier already runs).
 FUZZ_TARGETS := FuzzExtract:./layertar FuzzParseDockerManifest:./image/archive FuzzParseIndex:./image/archive \
-	FuzzCreateBody:./container FuzzListFilter:./container FuzzParseFilter:./events
+	FuzzCreateBody:./container FuzzListFilter:./container FuzzParseFilter:./events \
+	FuzzQueryValues:./container FuzzCreateOptions:./dbus FuzzNetworkOptions:./dbus
 FUZZTIME ?= 15s
 
-test-fuzz: ## short fuzz runs of the tar reader, the archive parsers and the API decoding (FUZZTIME each)
+test-fuzz: ## short fuzz runs of the tar reader, the archive parsers, the API decoding and the D-Bus option maps (FUZZTIME each)
 	@for t in $(FUZZ_TARGETS); do \
 		CTR_TEST_ROOT=1 CTR_TEST_STRICT=1 scripts/gotest.sh fuzz -run '^$$' -fuzz "^$${t%%:*}$$" \
 			-fuzztime $(FUZZTIME) -fuzzminimizetime 2s $${t#*:} || exit 1; \
