@@ -173,9 +173,11 @@ func (a *asm) assemble() (Program, error) {
 }
 
 // Compile compiles cfg for this machine (x86_64). A syscall name that is
-// not x86_64's is skipped when some other architecture has it (docker's
-// profile lists those of every architecture) and is an error otherwise,
-// as is an unknown action or comparison.
+// not x86_64's is skipped: docker's profile lists the calls of every
+// architecture, and runc (so docker) skips a name it does not know, taken
+// for a call of another kernel (Unknown lists those no architecture has,
+// for a warning). An empty name, an unknown action or comparison is an
+// error.
 func Compile(cfg *specs.LinuxSeccomp) (Program, error) {
 	if runtime.GOARCH != "amd64" {
 		return nil, errdefs.NotImplemented("seccomp: only x86_64 is supported, not %s", runtime.GOARCH)
@@ -220,12 +222,12 @@ func Compile(cfg *specs.LinuxSeccomp) (Program, error) {
 			return nil, errdefs.InvalidArgument("seccomp: syscalls[%d] names no syscall", ri)
 		}
 		for _, name := range rule.Names {
+			if name == "" {
+				return nil, errdefs.InvalidArgument("seccomp: syscalls[%d]: an empty syscall name", ri)
+			}
 			nr, ok := Number(name)
 			if !ok {
-				if elsewhere[name] {
-					continue // a syscall of another architecture
-				}
-				return nil, errdefs.InvalidArgument("seccomp: unknown syscall %q", name)
+				continue // another architecture's call, or another kernel's
 			}
 			if err := a.rule(nr, rule.Args, ret); err != nil {
 				return nil, fmt.Errorf("syscalls[%d] %s: %w", ri, name, err)
@@ -234,6 +236,28 @@ func Compile(cfg *specs.LinuxSeccomp) (Program, error) {
 	}
 	a.ret(def)
 	return a.assemble()
+}
+
+// Unknown returns the syscall names of cfg that no architecture has (as
+// far as this package knows), each once, in the profile's order: Compile
+// skips them, as runc does, and a caller may warn of them (a misspelt
+// name in a profile that refuses it leaves the call allowed).
+func Unknown(cfg *specs.LinuxSeccomp) []string {
+	if cfg == nil {
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, rule := range cfg.Syscalls {
+		for _, name := range rule.Names {
+			if _, ok := Number(name); ok || elsewhere[name] || name == "" || seen[name] {
+				continue
+			}
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // rule emits one syscall's test: A holds the syscall number on entry and
