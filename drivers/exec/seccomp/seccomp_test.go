@@ -51,7 +51,7 @@ func nr(t *testing.T, name string) uint32 {
 
 // defaultProfile is docker's default profile for the default capability
 // set (caps), as moby/profiles applies its conditions.
-func defaultProfile(t *testing.T, caps ...string) Program {
+func defaultProfile(t testing.TB, caps ...string) Program {
 	t.Helper()
 	rs := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}}
 	cfg, err := profiles.GetDefaultProfile(rs)
