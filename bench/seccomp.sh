@@ -29,7 +29,7 @@ set -u
 W=$(cd "$(dirname "$0")/.." && pwd)
 B=${B:-/tmp/ctr-bench-seccomp}
 OUT=${OUT:-$B/out}
-RUNS=${RUNS:-10}
+RUNS=${RUNS:-20}
 ROUNDS=${ROUNDS:-4}
 LOOP_RUNS=${LOOP_RUNS:-9}
 N_CALLS=${N_CALLS:-1000000}
