@@ -60,7 +60,7 @@ TALLY := $(CURDIR)/.test-tally
 RUN_FLAGS ?=
 
 .PHONY: help build deps compose test test-unit test-root test-e2e test-fault test-fuzz check fmt vet imports \
-	check-units run deb rpm bench bench-network bench-pull clean
+	check-units run deb rpm bench bench-network bench-pull bench-seccomp clean
 
 help: ## list the targets
 	@echo "ctr $(VERSION): make TARGET, where TARGET is one of"
@@ -112,10 +112,11 @@ test-fault: ## fault tier: kill -9 ctrd amid concurrent work, restart, check inv
 # The fuzz targets and their packages; each gets FUZZTIME of new inputs on
 # top of its seed corpus (which the unit tier already runs).
 FUZZ_TARGETS := FuzzExtract:./layertar FuzzParseDockerManifest:./image/archive FuzzParseIndex:./image/archive \
-	FuzzCreateBody:./container FuzzListFilter:./container FuzzParseFilter:./events
+	FuzzCreateBody:./container FuzzListFilter:./container FuzzParseFilter:./events \
+	FuzzQueryValues:./container FuzzCreateOptions:./dbus FuzzNetworkOptions:./dbus
 FUZZTIME ?= 15s
 
-test-fuzz: ## short fuzz runs of the tar reader, the archive parsers and the API decoding (FUZZTIME each)
+test-fuzz: ## short fuzz runs of the tar reader, the archive parsers, the API decoding and the D-Bus option maps (FUZZTIME each)
 	@for t in $(FUZZ_TARGETS); do \
 		CTR_TEST_ROOT=1 CTR_TEST_STRICT=1 scripts/gotest.sh fuzz -run '^$$' -fuzz "^$${t%%:*}$$" \
 			-fuzztime $(FUZZTIME) -fuzzminimizetime 2s $${t#*:} || exit 1; \
@@ -159,6 +160,9 @@ bench-network: build ## what networking costs: run with bridge, -p and none, fir
 
 bench-pull: build ## pull of a generated 240 MiB image from a loopback registry: ctrd, dockerd, podman and the floor (curl + tar -x)
 	bench/pull.sh
+
+bench-seccomp: build ## what the seccomp filter costs: a start and a getpid loop, with and without it; ctrd next to dockerd and runc
+	bench/seccomp.sh
 
 clean: ## remove bin/ and dist/
 	rm -rf bin $(DIST) $(TALLY)

@@ -10,5 +10,6 @@
 #   systemd              systemd-socket-activate
 #   tar coreutils util-linux  tar -x, sync, mountpoint
 #   docker-registry skopeo curl jq python3  the pull benchmark (bench/pull.sh)
+#   gcc libc6-dev        bench/seccomp.sh's static getpid loop
 exec "$(dirname "$0")/../scripts/deps.sh" docker.io podman crun runc conmon hyperfine busybox-static \
-	dbus systemd tar coreutils util-linux docker-registry skopeo curl jq python3
+	dbus systemd tar coreutils util-linux docker-registry skopeo curl jq python3 gcc libc6-dev

@@ -127,10 +127,10 @@ func (s *Service) create(ctx context.Context, name string, cfg *container.Config
 	if err := validateHostConfig(hc); err != nil {
 		return "", nil, err
 	}
-	if err := validateSecurity(hc); err != nil {
+	warnings, err := validateSecurity(hc)
+	if err != nil {
 		return "", nil, err
 	}
-	var warnings []string
 	endpoints, err := s.checkNetworking(hc, nc)
 	if err != nil {
 		return "", nil, err

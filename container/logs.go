@@ -39,15 +39,9 @@ func (s *Service) logs(ctx context.Context, c *ctr, req *LogsRequest, stdout, st
 	if err != nil {
 		return err
 	}
-	tail := -1
-	if req.Tail != "" && req.Tail != "all" {
-		n, err := strconv.Atoi(req.Tail)
-		if err != nil {
-			return errdefs.InvalidArgument("invalid tail value %q: want a number or \"all\"", req.Tail)
-		}
-		if n >= 0 {
-			tail = n
-		}
+	tail, err := parseTail(req.Tail)
+	if err != nil {
+		return err
 	}
 	r, err := s.logReader(c)
 	if err != nil {
@@ -109,4 +103,20 @@ func (s *Service) logs(ctx context.Context, c *ctr, req *LogsRequest, stdout, st
 		return nil // the client left
 	}
 	return err
+}
+
+// parseTail reads logs' tail: a number of lines, or "all" (or nothing, or
+// a negative number): -1, every line.
+func parseTail(s string) (int, error) {
+	if s == "" || s == "all" {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, errdefs.InvalidArgument("invalid tail value %q: want a number or \"all\"", s)
+	}
+	if n < 0 {
+		return -1, nil
+	}
+	return n, nil
 }

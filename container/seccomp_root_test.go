@@ -128,7 +128,9 @@ func TestSecurityOptRefused(t *testing.T) {
 	h := newHarness(t)
 	for _, c := range []struct{ opt, want string }{
 		{"seccomp={not json", "seccomp profile"},
-		{`seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["nosuchcall"],"action":"SCMP_ACT_ERRNO"}]}`, `unknown syscall "nosuchcall"`},
+		{"seccomp=/nonexistent", "is not a profile's JSON"},
+		{`seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":[""],"action":"SCMP_ACT_ERRNO"}]}`, "empty syscall name"},
+		{"bogus", "invalid --security-opt 1"},
 		{`seccomp={"defaultAction":"SCMP_ACT_SOMETIMES"}`, "unknown action"},
 		{"nosuchopt=1", "invalid --security-opt 2"},
 		{"no-new-privileges=maybe", "no-new-privileges"},
@@ -142,5 +144,22 @@ func TestSecurityOptRefused(t *testing.T) {
 	var list []container.Summary
 	if _, err := h.job("containers", nil, map[string]any{"all": true}, &list); err != nil || len(list) != 0 {
 		t.Errorf("containers after refused creates: %d (%v), want none", len(list), err)
+	}
+}
+
+// TestSeccompUnknownSyscallIgnored: a profile that names a syscall no
+// architecture has runs, as docker runs it (runc skips the name), with a
+// warning in the create's reply; the rest of the rule is enforced.
+func TestSeccompUnknownSyscallIgnored(t *testing.T) {
+	h := newHarness(t)
+	opt := `seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["nosuchcall","mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`
+	var resp container.CreateResponse
+	_, err := h.job("create", nil, map[string]any{"config": &container.Config{Image: "busybox", Cmd: []string{"true"}}, "host_config": &container.HostConfig{SecurityOpt: []string{opt}}}, &resp)
+	if err != nil || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], `unknown syscall "nosuchcall" ignored`) {
+		t.Errorf("create: %v, warnings %q; want one that names nosuchcall", err, resp.Warnings)
+	}
+	out, errOut, code, _ := h.run(&container.Config{Cmd: []string{"sh", "-c", "mkdir /tmp/x && echo made"}}, &container.HostConfig{SecurityOpt: []string{opt}})
+	if strings.Contains(out, "made") || !strings.Contains(errOut, "Permission denied") || code == 0 {
+		t.Errorf("mkdir under the profile: code %d, out %q, err %q; want it refused (EACCES)", code, out, errOut)
 	}
 }

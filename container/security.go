@@ -102,6 +102,12 @@ func seccompProfile(hc *container.HostConfig, caps []string) (*specs.LinuxSeccom
 		cfg, err = profiles.LoadProfile(sec.seccomp, rs)
 	}
 	if err != nil {
+		if !strings.HasPrefix(strings.TrimSpace(sec.seccomp), "{") {
+			// Most likely a file's name: the daemon takes the profile
+			// itself, as dockerd does (the docker CLI and ctrctl read
+			// the file and send what it holds).
+			return nil, errdefs.InvalidArgument("seccomp profile %q is not a profile's JSON: --security-opt seccomp= takes unconfined, builtin or a profile (the docker CLI and ctrctl read seccomp=FILE and send the file's content): %v", sec.seccomp, err)
+		}
 		return nil, errdefs.InvalidArgument("seccomp profile: %v", err)
 	}
 	if cfg == nil {
@@ -111,24 +117,29 @@ func seccompProfile(hc *container.HostConfig, caps []string) (*specs.LinuxSeccom
 }
 
 // validateSecurity checks --security-opt at create, so that a bad option
-// or profile (one that does not parse, names an unknown syscall, action or
-// comparison) is refused before anything is made.
-func validateSecurity(hc *container.HostConfig) error {
+// or profile (one that does not parse, names an unknown action or
+// comparison, an empty syscall name) is refused before anything is made.
+// A syscall name that no architecture has is skipped, as runc (so docker)
+// skips it; the create's reply warns of it.
+func validateSecurity(hc *container.HostConfig) (warnings []string, err error) {
 	if _, err := parseSecurity(hc.SecurityOpt); err != nil {
-		return err
+		return nil, err
 	}
 	caps, err := capabilities(hc, false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg, err := seccompProfile(hc, caps)
 	if err != nil || cfg == nil {
-		return err
+		return nil, err
 	}
 	if _, err := seccomp.Compile(cfg); err != nil {
-		return fmt.Errorf("seccomp profile: %w", err)
+		return nil, fmt.Errorf("seccomp profile: %w", err)
 	}
-	return nil
+	for _, name := range seccomp.Unknown(cfg) {
+		warnings = append(warnings, fmt.Sprintf("seccomp profile: unknown syscall %q ignored", name))
+	}
+	return warnings, nil
 }
 
 // SecurityOptions are the daemon's security features, for /info

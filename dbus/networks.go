@@ -66,15 +66,9 @@ func (m manager) ListNetworks(sender godbus.Sender) ([]NetworkRow, *godbus.Error
 func (m manager) CreateNetwork(sender godbus.Sender, name string, options map[string]godbus.Variant) (string, *godbus.Error) {
 	ctx, cancel := m.s.callContext()
 	defer cancel()
-	req := network.CreateRequest{Name: name}
-	var ipam network.IPAMConfig
-	for k, v := range options {
-		if err := setNetworkOption(&req, &ipam, k, v); err != nil {
-			return "", busError(err)
-		}
-	}
-	if ipam.Subnet.IsValid() || ipam.Gateway.IsValid() || ipam.IPRange.IsValid() {
-		req.IPAM = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{ipam}}
+	req, err := buildNetworkCreate(name, options)
+	if err != nil {
+		return "", busError(err)
 	}
 	var env engine.Env
 	if err := env.SetJSON("config", &req); err != nil {
@@ -89,6 +83,29 @@ func (m manager) CreateNetwork(sender godbus.Sender, name string, options map[st
 		return "", busError(err)
 	}
 	return busString(resp.ID), nil
+}
+
+// buildNetworkCreate turns CreateNetwork's arguments into the
+// network_create job's request. An unknown option, or one of the wrong
+// type or value, is an InvalidArgument error that names it; options are
+// read in name order, so that one call always gets the same error.
+func buildNetworkCreate(name string, options map[string]godbus.Variant) (network.CreateRequest, error) {
+	req := network.CreateRequest{Name: name}
+	var ipam network.IPAMConfig
+	keys := make([]string, 0, len(options))
+	for k := range options {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := setNetworkOption(&req, &ipam, k, options[k]); err != nil {
+			return req, err
+		}
+	}
+	if ipam.Subnet.IsValid() || ipam.Gateway.IsValid() || ipam.IPRange.IsValid() {
+		req.IPAM = &network.IPAM{Driver: "default", Config: []network.IPAMConfig{ipam}}
+	}
+	return req, nil
 }
 
 // setNetworkOption sets one of CreateNetwork's options.

@@ -425,13 +425,15 @@ metrics.`,
 func newOCISpec() *cobra.Command {
 	var file, cgroupsPath string
 	var args []string
-	var readonly bool
+	var readonly, seccompDefault bool
 	cmd := &cobra.Command{
-		Use:   "ocispec --file config.json --args true [--readonly] [--cgroups-path P]",
+		Use:   "ocispec --file config.json --args true [--readonly] [--cgroups-path P] [--seccomp-default]",
 		Short: "Adjust an OCI bundle config (from runc spec) for the runtime floor",
 		Long: `ocispec edits the config.json of an OCI bundle in place: no terminal, the
 process arguments, a read-only root file system when asked, and the cgroup
-path (so that the harness knows which cgroups to remove).`,
+path (so that the harness knows which cgroups to remove); with
+--seccomp-default, docker's default seccomp profile (moby/profiles, as
+dockerd and ctrd apply it) for the config's bounding capabilities.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b, err := os.ReadFile(file)
@@ -457,6 +459,11 @@ path (so that the harness knows which cgroups to remove).`,
 			if cgroupsPath != "" {
 				obj(c, "linux")["cgroupsPath"] = cgroupsPath
 			}
+			if seccompDefault {
+				if err := setDefaultSeccomp(c); err != nil {
+					return err
+				}
+			}
 			out, err := json.MarshalIndent(c, "", " ")
 			if err != nil {
 				return err
@@ -468,6 +475,7 @@ path (so that the harness knows which cgroups to remove).`,
 	cmd.Flags().StringSliceVar(&args, "args", []string{"true"}, "process arguments")
 	cmd.Flags().BoolVar(&readonly, "readonly", false, "read-only root file system")
 	cmd.Flags().StringVar(&cgroupsPath, "cgroups-path", "", "linux.cgroupsPath")
+	cmd.Flags().BoolVar(&seccompDefault, "seccomp-default", false, "linux.seccomp: docker's default profile")
 	_ = cmd.MarkFlagRequired("file")
 	return cmd
 }

@@ -70,6 +70,17 @@ func (cfg *config) compileSeccomp() error {
 		return err
 	}
 	cfg.Seccomp = prog
+	// The child loads the program: the profile need not go to it as well
+	// (docker's is some 8 KB of JSON, and it went twice, in Spec and in
+	// Process). Copies, so that the caller's spec keeps its profile.
+	p := *cfg.Process
+	p.Seccomp = nil
+	cfg.Process = &p
+	if cfg.Spec != nil {
+		s := *cfg.Spec
+		s.Process = p
+		cfg.Spec = &s
+	}
 	return nil
 }
 

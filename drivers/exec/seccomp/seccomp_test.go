@@ -51,7 +51,7 @@ func nr(t *testing.T, name string) uint32 {
 
 // defaultProfile is docker's default profile for the default capability
 // set (caps), as moby/profiles applies its conditions.
-func defaultProfile(t *testing.T, caps ...string) Program {
+func defaultProfile(t testing.TB, caps ...string) Program {
 	t.Helper()
 	rs := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}}
 	cfg, err := profiles.GetDefaultProfile(rs)
@@ -179,7 +179,9 @@ func TestBadProfiles(t *testing.T) {
 		want string
 	}{
 		{specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_WHATEVER"}, "unknown action"},
-		{specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"nosuchcall"}, Action: specs.ActErrno}}}, `unknown syscall "nosuchcall"`},
+		{specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"getpid", ""}, Action: specs.ActErrno}}}, "empty syscall name"},
+		{specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Action: specs.ActErrno}}}, "names no syscall"},
+		{specs.LinuxSeccomp{DefaultAction: specs.ActErrno, DefaultErrnoRet: ptr(uint(1 << 20))}, "out of range"},
 		{specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"getpid"}, Action: "SCMP_ACT_NOPE"}}}, "unknown action"},
 		{specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"getpid"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 7, Op: specs.OpEqualTo}}}}}, "index 7"},
 		{specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"getpid"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Op: "SCMP_CMP_SOMETIMES"}}}}}, "unknown comparison"},
@@ -197,6 +199,41 @@ func TestBadProfiles(t *testing.T) {
 	// A name of another architecture is skipped, not refused.
 	if _, err := Compile(&specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"chown32", "getpid"}, Action: specs.ActErrno}}}); err != nil {
 		t.Errorf("a 32-bit x86 name: %v", err)
+	}
+}
+
+// TestUnknownSyscallSkipped: a name no architecture has is skipped, as
+// runc skips it, and the rest of its rule still applies; Unknown names it
+// (and not another architecture's calls) for a warning.
+func TestUnknownSyscallSkipped(t *testing.T) {
+	cfg := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+		{Names: []string{"nosuchcall", "mkdir", "chown32"}, Action: specs.ActErrno, ErrnoRet: ptr(uint(unix.EACCES))},
+		{Names: []string{"nosuchcall", "alsonot"}, Action: specs.ActErrno},
+	}}
+	p, err := Compile(cfg)
+	if err != nil {
+		t.Fatalf("a profile with an unknown name: %v", err)
+	}
+	if got := run(t, p, auditArchX86_64, nr(t, "mkdir")); got != retErrno|uint32(unix.EACCES) {
+		t.Errorf("mkdir: %#x, want ERRNO(EACCES)", got)
+	}
+	if got := run(t, p, auditArchX86_64, nr(t, "getpid")); got != retAllow {
+		t.Errorf("getpid: %#x, want ALLOW", got)
+	}
+	if got := Unknown(cfg); strings.Join(got, ",") != "nosuchcall,alsonot" {
+		t.Errorf("Unknown: %q, want nosuchcall, alsonot", got)
+	}
+	if got := Unknown(&specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{Names: []string{"getpid", "chown32"}, Action: specs.ActErrno}}}); len(got) != 0 {
+		t.Errorf("Unknown of known names: %q", got)
+	}
+	// Docker's default profile names nothing unknown.
+	rs := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_SYS_ADMIN"}}}}
+	def, err := profiles.GetDefaultProfile(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Unknown(def); len(got) != 0 {
+		t.Errorf("docker's default profile: unknown names %q (syscalltable.go is behind moby/profiles)", got)
 	}
 }
 
