@@ -345,9 +345,11 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 		s.scheduleRestart(c)
 	}
 	autoRemove := c.rec.HostConfig.AutoRemove && !c.removed
+	// The run's monitor folder goes before anyone sees the exit: a start
+	// that follows at once makes the next run's.
+	_ = os.RemoveAll(monitor.Dir(s.opts.ExecRoot, c.rec.ID))
 	c.notify()
 	c.mu.Unlock()
-	_ = os.RemoveAll(monitor.Dir(s.opts.ExecRoot, c.rec.ID))
 	if autoRemove {
 		s.autoRemove(c)
 	}

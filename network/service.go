@@ -19,7 +19,10 @@
 //
 // Lock order: fwMu (one firewall write at a time) may be held while
 // taking mu; mu is never held while taking fwMu, and never across netlink
-// calls that make or remove interfaces.
+// calls that make or remove interfaces. Neither is held while calling back
+// into the container service (Reconcile's running): the container service
+// calls Attach and Detach with a container's lock held, so the network's
+// locks come after a container's, never before.
 package network
 
 import (
@@ -534,22 +537,38 @@ func (s *Service) dropStale() {
 // says) is released; the running ones get their resolvers again; veths
 // and namespace pins that no record owns are removed; the firewall is
 // rebuilt. Each repair is logged.
+//
+// running is called without the service's lock held: it takes the
+// container's, and a container that exits meanwhile holds its own while it
+// detaches from the network (which takes the service's).
 func (s *Service) Reconcile(ctx context.Context, running func(containerID string) bool) error {
 	s.mu.Lock()
-	var release, keep []string
-	for id, attach := range s.loaded {
+	loaded := s.loaded
+	s.loaded = map[string]string{}
+	s.mu.Unlock()
+	// current says whether the sandbox of id is still the one found at
+	// start (not released or attached again since).
+	current := func(id, attach string) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		sb, ok := s.sandboxes[id]
-		if !ok || sb.AttachID != attach {
-			continue // released or attached again since
+		return ok && sb.AttachID == attach
+	}
+	var release, keep []string
+	for id, attach := range loaded {
+		if !current(id, attach) {
+			continue
 		}
-		if running(id) {
+		run := running(id)
+		if !current(id, attach) {
+			continue
+		}
+		if run {
 			keep = append(keep, id)
 		} else {
 			release = append(release, id)
 		}
 	}
-	s.loaded = map[string]string{}
-	s.mu.Unlock()
 	for _, id := range release {
 		s.log.Info("releasing the network stack of a container that does not run", "container", id)
 		if err := s.Detach(ctx, id); err != nil {

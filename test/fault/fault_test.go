@@ -147,6 +147,9 @@ func (d *daemon) try() bool {
 		default:
 		}
 		if time.Now().After(deadline) {
+			// Where it is stuck: ctrd dumps its goroutines on SIGQUIT.
+			_ = d.cmd.Process.Signal(syscall.SIGQUIT)
+			time.Sleep(time.Second)
 			d.t.Fatalf("ctrd does not answer: %v\n%s", err, d.stderr)
 		}
 		time.Sleep(20 * time.Millisecond)
