@@ -147,18 +147,23 @@ func TestSecurityOptRefused(t *testing.T) {
 	}
 }
 
-// TestSeccompUnknownSyscallIgnored: a profile that names a syscall no
-// architecture has runs, as docker runs it (runc skips the name), with a
-// warning in the create's reply; the rest of the rule is enforced.
-func TestSeccompUnknownSyscallIgnored(t *testing.T) {
+// TestSeccompUnknownSyscallRefused: a profile that names a syscall no
+// architecture has (a typo: the call it meant would go unfiltered) is
+// refused at create with the name, and nothing is made; a name of another
+// architecture's kernel is fine, and the rest of its rule holds.
+func TestSeccompUnknownSyscallRefused(t *testing.T) {
 	h := newHarness(t)
-	opt := `seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["nosuchcall","mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`
-	var resp container.CreateResponse
-	_, err := h.job("create", nil, map[string]any{"config": &container.Config{Image: "busybox", Cmd: []string{"true"}}, "host_config": &container.HostConfig{SecurityOpt: []string{opt}}}, &resp)
-	if err != nil || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], `unknown syscall "nosuchcall" ignored`) {
-		t.Errorf("create: %v, warnings %q; want one that names nosuchcall", err, resp.Warnings)
+	bad := `seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["nosuchcall","mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`
+	_, err := h.job("create", nil, map[string]any{"config": &container.Config{Image: "busybox", Cmd: []string{"true"}}, "host_config": &container.HostConfig{SecurityOpt: []string{bad}}}, nil)
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), `unknown syscall "nosuchcall"`) {
+		t.Errorf("create with an unknown syscall: %v, want an invalid argument that names it", err)
 	}
-	out, errOut, code, _ := h.run(&container.Config{Cmd: []string{"sh", "-c", "mkdir /tmp/x && echo made"}}, &container.HostConfig{SecurityOpt: []string{opt}})
+	var list []container.Summary
+	if _, err := h.job("containers", nil, map[string]any{"all": true}, &list); err != nil || len(list) != 0 {
+		t.Errorf("containers after the refused create: %d (%v), want none", len(list), err)
+	}
+	other := `seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["arm_fadvise64_64","mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`
+	out, errOut, code, _ := h.run(&container.Config{Cmd: []string{"sh", "-c", "mkdir /tmp/x && echo made"}}, &container.HostConfig{SecurityOpt: []string{other}})
 	if strings.Contains(out, "made") || !strings.Contains(errOut, "Permission denied") || code == 0 {
 		t.Errorf("mkdir under the profile: code %d, out %q, err %q; want it refused (EACCES)", code, out, errOut)
 	}

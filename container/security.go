@@ -118,9 +118,12 @@ func seccompProfile(hc *container.HostConfig, caps []string) (*specs.LinuxSeccom
 
 // validateSecurity checks --security-opt at create, so that a bad option
 // or profile (one that does not parse, names an unknown action or
-// comparison, an empty syscall name) is refused before anything is made.
-// A syscall name that no architecture has is skipped, as runc (so docker)
-// skips it; the create's reply warns of it.
+// comparison, an empty syscall name, or a syscall that no architecture
+// has) is refused before anything is made. runc, and so docker, skip an
+// unknown name; ctr refuses it, as a name no kernel knows is a mistake in
+// the profile (a typo) that would leave the call it meant unfiltered. A
+// name of another architecture's kernel is fine: the filter of this one
+// skips it.
 func validateSecurity(hc *container.HostConfig) (warnings []string, err error) {
 	if _, err := parseSecurity(hc.SecurityOpt); err != nil {
 		return nil, err
@@ -136,8 +139,8 @@ func validateSecurity(hc *container.HostConfig) (warnings []string, err error) {
 	if _, err := seccomp.Compile(cfg); err != nil {
 		return nil, fmt.Errorf("seccomp profile: %w", err)
 	}
-	for _, name := range seccomp.Unknown(cfg) {
-		warnings = append(warnings, fmt.Sprintf("seccomp profile: unknown syscall %q ignored", name))
+	if unknown := seccomp.Unknown(cfg); len(unknown) > 0 {
+		return nil, errdefs.InvalidArgument("seccomp profile: unknown syscall %q: no architecture has a system call of that name", unknown[0])
 	}
 	return warnings, nil
 }
