@@ -1,18 +1,12 @@
 package integration
 
 import (
-	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
-
-	"example.org/ctr/internal/testenv"
 )
 
 // composeHealthProject shares a named volume between two services, and
@@ -44,26 +38,6 @@ volumes:
   shared:
 `
 
-// composeCommand returns the command line of compose name ("v1":
-// Debian's docker-compose 1.29, "v2": Compose v2 as the docker CLI's
-// plugin in w's DOCKER_CONFIG); it skips loudly when that one is missing.
-func composeCommand(t *testing.T, w *world, name string) []string {
-	t.Helper()
-	if name == "v1" {
-		testenv.RequireCommand(t, "docker-compose")
-		return []string{"docker-compose"}
-	}
-	bin := composeV2(t)
-	plugins := filepath.Join(w.dir, "docker-config", "cli-plugins")
-	if err := os.MkdirAll(plugins, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(bin, filepath.Join(plugins, "docker-compose")); err != nil && !os.IsExist(err) {
-		t.Fatal(err)
-	}
-	return []string{"docker", "compose"}
-}
-
 // TestComposeVolumeHealth runs, with both composes, a project with a
 // named volume shared by two services and a depends_on gated by
 // service_healthy; down -v leaves no container, network or volume.
@@ -71,28 +45,7 @@ func TestComposeVolumeHealth(t *testing.T) {
 	for _, name := range []string{"v1", "v2"} {
 		t.Run(name, func(t *testing.T) {
 			w := newWorld(t)
-			compose := composeCommand(t, w, name)
-			dir := filepath.Join(w.dir, "ctrthealth")
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(composeHealthProject), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			run := func(args ...string) string {
-				t.Helper()
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-				defer cancel()
-				cmd := exec.CommandContext(ctx, compose[0], append(compose[1:], args...)...)
-				cmd.Dir, cmd.Env = dir, w.env()
-				var stderr strings.Builder
-				cmd.Stderr = &stderr
-				out, err := cmd.Output()
-				if err != nil {
-					t.Fatalf("%s %s: %v\n%s%s", strings.Join(compose, " "), strings.Join(args, " "), err, out, stderr.String())
-				}
-				return strings.TrimSpace(string(out))
-			}
+			run := composeProjectIn(t, w, name, "ctrthealth", composeHealthProject)
 			inspect := func(service string) container.InspectResponse {
 				t.Helper()
 				id := w.docker("ps", "-aq", "--no-trunc", "--filter", "label=com.docker.compose.service="+service)

@@ -43,53 +43,61 @@ func composeV2(t *testing.T) string {
 	return p
 }
 
+// composeCommand returns the command line of compose name ("v1":
+// Debian's docker-compose 1.29, "v2": Compose v2 as the docker CLI's
+// plugin in w's DOCKER_CONFIG); it skips loudly when that one is missing.
+func composeCommand(t *testing.T, w *world, name string) []string {
+	t.Helper()
+	if name == "v1" {
+		testenv.RequireCommand(t, "docker-compose")
+		return []string{"docker-compose"}
+	}
+	bin := composeV2(t)
+	plugins := filepath.Join(w.dir, "docker-config", "cli-plugins")
+	if err := os.MkdirAll(plugins, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(bin, filepath.Join(plugins, "docker-compose")); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	return []string{"docker", "compose"}
+}
+
+// composeProjectIn writes yml as docker-compose.yml in a folder dirName of
+// w and returns a function that runs compose name there with args (failing the test on an error) and returns its output.
+func composeProjectIn(t *testing.T, w *world, name, dirName, yml string) func(args ...string) string {
+	t.Helper()
+	compose := composeCommand(t, w, name)
+	dir := filepath.Join(w.dir, dirName)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, compose[0], append(compose[1:], args...)...)
+		cmd.Dir, cmd.Env = dir, w.env()
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s%s", strings.Join(compose, " "), strings.Join(args, " "), err, out, stderr.String())
+		}
+		return strings.TrimSpace(string(out))
+	}
+}
+
 // TestCompose brings a project up and down with Debian's docker-compose
 // 1.29 and with Compose v2 as the docker CLI's plugin.
 func TestCompose(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		cmd  func(t *testing.T, w *world) []string
-	}{
-		{"v1", func(t *testing.T, w *world) []string {
-			testenv.RequireCommand(t, "docker-compose")
-			return []string{"docker-compose"}
-		}},
-		{"v2", func(t *testing.T, w *world) []string {
-			bin := composeV2(t)
-			plugins := filepath.Join(w.dir, "docker-config", "cli-plugins")
-			if err := os.MkdirAll(plugins, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink(bin, filepath.Join(plugins, "docker-compose")); err != nil {
-				t.Fatal(err)
-			}
-			return []string{"docker", "compose"}
-		}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
+	for _, name := range []string{"v1", "v2"} {
+		t.Run(name, func(t *testing.T) {
 			w := newWorld(t)
-			compose := c.cmd(t, w)
-			dir := filepath.Join(w.dir, "ctrtproj")
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(composeProject), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			run := func(args ...string) string {
-				t.Helper()
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-				defer cancel()
-				cmd := exec.CommandContext(ctx, compose[0], append(compose[1:], args...)...)
-				cmd.Dir, cmd.Env = dir, w.env()
-				var stderr strings.Builder
-				cmd.Stderr = &stderr
-				out, err := cmd.Output()
-				if err != nil {
-					t.Fatalf("%s %s: %v\n%s%s", strings.Join(compose, " "), strings.Join(args, " "), err, out, stderr.String())
-				}
-				return strings.TrimSpace(string(out))
-			}
+			run := composeProjectIn(t, w, name, "ctrtproj", composeProject)
 			run("up", "-d")
 			webID := w.docker("ps", "-q", "--filter", "label=com.docker.compose.service=web")
 			if webID == "" {
