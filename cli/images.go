@@ -173,28 +173,9 @@ func newImagesCmd(g *globals) *cobra.Command {
 }
 
 func newImageInspectCmd(g *globals) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
-		Short: "Show the details of images",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := newFormatter(cmd, format)
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			return writeInspected(cmd, f, args, func(ctx context.Context, ref string) (any, error) {
-				return c.ImageInspect(ctx, ref)
-			})
-		},
-	}
-	addFormatFlag(cmd, &format)
-	return cmd
+	return newInspectCmd(g, "IMAGE", "images", func(ctx context.Context, c *client.Client, ref string) (any, error) {
+		return c.ImageInspect(ctx, ref)
+	})
 }
 
 func newHistoryCmd(g *globals) *cobra.Command {

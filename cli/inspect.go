@@ -191,11 +191,22 @@ func headerOf(row string) string {
 }
 
 func newContainerInspectCmd(g *globals) *cobra.Command {
-	var format string
 	var size bool
+	cmd := newInspectCmd(g, "CONTAINER", "containers", func(ctx context.Context, c *client.Client, ref string) (any, error) {
+		return c.ContainerInspectSize(ctx, ref, size)
+	})
+	cmd.Flags().BoolVarP(&size, "size", "s", false, "Display total file sizes")
+	return cmd
+}
+
+// newInspectCmd is the inspect command of one kind of object (what, as
+// "CONTAINER"; plural, as "containers"): -f/--format, every argument
+// tried, each error reported (writeInspected).
+func newInspectCmd(g *globals, what, plural string, inspect func(context.Context, *client.Client, string) (any, error)) *cobra.Command {
+	var format string
 	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Display detailed information on one or more containers",
+		Use:   "inspect [OPTIONS] " + what + " [" + what + "...]",
+		Short: "Display detailed information on one or more " + plural,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := newFormatter(cmd, format)
@@ -208,12 +219,11 @@ func newContainerInspectCmd(g *globals) *cobra.Command {
 			}
 			defer c.Close()
 			return writeInspected(cmd, f, args, func(ctx context.Context, ref string) (any, error) {
-				return c.ContainerInspect(ctx, ref)
+				return inspect(ctx, c, ref)
 			})
 		},
 	}
 	cmd.Flags().StringVarP(&format, "format", "f", "", formatHelp)
-	cmd.Flags().BoolVarP(&size, "size", "s", false, "Display total file sizes")
 	return cmd
 }
 

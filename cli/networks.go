@@ -12,6 +12,8 @@ import (
 
 	"github.com/moby/moby/api/types/network"
 	"github.com/spf13/cobra"
+
+	"example.org/ctr/client"
 )
 
 // newNetworkCmd is `ctrctl network`: create, ls, inspect, rm, connect,
@@ -183,28 +185,9 @@ func newNetworkLsCmd(g *globals) *cobra.Command {
 }
 
 func newNetworkInspectCmd(g *globals) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] NETWORK [NETWORK...]",
-		Short: "Display detailed information on one or more networks",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := newFormatter(cmd, format)
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			return writeInspected(cmd, f, args, func(ctx context.Context, ref string) (any, error) {
-				return c.NetworkInspect(ctx, ref)
-			})
-		},
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", formatHelp)
-	return cmd
+	return newInspectCmd(g, "NETWORK", "networks", func(ctx context.Context, c *client.Client, ref string) (any, error) {
+		return c.NetworkInspect(ctx, ref)
+	})
 }
 
 // writeInspected inspects each ref and prints them as the docker CLI

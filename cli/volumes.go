@@ -9,6 +9,8 @@ import (
 
 	"github.com/moby/moby/api/types/volume"
 	"github.com/spf13/cobra"
+
+	"example.org/ctr/client"
 )
 
 // newVolumeCmd is `ctrctl volume`: create, ls, inspect, rm, prune, as the
@@ -154,28 +156,9 @@ func newVolumeLsCmd(g *globals) *cobra.Command {
 }
 
 func newVolumeInspectCmd(g *globals) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] VOLUME [VOLUME...]",
-		Short: "Display detailed information on one or more volumes",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := newFormatter(cmd, format)
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			return writeInspected(cmd, f, args, func(ctx context.Context, ref string) (any, error) {
-				return c.VolumeInspect(ctx, ref)
-			})
-		},
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a Go template, or json")
-	return cmd
+	return newInspectCmd(g, "VOLUME", "volumes", func(ctx context.Context, c *client.Client, ref string) (any, error) {
+		return c.VolumeInspect(ctx, ref)
+	})
 }
 
 func newVolumeRmCmd(g *globals) *cobra.Command {

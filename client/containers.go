@@ -161,8 +161,18 @@ func (c *Client) ContainerResize(ctx context.Context, id string, height, width u
 
 // ContainerInspect describes a container.
 func (c *Client) ContainerInspect(ctx context.Context, id string) (container.InspectResponse, error) {
+	return c.ContainerInspectSize(ctx, id, false)
+}
+
+// ContainerInspectSize describes a container, with SizeRw and SizeRootFs
+// when size is set (docker inspect --size).
+func (c *Client) ContainerInspectSize(ctx context.Context, id string, size bool) (container.InspectResponse, error) {
+	var q url.Values
+	if size {
+		q = url.Values{"size": {"1"}}
+	}
 	var v container.InspectResponse
-	err := c.doJSON(ctx, http.MethodGet, containerPath(id, "/json"), nil, nil, &v)
+	err := c.doJSON(ctx, http.MethodGet, containerPath(id, "/json"), q, nil, &v)
 	return v, err
 }
 

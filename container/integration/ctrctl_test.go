@@ -118,6 +118,14 @@ func TestLifecycle(t *testing.T) {
 	if err != nil || insp.State.Status != container.StateCreated || insp.ID != id {
 		t.Fatalf("inspect after create: %+v %v", insp.State, err)
 	}
+	// inspect -s asks for the sizes (a number, 0 for a new container's
+	// empty layer); without it there are none.
+	if out, errOut, code := d.ctrctl("", "inspect", "-s", "-f", "{{.SizeRootFs}}", "life"); code != 0 || strings.Trim(strings.TrimSpace(out), "0123456789") != "" || strings.TrimSpace(out) == "" {
+		t.Errorf("inspect -s: %q code %d: %s", out, code, errOut)
+	}
+	if out, _, code := d.ctrctl("", "inspect", "-f", "{{.SizeRootFs}}", "life"); code != 0 || strings.TrimSpace(out) != "<no value>" {
+		t.Errorf("inspect without -s: %q code %d", out, code)
+	}
 	if _, errOut, code := d.ctrctl("", "start", "life"); code != 0 {
 		t.Fatalf("start: %s", errOut)
 	}
