@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"example.org/ctr/internal/errdefs"
@@ -364,6 +365,13 @@ func readUint(dir, file string) (uint64, error) {
 
 // readKey reads "key value" lines (memory.events, memory.oom_control,
 // cpu.stat) and returns the value of key.
+// gone reports whether err, from a cgroup's file, says the cgroup is no
+// longer there: removed (ENOENT), or being removed while it was read
+// (ENODEV, as when systemd removes an emptied scope's cgroup).
+func gone(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENODEV)
+}
+
 func readKey(dir, file, key string) (uint64, error) {
 	b, err := os.ReadFile(filepath.Join(dir, file))
 	if err != nil {

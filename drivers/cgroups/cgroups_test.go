@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,5 +250,22 @@ func TestV2(t *testing.T) {
 	exercise(t, g, sleeper(t))
 	if _, err := os.Stat(filepath.Join(h.V2, name)); err == nil {
 		t.Error("cgroup left behind")
+	}
+}
+
+// TestGone: a cgroup removed (ENOENT), or removed while its file was read
+// (ENODEV: systemd removing an emptied scope), is gone; other errors are
+// not.
+func TestGone(t *testing.T) {
+	for err, want := range map[error]bool{
+		&os.PathError{Op: "open", Path: "/sys/fs/cgroup/x/cgroup.events", Err: syscall.ENOENT}: true,
+		&os.PathError{Op: "read", Path: "/sys/fs/cgroup/x/cgroup.events", Err: syscall.ENODEV}: true,
+		fmt.Errorf("kill: %w", &os.PathError{Op: "read", Path: "p", Err: syscall.ENODEV}):      true,
+		&os.PathError{Op: "read", Path: "/sys/fs/cgroup/x/cgroup.events", Err: syscall.EACCES}: false,
+		nil: false,
+	} {
+		if gone(err) != want {
+			t.Errorf("gone(%v) = %v, want %v", err, !want, want)
+		}
 	}
 }

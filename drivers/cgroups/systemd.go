@@ -720,7 +720,7 @@ func (g *scopeGroup) Kill(ctx context.Context) error {
 	}
 	return poll(ctx, func() (bool, error) {
 		pids, err := g.Procs()
-		if errors.Is(err, os.ErrNotExist) || (err == nil && len(pids) == 0) {
+		if gone(err) || (err == nil && len(pids) == 0) {
 			return true, nil
 		}
 		if err != nil {
@@ -804,7 +804,7 @@ func (g *scopeGroup) Delete(ctx context.Context) error {
 		return nil
 	}
 	var errs []error
-	if err := g.Kill(ctx); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := g.Kill(ctx); err != nil && !gone(err) {
 		errs = append(errs, fmt.Errorf("cgroups: kill %s: %w", g.unit, err))
 	}
 	if g.core == nil || g.exists() {

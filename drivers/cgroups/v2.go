@@ -202,7 +202,7 @@ func (g *v2Group) Kill(ctx context.Context) error {
 	killFile := writeFile(g.dir, "cgroup.kill", "1") == nil
 	return poll(ctx, func() (bool, error) {
 		n, err := readKey(g.dir, "cgroup.events", "populated")
-		if errors.Is(err, os.ErrNotExist) || (err == nil && n == 0) {
+		if gone(err) || (err == nil && n == 0) {
 			return true, nil
 		}
 		if err != nil {
