@@ -32,10 +32,10 @@ type createFlags struct {
 
 	// Networking: -P, --expose, --network-alias, --ip, --mac-address,
 	// --pid, --uts, --ipc, --dns-search, --dns-option, --link.
-	publishAll                          bool
-	expose, aliases, dnsSearch, dnsOpts []string
-	links                               []string
-	ip, ip6, mac, pid, uts, ipc         string
+	publishAll                            bool
+	expose, aliases, dnsSearch, dnsOpts   []string
+	links                                 []string
+	ip, ip6, mac, pid, uts, ipc, cgroupns string
 	// netcfg is what build makes of the networking flags.
 	netcfg *network.NetworkingConfig
 	mounts mountFlags
@@ -84,6 +84,7 @@ func addCreateFlags(cmd *cobra.Command, f *createFlags) {
 	fl.StringVar(&f.pid, "pid", "", "PID namespace to use: host or container:NAME|ID")
 	fl.StringVar(&f.uts, "uts", "", "UTS namespace to use: host")
 	fl.StringVar(&f.ipc, "ipc", "", "IPC mode to use: private, shareable, host or container:NAME|ID")
+	fl.StringVar(&f.cgroupns, "cgroupns", "", "cgroup namespace to use: private (the default) or host")
 	fl.StringArrayVar(&f.dnsSearch, "dns-search", nil, "Set custom DNS search domains")
 	fl.StringArrayVar(&f.dnsOpts, "dns-option", nil, "Set DNS options")
 	fl.StringArrayVar(&f.links, "link", nil, "Add link to another container")
@@ -407,6 +408,7 @@ func waitExit(ctx context.Context, c *client.Client, id string, waitc <-chan cli
 func (f *createFlags) buildNetworking(cmd *cobra.Command, cfg *container.Config, hc *container.HostConfig) error {
 	hc.PublishAllPorts = f.publishAll
 	hc.PidMode, hc.UTSMode, hc.IpcMode = container.PidMode(f.pid), container.UTSMode(f.uts), container.IpcMode(f.ipc)
+	hc.CgroupnsMode = container.CgroupnsMode(f.cgroupns)
 	hc.DNSSearch, hc.DNSOptions, hc.Links = f.dnsSearch, f.dnsOpts, f.links
 	if len(f.publish)+len(f.expose) > 0 {
 		cfg.ExposedPorts = network.PortSet{}

@@ -23,7 +23,7 @@ func inspectHostConfig(hc *container.HostConfig) *container.HostConfig {
 		out.IpcMode = container.IPCModePrivate
 	}
 	if out.CgroupnsMode == "" {
-		out.CgroupnsMode = container.CgroupnsModeHost // ctr makes no cgroup namespace
+		out.CgroupnsMode = container.CgroupnsModePrivate // ctr's default on v1 and v2 alike
 	}
 	if out.ShmSize == 0 {
 		out.ShmSize = shmSize

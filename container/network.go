@@ -172,6 +172,9 @@ func (s *Service) checkNetworking(hc *container.HostConfig, nc *mnet.NetworkingC
 	if !hc.UTSMode.Valid() && hc.UTSMode != "" {
 		return nil, errdefs.InvalidArgument("invalid UTS mode: %v", hc.UTSMode)
 	}
+	if !hc.CgroupnsMode.Valid() {
+		return nil, errdefs.InvalidArgument("invalid cgroup namespace mode: %v", hc.CgroupnsMode)
+	}
 	return eps, nil
 }
 
@@ -302,6 +305,10 @@ func (s *Service) joinNamespaces(spec *exec.Spec, hc *container.HostConfig, sb *
 					return err
 				}
 				ns.Path = fmt.Sprintf("/proc/%d/ns/ipc", pid)
+			}
+		case exec.CgroupNamespace:
+			if hc.CgroupnsMode.IsHost() {
+				continue
 			}
 		case exec.UTSNamespace:
 			if hc.UTSMode.IsHost() {

@@ -92,7 +92,7 @@ func TestDockerCompat(t *testing.T) {
 			t.Fatal(errOut)
 		}
 		out, _, _ := d.docker("inspect", "--format", "{{.HostConfig.Runtime}} {{.HostConfig.IpcMode}} {{.HostConfig.ShmSize}} {{.HostConfig.CgroupnsMode}} {{len .HostConfig.MaskedPaths}} {{.Platform}}", "insp")
-		if out != "runc private 67108864 host 10 linux\n" && !strings.HasPrefix(out, "runc private 67108864 host ") {
+		if out != "runc private 67108864 private 10 linux\n" && !strings.HasPrefix(out, "runc private 67108864 private ") {
 			t.Errorf("inspect fields Docker always sends: %q", out)
 		}
 		if strings.Contains(out, " 0 linux") {

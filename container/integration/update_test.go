@@ -14,9 +14,8 @@ import (
 )
 
 // cgroupFile reads a control file of container pid's cgroup in the v1
-// controller ctrl (or the unified hierarchy on a v2 host). The container
-// has no cgroupfs of its own at /sys/fs/cgroup (ctr mounts sysfs alone
-// there), so the limits are read from the host side.
+// controller ctrl (or the unified hierarchy on a v2 host), from the host
+// side.
 func cgroupFile(t *testing.T, pid int, ctrl, file string) string {
 	t.Helper()
 	h, err := cgroups.ReadHierarchies("")
@@ -96,10 +95,17 @@ func TestDockerUpdate(t *testing.T) {
 	if out := docker("update", "-m", "96m", "--cpu-shares", "512", "--pids-limit", "50", "up"); out != "up" {
 		t.Errorf("docker update printed %q, want the container's name", out)
 	}
+	inside := "/sys/fs/cgroup/" + memFile // the container's own cgroupfs
+	if v1 {
+		inside = "/sys/fs/cgroup/memory/" + memFile
+	}
 	check := func(when string, pid int) {
 		t.Helper()
 		if got := cgroupFile(t, pid, "memory", memFile); got != strconv.Itoa(96<<20) {
 			t.Errorf("%s: memory limit %s, want %d", when, got, 96<<20)
+		}
+		if got := docker("exec", "up", "cat", inside); got != strconv.Itoa(96<<20) {
+			t.Errorf("%s: memory limit seen inside the container at %s: %s, want %d", when, inside, got, 96<<20)
 		}
 		if got := cgroupFile(t, pid, "cpu", sharesFile); got != sharesWant {
 			t.Errorf("%s: %s %s, want %s", when, sharesFile, got, sharesWant)

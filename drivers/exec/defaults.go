@@ -151,11 +151,13 @@ func DefaultReadonlyPaths() []string {
 }
 
 // DefaultNamespaces are the namespaces of a container without options:
-// new mount, pid, uts, ipc and network namespaces.
+// new mount, pid, uts, ipc, network and cgroup namespaces (the cgroup
+// namespace is docker's default on cgroup v2, and ctr's on v1 as well, so
+// that a container sees its own limits at /sys/fs/cgroup everywhere).
 func DefaultNamespaces() []Namespace {
 	return []Namespace{
 		{Type: MountNamespace}, {Type: PIDNamespace}, {Type: UTSNamespace},
-		{Type: IPCNamespace}, {Type: NetworkNamespace},
+		{Type: IPCNamespace}, {Type: NetworkNamespace}, {Type: CgroupNamespace},
 	}
 }
 

@@ -31,6 +31,18 @@ func TestUpdateAndHealthInMachine(t *testing.T) {
 	if p["TasksMax"] != "60" || p[memProp] != strconv.Itoa(96<<20) {
 		t.Errorf("%s after update: %v, want TasksMax 60 and %s %d", scope, p, memProp, 96<<20)
 	}
+	// The container's own cgroupfs: its scope as the root of what it
+	// sees, and on a unified machine its limit where programs read it.
+	if own := run(t, m, "ctrctl", "exec", name, "cat", "/proc/self/cgroup"); !strings.Contains(own, ":/\n") || strings.Contains(own, ".scope") {
+		t.Errorf("/proc/self/cgroup inside the container: %q, want its own cgroup namespace", own)
+	}
+	if machineUnified(t, m) {
+		if got := trim(run(t, m, "ctrctl", "exec", name, "cat", "/sys/fs/cgroup/memory.max")); got != strconv.Itoa(96<<20) {
+			t.Errorf("memory.max inside the container: %q, want %d", got, 96<<20)
+		}
+	} else if got := trim(run(t, m, "ctrctl", "exec", name, "sh", "-c", "ls /sys/fs/cgroup/systemd 2>/dev/null | grep -c '\\.scope$' || true")); got != "0" {
+		t.Errorf("%s scopes visible in the container's /sys/fs/cgroup/systemd", got)
+	}
 	// (docker's inspect, whose template sees the numbers as integers)
 	got := trim(run(t, m, "docker", "-H", "unix:///run/ctr.sock", "inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", name))
 	if got != strconv.Itoa(96<<20)+" 60" {

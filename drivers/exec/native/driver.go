@@ -324,6 +324,21 @@ func (d *Driver) Start(ctx context.Context, id string, spec *exec.Spec, stdio ex
 	}
 	cfg.UserNS = flags&unix.CLONE_NEWUSER != 0
 	cfg.NewNetNS = flags&unix.CLONE_NEWNET != 0
+	// The container's own /sys/fs/cgroup, unless a mount of the spec
+	// covers it, or a user namespace would be refused the host's
+	// hierarchies (it may mount them only from a cgroup namespace of its
+	// own).
+	if !coversPath(spec.Mounts, cgroupRoot) && (!cfg.UserNS || cfg.CgroupNS) {
+		list, err := hostCgroupMounts()
+		if err != nil {
+			return nil, fmt.Errorf("native: read the cgroup mounts: %w", err)
+		}
+		own, err := os.ReadFile("/proc/self/cgroup")
+		if err != nil {
+			return nil, fmt.Errorf("native: %w", err)
+		}
+		cfg.CgroupFS, cfg.ParentCgroup = list, string(own)
+	}
 
 	cgName := spec.CgroupsPath
 	if cgName == "" {

@@ -287,3 +287,14 @@ func start(t testing.TB, d *native.Driver, id string, spec *ctrexec.Spec, stdio 
 	})
 	return p
 }
+
+// withoutNamespace is ns without the namespaces of type typ.
+func withoutNamespace(ns []ctrexec.Namespace, typ ctrexec.NamespaceType) []ctrexec.Namespace {
+	var out []ctrexec.Namespace
+	for _, n := range ns {
+		if n.Type != typ {
+			out = append(out, n)
+		}
+	}
+	return out
+}

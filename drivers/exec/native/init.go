@@ -112,9 +112,22 @@ func runChild(mode string) (err error) {
 	if !ok || m.Type != msgPlaced {
 		return errors.New("container init: the parent did not place the process in its cgroup")
 	}
+	var cgroupFS []cgroupMount
+	if mode == "init" && len(cfg.CgroupFS) > 0 {
+		self, err := os.ReadFile("/proc/self/cgroup")
+		if err != nil {
+			return fmt.Errorf("container init: %w", err)
+		}
+		cgroupFS = placedMounts(cfg.CgroupFS, cfg.ParentCgroup, string(self))
+	}
 	if cfg.CgroupNS {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return fmt.Errorf("unshare cgroup namespace: %w", err)
+		}
+	}
+	if mode == "init" {
+		if err := mountCgroupFS(cgroupFS, cfg.Spec.Privileged); err != nil {
+			return err
 		}
 	}
 	return finish(&cfg)

@@ -52,6 +52,12 @@ type config struct {
 	// CgroupNS asks the child to unshare a cgroup namespace once it is in
 	// its cgroup.
 	CgroupNS bool `json:",omitempty"`
+	// CgroupFS are the hierarchies the child mounts at /sys/fs/cgroup
+	// (init mode), once in its cgroup namespace.
+	CgroupFS []cgroupMount `json:",omitempty"`
+	// ParentCgroup is the parent's /proc/self/cgroup: the child mounts
+	// only the hierarchies it was moved out of it in.
+	ParentCgroup string `json:",omitempty"`
 	// NewNetNS is set when the child was cloned into a network namespace
 	// of its own: it brings that namespace's loopback interface up.
 	NewNetNS bool `json:",omitempty"`
