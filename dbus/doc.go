@@ -9,7 +9,8 @@
 //	                            ListHandlers, RunJob, ListContainers,
 //	                            CreateContainer, StartContainer,
 //	                            StopContainer, KillContainer,
-//	                            RemoveContainer, ListImages, RemoveImage,
+//	                            UpdateContainer, RemoveContainer,
+//	                            ListImages, RemoveImage,
 //	                            LoadImage, PullImage, Build, Search, Auth,
 //	                            ListNetworks, CreateNetwork, RemoveNetwork;
 //	                            the properties Version,
@@ -25,7 +26,8 @@
 //	                            Progress, Result, Error
 //	/org/example/Ctr/container/ID
 //	                            org.example.Ctr.Container, one per
-//	                            container: Start, Stop, Kill, Remove, Wait;
+//	                            container: Start, Stop, Kill, Update,
+//	                            Remove, Wait;
 //	                            Id, Name, Image, State, Pid, ExitCode,
 //	                            StartedAt, FinishedAt, IPAddress
 //	/org/example/Ctr/network/ID org.example.Ctr.Network, one per network:

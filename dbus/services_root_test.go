@@ -547,39 +547,44 @@ func TestCreateContainerOptions(t *testing.T) {
 	bind := t.TempDir()
 	v := godbus.MakeVariant
 	options := map[string]godbus.Variant{
-		"name":         v("ctrt-dbus-opts"),
-		"env":          v([]string{"A=1", "B=two"}),
-		"entrypoint":   v([]string{"/bin/sh", "-c"}),
-		"workdir":      v("/tmp"),
-		"user":         v("nobody"),
-		"hostname":     v("h1"),
-		"domainname":   v("example.org"),
-		"tty":          v(true),
-		"labels":       v(map[string]string{"a": "b"}),
-		"stop_signal":  v("SIGINT"),
-		"stop_timeout": v(int32(5)),
-		"memory":       v(uint32(64 << 20)), // any integer type
-		"memory_swap":  v(int64(128 << 20)),
-		"cpu_shares":   v(int64(512)),
-		"nano_cpus":    v(int64(5e8)),
-		"pids_limit":   v(int64(100)),
-		"restart":      v("on-failure:2"),
-		"network":      v("none"),
-		"auto_remove":  v(false),
-		"binds":        v([]string{bind + ":/mnt:ro"}),
-		"read_only":    v(true),
-		"cap_add":      v([]string{"NET_ADMIN"}),
-		"cap_drop":     v([]string{"MKNOD"}),
-		"dns":          v([]string{"192.0.2.53"}),
-		"dns_search":   v([]string{"example.org"}),
-		"extra_hosts":  v([]string{"h2:192.0.2.2"}),
-		"log_driver":   v("local"),
-		"log_options":  v(map[string]string{"max-size": "1m"}),
-		"privileged":   v(false),
-		"init":         v(false),
+		"name":               v("ctrt-dbus-opts"),
+		"env":                v([]string{"A=1", "B=two"}),
+		"entrypoint":         v([]string{"/bin/sh", "-c"}),
+		"workdir":            v("/tmp"),
+		"user":               v("nobody"),
+		"hostname":           v("h1"),
+		"domainname":         v("example.org"),
+		"tty":                v(true),
+		"labels":             v(map[string]string{"a": "b"}),
+		"stop_signal":        v("SIGINT"),
+		"stop_timeout":       v(int32(5)),
+		"memory":             v(uint32(64 << 20)), // any integer type
+		"memory_swap":        v(int64(128 << 20)),
+		"cpu_shares":         v(int64(512)),
+		"nano_cpus":          v(int64(5e8)),
+		"pids_limit":         v(int64(100)),
+		"cpuset_cpus":        v("0"),
+		"cpuset_mems":        v("0"),
+		"blkio_weight":       v(uint16(300)),
+		"memory_reservation": v(int64(32 << 20)),
+		"restart":            v("on-failure:2"),
+		"network":            v("none"),
+		"auto_remove":        v(false),
+		"binds":              v([]string{bind + ":/mnt:ro"}),
+		"read_only":          v(true),
+		"cap_add":            v([]string{"NET_ADMIN"}),
+		"cap_drop":           v([]string{"MKNOD"}),
+		"dns":                v([]string{"192.0.2.53"}),
+		"dns_search":         v([]string{"example.org"}),
+		"extra_hosts":        v([]string{"h2:192.0.2.2"}),
+		"log_driver":         v("local"),
+		"log_options":        v(map[string]string{"max-size": "1m"}),
+		"privileged":         v(false),
+		"init":               v(false),
 	}
-	if len(options) != len(CreateOptionNames()) {
-		t.Fatalf("the test sets %d options of %d", len(options), len(CreateOptionNames()))
+	// cpu_quota and cpu_period exclude nano_cpus: a second create below.
+	if len(options)+2 != len(CreateOptionNames()) {
+		t.Fatalf("the test sets %d options of %d", len(options)+2, len(CreateOptionNames()))
 	}
 	var id string
 	var path godbus.ObjectPath
@@ -592,37 +597,41 @@ func TestCreateContainerOptions(t *testing.T) {
 	}
 	cfg, hc := r.Config, r.HostConfig
 	checks := map[string][2]any{
-		"name":         {r.Name, "/ctrt-dbus-opts"},
-		"cmd":          {strings.Join(cfg.Cmd, " "), "echo $A"},
-		"env":          {strings.Contains(strings.Join(cfg.Env, ","), "A=1,B=two"), true},
-		"entrypoint":   {strings.Join(cfg.Entrypoint, " "), "/bin/sh -c"},
-		"workdir":      {cfg.WorkingDir, "/tmp"},
-		"user":         {cfg.User, "nobody"},
-		"hostname":     {cfg.Hostname, "h1"},
-		"domainname":   {cfg.Domainname, "example.org"},
-		"tty":          {cfg.Tty, true},
-		"labels":       {cfg.Labels["a"], "b"},
-		"stop_signal":  {cfg.StopSignal, "SIGINT"},
-		"stop_timeout": {*cfg.StopTimeout, 5},
-		"memory":       {hc.Memory, int64(64 << 20)},
-		"memory_swap":  {hc.MemorySwap, int64(128 << 20)},
-		"cpu_shares":   {hc.CPUShares, int64(512)},
-		"nano_cpus":    {hc.NanoCPUs, int64(5e8)},
-		"pids_limit":   {*hc.PidsLimit, int64(100)},
-		"restart":      {string(hc.RestartPolicy.Name) + ":" + strconv.Itoa(hc.RestartPolicy.MaximumRetryCount), "on-failure:2"},
-		"network":      {string(hc.NetworkMode), "none"},
-		"auto_remove":  {hc.AutoRemove, false},
-		"binds":        {strings.Join(hc.Binds, ","), bind + ":/mnt:ro"},
-		"read_only":    {hc.ReadonlyRootfs, true},
-		"cap_add":      {strings.Join(hc.CapAdd, ","), "NET_ADMIN"},
-		"cap_drop":     {strings.Join(hc.CapDrop, ","), "MKNOD"},
-		"dns":          {fmt.Sprint(hc.DNS), "[192.0.2.53]"},
-		"dns_search":   {strings.Join(hc.DNSSearch, ","), "example.org"},
-		"extra_hosts":  {strings.Join(hc.ExtraHosts, ","), "h2:192.0.2.2"},
-		"log_driver":   {hc.LogConfig.Type, "local"},
-		"log_options":  {hc.LogConfig.Config["max-size"], "1m"},
-		"privileged":   {hc.Privileged, false},
-		"init":         {hc.Init != nil && !*hc.Init, true},
+		"name":               {r.Name, "/ctrt-dbus-opts"},
+		"cmd":                {strings.Join(cfg.Cmd, " "), "echo $A"},
+		"env":                {strings.Contains(strings.Join(cfg.Env, ","), "A=1,B=two"), true},
+		"entrypoint":         {strings.Join(cfg.Entrypoint, " "), "/bin/sh -c"},
+		"workdir":            {cfg.WorkingDir, "/tmp"},
+		"user":               {cfg.User, "nobody"},
+		"hostname":           {cfg.Hostname, "h1"},
+		"domainname":         {cfg.Domainname, "example.org"},
+		"tty":                {cfg.Tty, true},
+		"labels":             {cfg.Labels["a"], "b"},
+		"stop_signal":        {cfg.StopSignal, "SIGINT"},
+		"stop_timeout":       {*cfg.StopTimeout, 5},
+		"memory":             {hc.Memory, int64(64 << 20)},
+		"memory_swap":        {hc.MemorySwap, int64(128 << 20)},
+		"cpu_shares":         {hc.CPUShares, int64(512)},
+		"nano_cpus":          {hc.NanoCPUs, int64(5e8)},
+		"pids_limit":         {*hc.PidsLimit, int64(100)},
+		"cpuset_cpus":        {hc.CpusetCpus, "0"},
+		"cpuset_mems":        {hc.CpusetMems, "0"},
+		"blkio_weight":       {hc.BlkioWeight, uint16(300)},
+		"memory_reservation": {hc.MemoryReservation, int64(32 << 20)},
+		"restart":            {string(hc.RestartPolicy.Name) + ":" + strconv.Itoa(hc.RestartPolicy.MaximumRetryCount), "on-failure:2"},
+		"network":            {string(hc.NetworkMode), "none"},
+		"auto_remove":        {hc.AutoRemove, false},
+		"binds":              {strings.Join(hc.Binds, ","), bind + ":/mnt:ro"},
+		"read_only":          {hc.ReadonlyRootfs, true},
+		"cap_add":            {strings.Join(hc.CapAdd, ","), "NET_ADMIN"},
+		"cap_drop":           {strings.Join(hc.CapDrop, ","), "MKNOD"},
+		"dns":                {fmt.Sprint(hc.DNS), "[192.0.2.53]"},
+		"dns_search":         {strings.Join(hc.DNSSearch, ","), "example.org"},
+		"extra_hosts":        {strings.Join(hc.ExtraHosts, ","), "h2:192.0.2.2"},
+		"log_driver":         {hc.LogConfig.Type, "local"},
+		"log_options":        {hc.LogConfig.Config["max-size"], "1m"},
+		"privileged":         {hc.Privileged, false},
+		"init":               {hc.Init != nil && !*hc.Init, true},
 	}
 	for name, ch := range checks {
 		if fmt.Sprint(ch[0]) != fmt.Sprint(ch[1]) {
@@ -631,6 +640,12 @@ func TestCreateContainerOptions(t *testing.T) {
 	}
 	if v, err := c.obj(path).GetProperty(ifaceContainer + ".Name"); err != nil || v.Value() != "ctrt-dbus-opts" {
 		t.Errorf("the object's Name = %v, %v", v, err)
+	}
+	if err := c.call("CreateContainer", []any{"busybox", []string{"true"}, map[string]godbus.Variant{"cpu_quota": v(int64(50000)), "cpu_period": v(int32(100000))}}, &id, &path); err != nil {
+		t.Fatal(err)
+	}
+	if err := runInternal(context.Background(), e.eng, "container_inspect", nil, &r, id); err != nil || r.HostConfig.CPUQuota != 50000 || r.HostConfig.CPUPeriod != 100000 {
+		t.Errorf("cpu_quota and cpu_period: %d %d, %v", r.HostConfig.CPUQuota, r.HostConfig.CPUPeriod, err)
 	}
 	// auto_remove, which a restart policy excludes.
 	if err := c.call("CreateContainer", []any{"busybox", []string{"true"}, map[string]godbus.Variant{"auto_remove": v(true)}}, &id, &path); err != nil {
