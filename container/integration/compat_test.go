@@ -98,6 +98,15 @@ func TestDockerCompat(t *testing.T) {
 		if strings.Contains(out, " 0 linux") {
 			t.Errorf("no masked paths in inspect: %q", out)
 		}
+		if _, errOut, code := d.docker("create", "--name", "insp-host-cg", "--cgroupns", "host", "busybox", "true"); code != 0 {
+			t.Fatal(errOut)
+		}
+		if out, _, _ := d.docker("inspect", "--format", "{{.HostConfig.CgroupnsMode}}", "insp-host-cg"); out != "host\n" {
+			t.Errorf("CgroupnsMode of --cgroupns host: %q", out)
+		}
+		if code, body := d.call("POST", "/containers/create", `{"Image":"busybox","HostConfig":{"CgroupnsMode":"bogus"}}`); code != 400 || !strings.Contains(body, "invalid cgroup namespace mode: bogus") {
+			t.Errorf("create with a bad cgroup namespace mode: %d %s", code, body)
+		}
 	})
 	t.Run("JSONFileLogs", func(t *testing.T) {
 		if _, errOut, code := d.docker("run", "--name", "lg", "busybox", "sh", "-c", "echo a; echo b >&2; sleep 0.2; echo c"); code != 0 {
