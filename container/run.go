@@ -189,7 +189,8 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 	return nil
 }
 
-// startPhases times the phases of a start for the debug log (ctrd -D):
+// startPhases times the phases of a start, an exit or a removal for the
+// debug log (ctrd -D):
 // where a slow start spent its time.
 type startPhases struct {
 	t0, last time.Time
@@ -311,6 +312,7 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 		c.mu.Unlock()
 		return
 	}
+	ph := startPhases{t0: time.Now()}
 	ran := exit.ExitedAt.Sub(st.StartedAt)
 	c.exits++
 	st.setExited(exit.Code, exit.OOMKilled, exit.ExitedAt, exit.Error)
@@ -326,7 +328,9 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 	s.unmountVolumes(ctx, &c.rec)
 	cancel()
 	c.rootfs = ""
+	ph.mark("unmount")
 	s.detachNetwork(c.rec.ID)
+	ph.mark("network")
 	restart := !s.isClosing() && !c.removed &&
 		shouldRestart(c.rec.HostConfig.RestartPolicy, exit.Code, c.rec.RestartCount, st.ManuallyStopped)
 	if restart {
@@ -336,6 +340,7 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 	if err := c.save(); err != nil {
 		s.log.Error("cannot record an exit", "container", c.rec.ID, "error", err)
 	}
+	ph.mark("record")
 	s.endExecs(c)
 	if exit.OOMKilled {
 		s.publishLocked(c, "oom", nil)
@@ -348,8 +353,10 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 	// The run's monitor folder goes before anyone sees the exit: a start
 	// that follows at once makes the next run's.
 	_ = os.RemoveAll(monitor.Dir(s.opts.ExecRoot, c.rec.ID))
+	ph.mark("monitor")
 	c.notify()
 	c.mu.Unlock()
+	s.log.Debug("exit handled", append([]any{"container", c.rec.ID}, ph.attrs()...)...)
 	if autoRemove {
 		s.autoRemove(c)
 	}
@@ -653,11 +660,13 @@ func (s *Service) remove(ctx context.Context, c *ctr, force, auto, volumes bool)
 			}
 		}
 	}
+	ph := startPhases{t0: time.Now()}
 	c.mu.Lock()
 	c.rec.State.Status = container.StateRemoving
 	_ = c.save()
 	c.notify()
 	c.mu.Unlock()
+	ph.mark("record")
 
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
@@ -665,7 +674,9 @@ func (s *Service) remove(ctx context.Context, c *ctr, force, auto, volumes bool)
 	if err := s.exec.Delete(cctx, c.rec.ID); err != nil && !errdefs.IsNotFound(err) {
 		errs = append(errs, err)
 	}
+	ph.mark("exec")
 	s.detachNetwork(c.rec.ID)
+	ph.mark("network")
 	if s.opts.Graph.Exists(cctx, c.rec.LayerID) {
 		_ = s.opts.Graph.Unmount(cctx, c.rec.LayerID)
 		if err := s.opts.Graph.Remove(cctx, c.rec.LayerID); err != nil && !errdefs.IsNotFound(err) {
@@ -683,9 +694,11 @@ func (s *Service) remove(ctx context.Context, c *ctr, force, auto, volumes bool)
 		c.mu.Unlock()
 		return fmt.Errorf("cannot remove container %s: %w", c.name(), err)
 	}
+	ph.mark("layer")
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("cannot remove container %s: %w", c.name(), err)
 	}
+	ph.mark("folder")
 	s.releaseVolumes(cctx, &c.rec, volumes)
 	s.mu.Lock()
 	delete(s.containers, c.rec.ID)
@@ -704,6 +717,8 @@ func (s *Service) remove(ctx context.Context, c *ctr, force, auto, volumes bool)
 	c.notify()
 	c.mu.Unlock()
 	s.updateBootMarker()
+	ph.mark("forget")
+	s.log.Debug("removed", append([]any{"container", c.rec.ID}, ph.attrs()...)...)
 	return nil
 }
 
