@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -695,7 +697,7 @@ func (s *Service) remove(ctx context.Context, c *ctr, force, auto, volumes bool)
 		return fmt.Errorf("cannot remove container %s: %w", c.name(), err)
 	}
 	ph.mark("layer")
-	if err := os.RemoveAll(c.dir); err != nil {
+	if err := s.discardFolder(c.dir); err != nil {
 		return fmt.Errorf("cannot remove container %s: %w", c.name(), err)
 	}
 	ph.mark("folder")
@@ -762,4 +764,44 @@ func pidsOf(pid int) ([]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// trashDir is the folder, under the containers' folder, where removed
+// containers' folders wait to be deleted. Its name is no container id, so
+// load never takes it for a container.
+const trashDir = ".trash"
+
+// discardFolder removes a container's folder from where load looks: it is
+// renamed into the trash at once (so the container is gone even if ctrd
+// dies the next instant) and deleted in the background, off the removal's
+// path. What a crash leaves in the trash goes at the next load.
+func (s *Service) discardFolder(dir string) error {
+	trash := filepath.Join(s.dir, trashDir)
+	if err := os.MkdirAll(trash, 0o700); err != nil {
+		return err
+	}
+	gone, err := os.MkdirTemp(trash, "rm-")
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(dir, filepath.Join(gone, filepath.Base(dir))); err != nil {
+		os.Remove(gone)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	s.emptyTrash(gone)
+	return nil
+}
+
+// emptyTrash deletes dir in the background.
+func (s *Service) emptyTrash(dir string) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := os.RemoveAll(dir); err != nil {
+			s.log.Warn("cannot delete a removed container's files", "dir", dir, "error", err)
+		}
+	}()
 }

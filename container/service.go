@@ -240,6 +240,14 @@ func (s *Service) load(ctx context.Context) error {
 			continue
 		}
 		dir := filepath.Join(s.dir, e.Name())
+		if e.Name() == trashDir {
+			// Removals a crash cut short.
+			left, _ := os.ReadDir(dir)
+			for _, l := range left {
+				s.emptyTrash(filepath.Join(dir, l.Name()))
+			}
+			continue
+		}
 		rec, err := loadRecord(dir)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -230,5 +232,57 @@ func TestRunEcho(t *testing.T) {
 	}
 	if left := h.env.CgroupDirs(t); len(left) != 0 {
 		t.Errorf("cgroups left: %v", left)
+	}
+}
+
+// TestRemovalTrash: a removed container's folder leaves the containers'
+// folder at once and is deleted in the background; what a crash left in
+// the trash goes at the next start, and is never taken for a container.
+func TestRemovalTrash(t *testing.T) {
+	h := newHarness(t)
+	dir := filepath.Join(h.env.Root, "containers")
+	trash := filepath.Join(dir, ".trash")
+	id := h.create("trashed", &container.Config{Image: "busybox", Cmd: []string{"true"}}, nil)
+	if _, err := h.job("container_delete", []string{id}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, id)); !os.IsNotExist(err) {
+		t.Errorf("the removed container's folder is still there: %v", err)
+	}
+	waitEmpty := func(when string) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			left, err := os.ReadDir(trash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(left) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the trash still holds %d entries", when, len(left))
+			}
+		}
+	}
+	waitEmpty("after a removal")
+
+	// A removal cut short by a crash, after the rename.
+	left := filepath.Join(trash, "rm-123", strings.Repeat("ab", 32))
+	if err := os.MkdirAll(left, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(left, "config.v2.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := h.svc.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h2 := startHarness(t, h.env)
+	waitEmpty("after a restart")
+	var list []container.Summary
+	if _, err := h2.job("containers", nil, map[string]any{"all": true}, &list); err != nil || len(list) != 0 {
+		t.Errorf("containers after the restart: %v, %v; want none", list, err)
 	}
 }

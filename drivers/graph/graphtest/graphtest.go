@@ -362,9 +362,12 @@ func testLayerChain(t *testing.T, newDriver Constructor) {
 func checkEmpty(t *testing.T, root string) {
 	t.Helper()
 	// The overlay driver removes its probe's folder in the background after
-	// New; it must be gone soon, not at once.
+	// New, and a removed layer's files after Remove; they must be gone
+	// soon, not at once.
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if probes, _ := filepath.Glob(filepath.Join(root, "*", "tmp", "probe-*")); len(probes) == 0 {
+		probes, _ := filepath.Glob(filepath.Join(root, "*", "tmp", "probe-*"))
+		removed, _ := filepath.Glob(filepath.Join(root, "*", "tmp", "remove-*"))
+		if len(probes)+len(removed) == 0 {
 			break
 		}
 	}

@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -56,6 +57,9 @@ type Driver struct {
 	mountOpts string // extra options, "" or ",a,b"
 	backing   string // name of the backing file system
 	locks     layerfs.Locks
+	// reaping counts the removed layers' folders still being deleted in
+	// the background (tests wait for them).
+	reaping sync.WaitGroup
 }
 
 var (
@@ -365,9 +369,15 @@ func (d *Driver) remove(id string) error {
 	if len(link) > 0 && !strings.ContainsAny(string(link), "/.") {
 		os.Remove(d.path("l", string(link)))
 	}
-	if err := layerfs.RemoveAll(gone); err != nil {
-		return fmt.Errorf("remove layer %s: %w", id, err)
-	}
+	// The layer's files are unreachable now: they are deleted in the
+	// background, off the caller's path (a container's removal waits for
+	// nothing it cannot see). What a crash or a failure leaves in tmp goes
+	// at the next New.
+	d.reaping.Add(1)
+	go func() {
+		defer d.reaping.Done()
+		_ = layerfs.RemoveAll(gone)
+	}()
 	return nil
 }
 
