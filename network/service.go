@@ -181,13 +181,13 @@ type discardEvents struct{}
 
 func (discardEvents) Publish(events.Message) {}
 
-// load reads the records.
+// load reads the records. A fresh database has no buckets yet:
+// predefined makes them, in the transaction that writes the predefined
+// networks (one commit, not two, on a fresh root).
 func (s *Service) load() error {
-	return bolttx.UpdateIfChanged(s.db, func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{networksBucket, sandboxesBucket} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
+	return s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(networksBucket) == nil || tx.Bucket(sandboxesBucket) == nil {
+			return nil
 		}
 		nets, err := loadAll[netRecord](tx, networksBucket)
 		if err != nil {
@@ -225,6 +225,11 @@ func (s *Service) predefined() error {
 	}
 	// Committed only when a record changed: a warm start syncs nothing.
 	return bolttx.UpdateIfChanged(s.db, func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{networksBucket, sandboxesBucket} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
 		bk := tx.Bucket(networksBucket)
 		for _, w := range want {
 			old := s.byNameLocked(w.Name)
