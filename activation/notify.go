@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"golang.org/x/sys/unix"
@@ -21,10 +22,17 @@ import (
 //
 // A Notifier made without NOTIFY_SOCKET (ctrd not started by systemd, or a
 // unit that is not Type=notify) is disabled: every method returns nil and
-// sends nothing. It is safe for concurrent use; each message is sent on a
-// fresh socket, as sd_notify does, so a re-executed systemd is found again.
+// sends nothing. It is safe for concurrent use. Each message is sent to
+// the socket's name (sendto on one unconnected socket, made at the first
+// message): a re-executed systemd is found again, as with sd_notify's
+// fresh socket per message, without a socket, a connect and a close per
+// message on ctrd's start-up path.
 type Notifier struct {
 	addr *net.UnixAddr // nil when disabled
+
+	once sync.Once
+	fd   int // the sending socket, once made
+	err  error
 }
 
 // NewNotifier takes NOTIFY_SOCKET from the environment and unsets it, so
@@ -95,12 +103,15 @@ func (n *Notifier) Send(state string) error {
 	if state == "" {
 		return errdefs.InvalidArgument("sd_notify: empty state")
 	}
-	c, err := net.DialUnix("unixgram", nil, n.addr)
-	if err != nil {
-		return errdefs.Unavailable("sd_notify to %s: %v", n.addr.Name, err)
+	n.once.Do(func() {
+		n.fd, n.err = unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	})
+	if n.err != nil {
+		return errdefs.Unavailable("sd_notify to %s: socket: %v", n.addr.Name, n.err)
 	}
-	defer c.Close()
-	if _, err := c.Write([]byte(state)); err != nil {
+	// A leading "@" names an abstract socket, as unix.SockaddrUnix reads
+	// it; one per message, as Sendto writes into it.
+	if err := unix.Sendto(n.fd, []byte(state), 0, &unix.SockaddrUnix{Name: n.addr.Name}); err != nil {
 		return errdefs.Unavailable("sd_notify to %s: %v", n.addr.Name, err)
 	}
 	return nil

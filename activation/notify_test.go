@@ -163,3 +163,41 @@ func TestNotifierErrors(t *testing.T) {
 		t.Errorf("Send(\"\"): %v, want InvalidArgument", err)
 	}
 }
+
+// A socket made again at the same path (systemd re-executed) gets the
+// next message: each goes to the name, not to a socket found once.
+func TestNotifierFindsANewSocket(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notify")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newNotifier(path)
+	if err := n.Status("first"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if k, err := c.Read(buf); err != nil || string(buf[:k]) != "STATUS=first" {
+		t.Fatalf("first message %q, %v", buf[:k], err)
+	}
+	c.Close()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Status("lost"); errdefs.ClassOf(err) != errdefs.UnavailableClass {
+		t.Errorf("a message to a closed socket: %v, want Unavailable", err)
+	}
+	sink := newNotifySink(t, path)
+	if err := n.Status("second"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-sink.msgs:
+		if m != "STATUS=second" {
+			t.Errorf("the new socket got %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the new socket got nothing")
+	}
+}

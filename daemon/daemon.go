@@ -8,8 +8,9 @@
 //     goroutines);
 //  4. the builtins: commands, version, info, events, log,
 //     subscribers_count, ping, serveapi, acceptconnections;
-//  5. the daemon's state (--root, --exec-root, the daemon id, the lock and
-//     the pid file);
+//  5. the daemon's state (--root, --exec-root, the lock and the pid file),
+//     then the daemon id, the images, the networks and the volumes side by
+//     side (openStores), the containers and the builder;
 //  6. serveapi: the listeners (inherited from systemd or bound here) and
 //     the HTTP server; the D-Bus connection;
 //  7. acceptconnections: serving starts, READY=1 with a STATUS= line, and
@@ -147,18 +148,7 @@ func Run(ctx context.Context, cfg Config, opts Options) error {
 	}
 	d.state = st
 	d.eng.OnShutdown("state", func(context.Context) error { return st.close() })
-	_ = d.notifier.Status("starting: images")
-	if err := d.openImages(ctx); err != nil {
-		d.shutdownAfterFailedStart()
-		return err
-	}
-	_ = d.notifier.Status("starting: networks")
-	if err := d.openNetworks(ctx); err != nil {
-		d.shutdownAfterFailedStart()
-		return err
-	}
-	_ = d.notifier.Status("starting: volumes")
-	if err := d.openVolumes(ctx); err != nil {
+	if err := d.openStores(ctx); err != nil {
 		d.shutdownAfterFailedStart()
 		return err
 	}

@@ -18,8 +18,8 @@ var graphDrivers = []graph.Registration{
 }
 
 // openImages chooses the storage driver (-s, else overlay when the kernel
-// supports it, else vfs), opens the image store under --root (repairing
-// what a crash left) and installs the image jobs.
+// supports it, else vfs) and opens the image store under --root
+// (repairing what a crash left); installImages installs the image jobs.
 func (d *Daemon) openImages(ctx context.Context) error {
 	opts, err := graph.ParseOptions(d.cfg.GraphOptions)
 	if err != nil {
@@ -38,8 +38,15 @@ func (d *Daemon) openImages(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.eng.OnShutdown("images", func(context.Context) error { return store.Close() })
 	d.graph, d.images = driver, store
+	return nil
+}
+
+// installImages registers the shutdown hook of the image store, the
+// registry jobs and the image jobs.
+func (d *Daemon) installImages() error {
+	store := d.images
+	d.eng.OnShutdown("images", func(context.Context) error { return store.Close() })
 	d.imageSvc = image.NewService(store, d.events, nil)
 	rc := d.registryClient()
 	d.imageSvc.SetRegistry(rc)

@@ -8,8 +8,8 @@ import (
 
 // openNetworks opens the network service (the seed's init_networkdriver):
 // the default bridge from --bridge, --bip, --fixed-cidr and --mtu, the
-// user-defined networks, forwarding and the firewall; and installs the
-// network jobs.
+// user-defined networks, forwarding and the firewall; installNetworks
+// installs the network jobs.
 func (d *Daemon) openNetworks(ctx context.Context) error {
 	svc, err := network.New(ctx, network.Options{
 		Root:       d.cfg.Root,
@@ -32,9 +32,14 @@ func (d *Daemon) openNetworks(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.eng.OnShutdown("networks", svc.Close)
 	d.networks = svc
-	return svc.Install(d.eng)
+	return nil
+}
+
+// installNetworks registers the network service's shutdown hook and jobs.
+func (d *Daemon) installNetworks() error {
+	d.eng.OnShutdown("networks", d.networks.Close)
+	return d.networks.Install(d.eng)
 }
 
 // reconcileNetworks releases the network stacks of containers that no

@@ -26,12 +26,13 @@ type state struct {
 	root     string
 	execRoot string
 	pidfile  string
-	id       string
+	id       string // set by openStores
 	lock     *os.File
 }
 
-// openState prepares the folders, takes the root lock, reads or creates the
-// daemon id and writes the pid file. On error it releases what it took.
+// openState prepares the folders, takes the root lock and writes the pid
+// file; the daemon id (readOrCreateID) is read by openStores, beside the
+// stores. On error it releases what it took.
 func openState(cfg Config) (_ *state, err error) {
 	s := &state{root: cfg.Root, execRoot: cfg.ExecRoot, pidfile: cfg.Pidfile}
 	defer func() {
@@ -61,9 +62,6 @@ func openState(cfg Config) (_ *state, err error) {
 	s.lock = lock
 	if err := lock.Truncate(0); err == nil {
 		_, _ = lock.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
-	if s.id, err = readOrCreateID(filepath.Join(cfg.Root, "engine-id")); err != nil {
-		return nil, err
 	}
 	if cfg.Pidfile != "" {
 		if err := writePidfile(cfg.Pidfile); err != nil {
@@ -152,7 +150,9 @@ func writePidfile(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
-	if err := atomicfile.Write(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	// No sync: a pid file names nothing after a reboot, and the check
+	// above reads a stale one as such.
+	if err := atomicfile.WriteVolatile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
 	return nil

@@ -99,8 +99,12 @@ func initBuckets(tx *bolt.Tx) error {
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
-	if v := meta.Get([]byte("version")); v != nil && string(v) != schemaVersion {
+	v := meta.Get([]byte("version"))
+	if v != nil && string(v) != schemaVersion {
 		return errdefs.NotImplemented("image metadata has schema version %s; this ctrd reads version %s", v, schemaVersion)
+	}
+	if v != nil {
+		return nil // written already: nothing to commit
 	}
 	return meta.Put([]byte("version"), []byte(schemaVersion))
 }

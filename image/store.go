@@ -43,6 +43,7 @@ import (
 
 	"example.org/ctr/content"
 	"example.org/ctr/drivers/graph"
+	"example.org/ctr/internal/bolttx"
 	"example.org/ctr/internal/errdefs"
 )
 
@@ -110,7 +111,7 @@ func Open(ctx context.Context, root string, driver graph.Driver, log *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("image store: open metadata: %w", err)
 	}
-	if err := db.Update(initBuckets); err != nil {
+	if err := bolttx.UpdateIfChanged(db, initBuckets); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("image store: %w", err)
 	}
@@ -159,7 +160,8 @@ func (s *Store) repair(ctx context.Context) error {
 	}
 	// 2. Records that point at what is gone, and counts that are off.
 	var drop []layerRecord
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	// Committed only when it repaired something: a warm start syncs nothing.
+	err = bolttx.UpdateIfChanged(s.db, func(tx *bolt.Tx) error {
 		layers, err := allLayers(tx)
 		if err != nil {
 			return err

@@ -45,6 +45,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"example.org/ctr/drivers/network/bridge"
+	"example.org/ctr/internal/bolttx"
 	"example.org/ctr/internal/errdefs"
 )
 
@@ -180,13 +181,13 @@ type discardEvents struct{}
 
 func (discardEvents) Publish(events.Message) {}
 
-// load reads the records.
+// load reads the records. A fresh database has no buckets yet:
+// predefined makes them, in the transaction that writes the predefined
+// networks (one commit, not two, on a fresh root).
 func (s *Service) load() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{networksBucket, sandboxesBucket} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
+	return s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(networksBucket) == nil || tx.Bucket(sandboxesBucket) == nil {
+			return nil
 		}
 		nets, err := loadAll[netRecord](tx, networksBucket)
 		if err != nil {
@@ -222,7 +223,13 @@ func (s *Service) predefined() error {
 		defBridge = b
 		want = append(want, b)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	// Committed only when a record changed: a warm start syncs nothing.
+	return bolttx.UpdateIfChanged(s.db, func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{networksBucket, sandboxesBucket} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
 		bk := tx.Bucket(networksBucket)
 		for _, w := range want {
 			old := s.byNameLocked(w.Name)
@@ -231,7 +238,7 @@ func (s *Service) predefined() error {
 			} else {
 				w.ID, w.Created = newID(), time.Now().UTC()
 			}
-			if err := putJSON(bk, w.ID, w); err != nil {
+			if err := putJSONIfChanged(bk, w.ID, w); err != nil {
 				return err
 			}
 			s.networks[w.ID] = w

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -135,6 +136,18 @@ func putJSON(b *bolt.Bucket, key string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
+	}
+	return b.Put([]byte(key), data)
+}
+
+// putJSONIfChanged is putJSON that leaves a record already as v alone.
+func putJSONIfChanged(b *bolt.Bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(b.Get([]byte(key)), data) {
+		return nil
 	}
 	return b.Put([]byte(key), data)
 }

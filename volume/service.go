@@ -44,6 +44,7 @@ import (
 
 	"example.org/ctr/drivers/volume/local"
 	"example.org/ctr/engine"
+	"example.org/ctr/internal/bolttx"
 	"example.org/ctr/internal/errdefs"
 )
 
@@ -106,7 +107,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("volume metadata: %w", err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error {
+	if err := bolttx.UpdateIfChanged(db, func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketVolumes)
 		return err
 	}); err != nil {

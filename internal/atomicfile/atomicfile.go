@@ -11,6 +11,18 @@ import (
 // and renames it over path. On error the temporary file is removed and
 // path is untouched.
 func Write(path string, data []byte, mode os.FileMode) error {
+	return write(path, data, mode, true)
+}
+
+// WriteVolatile is Write without the sync: readers never see a partial
+// file and a killed process leaves the old content or the new one, but a
+// power loss may leave neither. It is for files that mean nothing after a
+// reboot (a pid file), where a sync would only slow the start down.
+func WriteVolatile(path string, data []byte, mode os.FileMode) error {
+	return write(path, data, mode, false)
+}
+
+func write(path string, data []byte, mode os.FileMode, sync bool) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -24,9 +36,11 @@ func Write(path string, data []byte, mode os.FileMode) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if sync {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err

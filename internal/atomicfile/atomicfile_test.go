@@ -7,12 +7,18 @@ import (
 )
 
 func TestWriteReplacesWholly(t *testing.T) {
+	for name, write := range map[string]func(string, []byte, os.FileMode) error{"Write": Write, "WriteVolatile": WriteVolatile} {
+		t.Run(name, func(t *testing.T) { testReplacesWholly(t, write) })
+	}
+}
+
+func testReplacesWholly(t *testing.T, write func(string, []byte, os.FileMode) error) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "state.json")
-	if err := Write(path, []byte("old"), 0o600); err != nil {
+	if err := write(path, []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := Write(path, []byte("new"), 0o640); err != nil {
+	if err := write(path, []byte("new"), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)

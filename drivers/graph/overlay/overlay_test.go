@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -267,4 +268,50 @@ func TestWhiteoutForm(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(layer, "opq", ".wh..wh..opq")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the opaque marker was written as a file: %v", err)
 	}
+}
+
+// A start records its checks (d_type and the probe mount) keyed by
+// kernel, backing file system and mount options; a later start with the
+// same key trusts the record, one with another key checks again and
+// records anew.
+func TestProbeRecord(t *testing.T) {
+	testenv.RequireRoot(t)
+	root := t.TempDir()
+	checkNoMounts := func() {
+		t.Helper()
+		if m, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(m), root) {
+			t.Errorf("a mount is left under %s", root)
+		}
+	}
+	if _, err := overlay.New(root, nil); err != nil {
+		t.Fatal(err)
+	}
+	record := filepath.Join(root, "overlay", "probe-ok")
+	key, err := os.ReadFile(record)
+	if err != nil || !strings.Contains(string(key), "kernel=") {
+		t.Fatalf("probe record %q, %v", key, err)
+	}
+	if _, err := overlay.New(root, nil); err != nil {
+		t.Fatalf("a start on the record: %v", err)
+	}
+	if err := os.WriteFile(record, []byte("kernel=another\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := overlay.New(root, nil); err != nil {
+		t.Fatalf("a start on a stale record: %v", err)
+	}
+	// The probe's unmount runs in the background after its verdict.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		again, _ := os.ReadFile(record)
+		ents, _ := os.ReadDir(filepath.Join(root, "overlay", "tmp"))
+		if string(again) == string(key) && len(ents) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a stale record: record %q (want %q), %d entries in tmp", again, key, len(ents))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	checkNoMounts()
 }

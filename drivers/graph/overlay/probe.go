@@ -45,6 +45,12 @@ func (d *Driver) checkBacking() error {
 	case unix.NFS_SUPER_MAGIC:
 		return fmt.Errorf("%s is on NFS, which cannot hold overlay upper layers: %w", d.home, graph.ErrNotSupported)
 	}
+	if d.probeRecorded() {
+		// A start that passed this check and the probe on the same kernel
+		// and file system recorded it (see probe): no need to make and
+		// list a folder again.
+		return nil
+	}
 	ok, err := reportsFileTypes(d.path("tmp"))
 	if err != nil {
 		return fmt.Errorf("overlay: %w", err)
@@ -103,10 +109,10 @@ func reportsFileTypes(dir string) (bool, error) {
 // start on the same host skips it (mounting and unmounting an overlay can
 // take tens of milliseconds, which would dominate ctrd's start-up).
 func (d *Driver) probe() error {
-	key := d.probeKey()
-	if b, err := os.ReadFile(d.path(probeFile)); err == nil && string(b) == key {
+	if d.probeRecorded() {
 		return nil
 	}
+	key := d.probeKey()
 	err := d.probeMount(d.mountOpts)
 	if err == nil {
 		// Best effort: without the record the next start probes again.
@@ -122,6 +128,14 @@ func (d *Driver) probe() error {
 
 // probeFile records a successful probe (see probe).
 const probeFile = "probe-ok"
+
+// probeRecorded reports whether an earlier start recorded a successful
+// d_type check and probe for this kernel, backing file system and mount
+// options (d.backing must be set).
+func (d *Driver) probeRecorded() bool {
+	b, err := os.ReadFile(d.path(probeFile))
+	return err == nil && string(b) == d.probeKey()
+}
 
 // probeKey describes what a probe result depends on.
 func (d *Driver) probeKey() string {
