@@ -4,7 +4,7 @@
 # machine. `make bench` runs it.
 #
 #   bench/run.sh [SECTION...]
-#        (default: start rss api activation load run lifecycle dbus)
+#        (default: start rss api activation load run lifecycle dbus cli)
 #
 # SECTIONS
 #   start       exec -> READY=1 (on a NOTIFY_SOCKET the harness listens on,
@@ -38,6 +38,10 @@
 #   dbus        go test -bench BenchmarkVersion ./dbus: Version over the
 #               bus (godbus client in process, private dbus-daemon) and
 #               over HTTP, same process; medians and p99 of DBUS_COUNT runs
+#   cli         the docker CLI against each daemon: `docker version`, `docker
+#               run --rm busybox true`, and `docker exec C true` into a running
+#               busybox, next to the floor `nsenter -a -t PID true` into the
+#               same container (and `ctrctl exec`); hyperfine as in run
 #   pull        (only when named) bench/pull.sh: the pull of a generated
 #               240 MiB image of 4 layers from docker-registry on loopback,
 #               fresh and with all but one layer present: ctrd, dockerd,
@@ -137,7 +141,7 @@ GO=${GO:-$(command -v go || echo /usr/local/go/bin/go)}
 DOCKER=/usr/bin/docker
 
 SECTIONS=("$@")
-[ ${#SECTIONS[@]} -eq 0 ] && SECTIONS=(start rss api activation load run lifecycle dbus)
+[ ${#SECTIONS[@]} -eq 0 ] && SECTIONS=(start rss api activation load run lifecycle dbus cli)
 
 DOCKER_FLAGS=(--bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false
               --storage-driver=overlay2 --insecure-registry 127.0.0.1:5000)
@@ -160,7 +164,7 @@ fi
 for c in "$GO" dockerd "$DOCKER" systemd-socket-activate; do
   command -v "$c" >/dev/null || { echo "run.sh: missing $c (bench/deps.sh; Go)" >&2; exit 1; }
 done
-KNOWN_SECTIONS=" start rss api activation load run lifecycle dbus pull "
+KNOWN_SECTIONS=" start rss api activation load run lifecycle dbus cli pull "
 for s in "${SECTIONS[@]}"; do
   [[ $KNOWN_SECTIONS == *" $s "* ]] || { echo "run.sh: unknown section $s (known:$KNOWN_SECTIONS)" >&2; exit 2; }
 done
@@ -712,6 +716,62 @@ sec_run() {
   rm -rf "$bundle" "$STATE/crun-state" "$STATE/runc-state"
 }
 
+# cli: what the docker CLI itself costs against each daemon, and exec:
+# `docker exec C true` into a running container next to the floor,
+# `nsenter -a -t PID true` into the same container (issue 13's goals).
+sec_cli() {
+  resident_stop
+  command -v hyperfine >/dev/null || { log "cli: hyperfine missing (bench/deps.sh)"; return 1; }
+  command -v nsenter >/dev/null || { log "cli: nsenter missing (util-linux)"; return 1; }
+  need_busybox || return 1
+  local names=() cmds=() t pid
+  add() { names+=("$1"); cmds+=("$2"); }
+  for t in "${MEASURED[@]}"; do
+    daemon_up "$t" fresh && load_busybox "$t" || { fail "$t" exec.true "docker exec C true"; continue; }
+    local d=("$DOCKER" -H "unix://$(sock_of "$t")")
+    timeout 60 "${d[@]}" run -d --name ctrbench-exec busybox:latest sleep 100000 >> "$OUT/logs/cli.log" 2>&1 ||
+      { log "cli: $t: no container to exec into (logs/cli.log)"; fail "$t" exec.true "docker exec C true"; continue; }
+    pid=$(timeout 30 "${d[@]}" inspect -f '{{.State.Pid}}' ctrbench-exec)
+    add "$t:cli.version" "${d[*]} version"
+    add "$t:cli.run.rm" "${d[*]} run --rm busybox:latest true"
+    add "$t:exec.true" "${d[*]} exec ctrbench-exec true"
+    if [ "$t" = ctrd ]; then
+      add "ctrd:exec.ctrctl" "$CTRCTL -H unix://$(sock_of ctrd) exec ctrbench-exec true"
+      [ -n "$pid" ] && [ "$pid" != 0 ] && add "floor:exec.true" "nsenter -a -t $pid true"
+    fi
+  done
+  local ok_names=() ok_cmds=() i
+  for i in "${!names[@]}"; do
+    if timeout 60 ${cmds[$i]} >> "$OUT/logs/cli.log" 2>&1; then
+      ok_names+=("${names[$i]}"); ok_cmds+=("${cmds[$i]}")
+    else
+      log "cli: ${names[$i]} failed, not measured: ${cmds[$i]} ($(tail -1 "$OUT/logs/cli.log"))"
+      "$LOAD" record --tsv "$TSV" --target "${names[$i]%%:*}" --key "${names[$i]#*:}" --value FAIL --detail "${cmds[$i]}"
+    fi
+  done
+  local per=$(( (RUN_RUNS + RUN_ROUNDS - 1) / RUN_ROUNDS )) round args files=() j
+  log "== cli: ${#ok_names[@]} commands, $RUN_ROUNDS rounds of $per runs each (order reversed every other round)"
+  for ((round = 0; round < RUN_ROUNDS; round++)); do
+    args=()
+    for ((j = 0; j < ${#ok_names[@]}; j++)); do
+      i=$j; ((round % 2)) && i=$((${#ok_names[@]} - 1 - j))
+      args+=(-n "${ok_names[$i]}" "${ok_cmds[$i]}")
+    done
+    [ ${#args[@]} -gt 0 ] || break
+    timeout 900 hyperfine -N --style basic --warmup 1 --runs "$per" --export-json "$OUT/logs/hf-cli-$round.json" \
+        "${args[@]}" > "$OUT/logs/hf-cli-$round.txt" 2>&1 &&
+      files+=("$OUT/logs/hf-cli-$round.json") || log "cli: hyperfine round $round failed (logs/hf-cli-$round.txt)"
+  done
+  local labels=(--label "cli.version=docker version (the docker CLI's own start and one round trip)"
+                --label "cli.run.rm=docker run --rm busybox true with the docker CLI (default network)"
+                --label "exec.true=docker exec C true into a running busybox (floor: nsenter -a -t PID true)"
+                --label "exec.ctrctl=ctrctl exec C true")
+  local cmdargs=()
+  for i in "${!ok_names[@]}"; do cmdargs+=(--cmd "${ok_names[$i]}=${ok_cmds[$i]}"); done
+  [ ${#files[@]} -gt 0 ] && "$LOAD" hyperfine --tsv "$TSV" "${labels[@]}" "${cmdargs[@]}" "${files[@]}"
+  resident_stop
+}
+
 sec_lifecycle() {
   resident_stop
   need_busybox || return 1
@@ -778,6 +838,8 @@ done
 "$LOAD" goal --goals "$GOALS" --key pull.fresh --target ctrd --against-target podman --op '<' --bound 1 --source "issue 9"
 "$LOAD" goal --goals "$GOALS" --key dbus.version.p50 --target ctrd --against dbus.http.p50 --against-target ctrd \
     --op '<' --bound 2 --source "issue 5"
+
+"$LOAD" goal --goals "$GOALS" --key exec.true --target ctrd --against-target floor --op '<' --bound 1.5 --source "issue 13"
 
 for s in "${SECTIONS[@]}"; do
   section_load "$s"
