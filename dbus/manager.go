@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	godbus "github.com/godbus/dbus/v5"
+	"github.com/moby/moby/api/types/system"
 
 	"example.org/ctr/engine"
 	"example.org/ctr/internal/errdefs"
@@ -45,7 +46,15 @@ func (m manager) Version(sender godbus.Sender) (map[string]string, *godbus.Error
 	if err != nil {
 		return nil, busError(err)
 	}
-	out, err := replyStrings(reply)
+	var out map[string]string
+	switch v := reply.(type) {
+	case system.VersionResponse:
+		out, err = versionStrings(&v)
+	case *system.VersionResponse:
+		out, err = versionStrings(v)
+	default:
+		out, err = replyStrings(reply)
+	}
 	if err != nil {
 		return nil, busError(fmt.Errorf("version: %w", err))
 	}
