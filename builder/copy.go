@@ -3,6 +3,7 @@ package builder
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -161,16 +162,10 @@ func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 		DestDir, Add      bool
 	}{c.srcs, dest, c.chown, fromID, c.chmod, destDir, c.add})
 	key := stepKey{Parent: st.image, Instruction: c.name, Args: argsJSON, Content: hash, Extra: []string{st.author}}
-	if b.cached(ctx, st, key) {
-		return nil
+	createdBy := copyCreatedBy(c, srcs, hash, dest, destDir)
+	if hit, err := b.cached(ctx, st, key, createdBy); hit || err != nil {
+		return err
 	}
-	kind := "file"
-	if len(srcs) > 1 {
-		kind = "multi"
-	} else if len(srcs) == 1 && srcs[0].dir {
-		kind = "dir"
-	}
-	createdBy := fmt.Sprintf("/bin/sh -c #(nop) %s %s:%s in %s ", c.name, kind, hash, dest)
 	id, err := b.s.layerStep(ctx, st.image, func(root string) (bool, error) {
 		uid, gid, err := parseChown(root, c.chown)
 		if err != nil {
@@ -189,6 +184,25 @@ func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 	}
 	st.image = id
 	return b.s.remember(key.key(), id)
+}
+
+// copyCreatedBy is the history line of a COPY or ADD, as docker writes
+// it: `/bin/sh -c #(nop) COPY file:HEX in /dest ` (dir: for a folder,
+// multi: for several sources). HEX is a sha256 over the content hash of
+// the sources (names, types, modes, owners, contents) and what else
+// decides the files the step puts in place (the destination, --chown,
+// --chmod, ADD's unpacking), so that the line alone tells two different
+// steps apart: a cache-from image's layer is taken on that line.
+func copyCreatedBy(c copySpec, srcs []source, hash, dest string, destDir bool) string {
+	kind := "file"
+	if len(srcs) > 1 {
+		kind = "multi"
+	} else if len(srcs) == 1 && srcs[0].dir {
+		kind = "dir"
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%q\n%q\n%q\n%t\n", hash, c.name, dest, c.chown, c.chmod, destDir)
+	return fmt.Sprintf("/bin/sh -c #(nop) %s %s:%x in %s ", c.name, kind, h.Sum(nil), dest)
 }
 
 func isURL(s string) bool {

@@ -28,6 +28,8 @@ type BuildOptions struct {
 	NoCache, Quiet                bool
 	// ForceRemove removes a failed step's container too.
 	ForceRemove bool
+	// CacheFrom names images that are cache sources (--cache-from).
+	CacheFrom []string
 }
 
 // ImageBuild sends the context tar and gives each message of the build to
@@ -56,6 +58,10 @@ func (c *Client) ImageBuild(ctx context.Context, buildContext io.Reader, opts Bu
 	if len(opts.Labels) > 0 {
 		b, _ := json.Marshal(opts.Labels)
 		q.Set("labels", string(b))
+	}
+	if len(opts.CacheFrom) > 0 {
+		b, _ := json.Marshal(opts.CacheFrom)
+		q.Set("cachefrom", string(b))
 	}
 	resp, err := c.send(ctx, http.MethodPost, dockerPath("/build"), q, buildContext, "application/x-tar")
 	if err != nil {
