@@ -202,33 +202,26 @@ func (s *Service) Build(ctx context.Context, req *BuildRequest, r io.Reader, out
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	if err := readContext(ctx, r, dir); err != nil {
+	bc, err := readContext(ctx, r, dir)
+	if err != nil {
 		return "", err
 	}
 	name := req.Dockerfile
 	if name == "" {
 		name = "Dockerfile"
 	}
-	dfPath, err := inContext(dir, name)
+	df, err := bc.readFile(name)
 	if err != nil {
 		return "", errdefs.InvalidArgument("Cannot locate specified Dockerfile: %s", name)
 	}
-	df, err := os.ReadFile(dfPath)
-	if err != nil {
-		return "", errdefs.InvalidArgument("Cannot locate specified Dockerfile: %s: %v", name, err)
-	}
-	pats, err := readIgnore(dir)
-	if err != nil {
-		return "", err
-	}
-	if err := applyIgnore(dir, pats, name, ".dockerignore"); err != nil {
+	if err := bc.ignore(name, ".dockerignore"); err != nil {
 		return "", err
 	}
 	b, err := s.plan(req, df)
 	if err != nil {
 		return "", err
 	}
-	b.ctxDir = dir
+	b.ctx = bc
 	b.out = out
 	b.tags = tags
 	b.auths = auths
@@ -277,7 +270,7 @@ func checkPlatform(p string) error {
 type build struct {
 	s        *Service
 	req      *BuildRequest
-	ctxDir   string
+	ctx      *buildContext
 	out      *messages
 	tags     []reference.NamedTagged
 	stages   []instructions.Stage

@@ -36,104 +36,32 @@ type copySpec struct {
 }
 
 // source is one file or folder a copy takes: where it is on the host,
-// and its name as the Dockerfile gave it (after wildcards).
+// and its name as the Dockerfile gave it (after wildcards); entry is its
+// name in the context's index when it was found there.
 type source struct {
-	path string
-	name string
-	dir  bool
+	path  string
+	name  string
+	dir   bool
+	entry string
 }
 
 // copyStep runs COPY or ADD: the sources resolved inside the context (or
 // the --from stage or image), hashed for the cache key, then copied into
-// a new layer.
+// a new layer. Context sources are first looked up in the context's
+// index, which needs no unpacking; when that key misses, the context is
+// unpacked and the step's key is made again from the files (so that what
+// the cache records is always what was copied).
 func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 	if c.from != "" && c.add {
 		return errdefs.InvalidArgument("ADD has no --from; use COPY --from")
 	}
-	root := b.ctxDir
-	resolve := func(name string) (string, error) { return inContext(b.ctxDir, name) }
-	fromID := ""
-	if c.from != "" {
-		id, err := b.fromSource(ctx, st, c.from)
-		if err != nil {
-			return err
-		}
-		fromID = id
-		release, vroot, _, err := b.s.view(ctx, id)
-		if err != nil {
-			return err
-		}
-		defer release()
-		root = vroot
-		resolve = func(name string) (string, error) {
-			p, err := securejoin.SecureJoin(vroot, name)
-			if err != nil {
-				return "", err
-			}
-			if _, err := os.Stat(p); err != nil {
-				return "", errdefs.InvalidArgument("%s --from=%s: %s: no such file or directory", c.name, c.from, name)
-			}
-			return p, nil
-		}
-	}
-	var srcs []source
 	for _, s := range c.srcs {
 		if c.add && isURL(s) {
 			return errdefs.NotImplemented("ADD of a URL (%s) is not supported by ctr's builder: fetch it with RUN (wget, curl) or COPY a local file", s)
 		}
-		names := []string{s}
-		if strings.ContainsAny(s, "*?[") {
-			rel := filepath.Clean(string(filepath.Separator) + s)
-			matches, err := filepath.Glob(filepath.Join(root, rel))
-			if err != nil {
-				return errdefs.InvalidArgument("%s %s: %v", c.name, s, err)
-			}
-			names = names[:0]
-			for _, m := range matches {
-				r, err := filepath.Rel(root, m)
-				if err == nil {
-					names = append(names, r)
-				}
-			}
-			if len(names) == 0 {
-				return errdefs.InvalidArgument("%s failed: no source files were specified (%s matches nothing)", c.name, s)
-			}
-		}
-		for _, n := range names {
-			p, err := resolve(n)
-			if err != nil {
-				return fmt.Errorf("%s failed: %w", c.name, err)
-			}
-			fi, err := os.Stat(p)
-			if err != nil {
-				return errdefs.InvalidArgument("%s failed: %s: %v", c.name, n, err)
-			}
-			srcs = append(srcs, source{path: p, name: n, dir: fi.IsDir()})
-		}
-	}
-	if len(c.contents) > 0 {
-		// COPY <<EOF: each heredoc is a file of its name, mode 0644.
-		tmp, err := os.MkdirTemp(b.s.tmpDir(), "heredoc-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		for i, sc := range c.contents {
-			p := filepath.Join(tmp, strconv.Itoa(i))
-			if err := os.WriteFile(p, []byte(sc.Data), 0o644); err != nil {
-				return err
-			}
-			if err := os.Chmod(p, 0o644); err != nil {
-				return err
-			}
-			srcs = append(srcs, source{path: p, name: path.Base(sc.Path)})
-		}
 	}
 	dest := c.dest
 	destDir := strings.HasSuffix(dest, "/") || dest == "." || strings.HasSuffix(dest, "/.")
-	if len(srcs) > 1 && !destDir {
-		return errdefs.InvalidArgument("When using %s with more than one source file, the destination must be a directory and end with a /", c.name)
-	}
 	if !path.IsAbs(dest) {
 		base := st.cfg.WorkingDir
 		if base == "" {
@@ -151,9 +79,20 @@ func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 		fm := fs.FileMode(m)
 		mode = &fm
 	}
-	hash, err := contentHash(srcs)
-	if err != nil {
-		return err
+	fromID := ""
+	var view string
+	if c.from != "" {
+		id, err := b.fromSource(ctx, st, c.from)
+		if err != nil {
+			return err
+		}
+		fromID = id
+		release, vroot, _, err := b.s.view(ctx, id)
+		if err != nil {
+			return err
+		}
+		defer release()
+		view = vroot
 	}
 	argsJSON, _ := json.Marshal(struct {
 		Srcs              []string
@@ -161,8 +100,45 @@ func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 		Chmod             string
 		DestDir, Add      bool
 	}{c.srcs, dest, c.chown, fromID, c.chmod, destDir, c.add})
-	key := stepKey{Parent: st.image, Instruction: c.name, Args: argsJSON, Content: hash, Extra: []string{st.author}}
-	createdBy := copyCreatedBy(c, srcs, hash, dest, destDir)
+	keyOf := func(srcs []source, hash string) (stepKey, string, error) {
+		if len(srcs) > 1 && !destDir {
+			return stepKey{}, "", errdefs.InvalidArgument("When using %s with more than one source file, the destination must be a directory and end with a /", c.name)
+		}
+		return stepKey{Parent: st.image, Instruction: c.name, Args: argsJSON, Content: hash, Extra: []string{st.author}}, copyCreatedBy(c, srcs, hash, dest, destDir), nil
+	}
+	if c.from == "" && len(c.contents) == 0 && b.ctx.idx != nil && !b.ctx.extracted {
+		srcs, err := b.indexSources(c)
+		if err != nil && !errors.Is(err, errNeedDisk) {
+			return err
+		}
+		if err == nil {
+			key, createdBy, err := keyOf(srcs, b.ctx.idx.hash(srcs))
+			if err != nil {
+				return err
+			}
+			if hit, err := b.cached(ctx, st, key, createdBy); hit || err != nil {
+				return err
+			}
+		}
+	}
+	if c.from == "" && len(c.srcs) > 0 {
+		if err := b.ctx.unpack(ctx); err != nil {
+			return err
+		}
+	}
+	srcs, cleanup, err := b.diskSources(c, view)
+	defer cleanup()
+	if err != nil {
+		return err
+	}
+	hash, err := contentHash(srcs)
+	if err != nil {
+		return err
+	}
+	key, createdBy, err := keyOf(srcs, hash)
+	if err != nil {
+		return err
+	}
 	if hit, err := b.cached(ctx, st, key, createdBy); hit || err != nil {
 		return err
 	}
@@ -184,6 +160,110 @@ func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 	}
 	st.image = id
 	return b.s.remember(key.key(), id)
+}
+
+// indexSources resolves the copy's context sources in the context's
+// index, wildcards too; errNeedDisk when the index cannot tell.
+func (b *build) indexSources(c copySpec) ([]source, error) {
+	x := b.ctx.idx
+	var srcs []source
+	for _, s := range c.srcs {
+		names := []string{s}
+		if strings.ContainsAny(s, "*?[") {
+			m, err := x.glob(s)
+			if err != nil {
+				if errors.Is(err, errNeedDisk) {
+					return nil, err
+				}
+				return nil, errdefs.InvalidArgument("%s %s: %v", c.name, s, err)
+			}
+			if len(m) == 0 {
+				return nil, errdefs.InvalidArgument("%s failed: no source files were specified (%s matches nothing)", c.name, s)
+			}
+			names = m
+		}
+		for _, n := range names {
+			rel, e, err := x.resolve(n)
+			if err != nil {
+				return nil, fmt.Errorf("%s failed: %w", c.name, err)
+			}
+			srcs = append(srcs, source{path: filepath.Join(b.ctx.tree, rel), name: n, dir: e.mode.IsDir(), entry: rel})
+		}
+	}
+	return srcs, nil
+}
+
+// diskSources resolves the copy's sources on the disk: in the unpacked
+// context, or in view (the root of the --from image) when set; heredocs
+// are written to files of their own, which cleanup removes.
+func (b *build) diskSources(c copySpec, view string) ([]source, func(), error) {
+	cleanup := func() {}
+	root := b.ctx.tree
+	resolve := func(name string) (string, error) { return inContext(root, name) }
+	if view != "" {
+		root = view
+		resolve = func(name string) (string, error) {
+			p, err := securejoin.SecureJoin(view, name)
+			if err != nil {
+				return "", err
+			}
+			if _, err := os.Stat(p); err != nil {
+				return "", errdefs.InvalidArgument("%s --from=%s: %s: no such file or directory", c.name, c.from, name)
+			}
+			return p, nil
+		}
+	}
+	var srcs []source
+	for _, s := range c.srcs {
+		names := []string{s}
+		if strings.ContainsAny(s, "*?[") {
+			rel := filepath.Clean(string(filepath.Separator) + s)
+			matches, err := filepath.Glob(filepath.Join(root, rel))
+			if err != nil {
+				return nil, cleanup, errdefs.InvalidArgument("%s %s: %v", c.name, s, err)
+			}
+			names = names[:0]
+			for _, m := range matches {
+				r, err := filepath.Rel(root, m)
+				if err == nil {
+					names = append(names, r)
+				}
+			}
+			if len(names) == 0 {
+				return nil, cleanup, errdefs.InvalidArgument("%s failed: no source files were specified (%s matches nothing)", c.name, s)
+			}
+		}
+		for _, n := range names {
+			p, err := resolve(n)
+			if err != nil {
+				return nil, cleanup, fmt.Errorf("%s failed: %w", c.name, err)
+			}
+			fi, err := os.Stat(p)
+			if err != nil {
+				return nil, cleanup, errdefs.InvalidArgument("%s failed: %s: %v", c.name, n, err)
+			}
+			srcs = append(srcs, source{path: p, name: n, dir: fi.IsDir()})
+		}
+	}
+	if len(c.contents) > 0 {
+		// COPY <<EOF: each heredoc is a file of its name, mode 0644.
+		tmp, err := os.MkdirTemp(b.s.tmpDir(), "heredoc-")
+		if err != nil {
+			return nil, cleanup, err
+		}
+		cleanup = func() { os.RemoveAll(tmp) }
+		for i, sc := range c.contents {
+			p := filepath.Join(tmp, strconv.Itoa(i))
+			if err := os.WriteFile(p, []byte(sc.Data), 0o644); err != nil {
+				return nil, cleanup, err
+			}
+			if err := os.Chmod(p, 0o644); err != nil {
+				return nil, cleanup, err
+			}
+			srcs = append(srcs, source{path: p, name: path.Base(sc.Path)})
+		}
+	}
+	return srcs, cleanup, nil
 }
 
 // copyCreatedBy is the history line of a COPY or ADD, as docker writes
