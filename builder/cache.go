@@ -108,7 +108,7 @@ func contentHash(srcs []source) (string, error) {
 				if err != nil {
 					return err
 				}
-				fh := sha256.New()
+				fh := contentDigest()
 				_, err = io.Copy(fh, f)
 				f.Close()
 				if err != nil {
