@@ -106,13 +106,15 @@ func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 		}
 		return stepKey{Parent: st.image, Instruction: c.name, Args: argsJSON, Content: hash, Extra: []string{st.author}}, copyCreatedBy(c, srcs, hash, dest, destDir), nil
 	}
+	indexHash := ""
 	if c.from == "" && len(c.contents) == 0 && b.ctx.idx != nil && !b.ctx.extracted {
 		srcs, err := b.indexSources(c)
 		if err != nil && !errors.Is(err, errNeedDisk) {
 			return err
 		}
 		if err == nil {
-			key, createdBy, err := keyOf(srcs, b.ctx.idx.hash(srcs))
+			indexHash = b.ctx.idx.hash(srcs)
+			key, createdBy, err := keyOf(srcs, indexHash)
 			if err != nil {
 				return err
 			}
@@ -134,6 +136,11 @@ func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 	hash, err := contentHash(srcs)
 	if err != nil {
 		return err
+	}
+	if indexHash != "" && indexHash != hash {
+		// Not wrong (the key is the files'), but every build of this
+		// context unpacks it: worth knowing.
+		b.s.opts.Log.Warn("the build context's index and its unpacked files hash differently; the step is keyed on the files", "step", c.name, "index", indexHash, "files", hash)
 	}
 	key, createdBy, err := keyOf(srcs, hash)
 	if err != nil {
