@@ -97,7 +97,11 @@ type spooler struct {
 
 const spoolChunk = 1 << 20
 
-func newSpooler(src io.Reader, spool io.Writer) *spooler {
+//
+// The goroutine owns src and closes it when it ends (at the stream's end,
+// on an error, or at its next chunk after stop), so that nothing closes
+// src while it reads it.
+func newSpooler(src io.ReadCloser, spool io.Writer) *spooler {
 	s := &spooler{chunks: make(chan []byte, 4), free: make(chan []byte, 6), done: make(chan struct{}), ended: make(chan struct{})}
 	for range 6 {
 		s.free <- make([]byte, spoolChunk)
@@ -105,6 +109,7 @@ func newSpooler(src io.Reader, spool io.Writer) *spooler {
 	go func() {
 		defer close(s.ended)
 		defer close(s.chunks)
+		defer src.Close()
 		for {
 			var b []byte
 			select {
@@ -190,7 +195,6 @@ func readContext(ctx context.Context, r io.Reader, dir string) (*buildContext, e
 	if err != nil {
 		return nil, err
 	}
-	defer plain.Close()
 	bc := &buildContext{dir: dir, spool: filepath.Join(dir, "context.tar"), tree: filepath.Join(dir, "tree")}
 	f, err := os.OpenFile(bc.spool, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -333,15 +337,16 @@ func (bc *buildContext) readFile(name string) ([]byte, error) {
 // ignore reads .dockerignore and removes what it excludes (keep stays):
 // from the index, and from the tree when it is unpacked.
 func (bc *buildContext) ignore(keep ...string) error {
+	if bc.idx != nil {
+		if _, ok := bc.idx.entries[".dockerignore"]; !ok {
+			return nil
+		}
+	} else if _, err := os.Lstat(filepath.Join(bc.tree, ".dockerignore")); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	b, err := bc.readFile(".dockerignore")
 	if err != nil {
-		if errdefs.IsInvalidArgument(err) && strings.Contains(err.Error(), "no such file") {
-			return nil
-		}
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return err
+		return errdefs.InvalidArgument("cannot read .dockerignore: %v", err)
 	}
 	pats, err := ignorefile.ReadAll(bytes.NewReader(b))
 	if err != nil {
