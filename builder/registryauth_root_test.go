@@ -74,4 +74,20 @@ func TestBuildRegistryConfig(t *testing.T) {
 	if got := d.must("run", "--rm", "authbuild"); got != "pulled\n" {
 		t.Errorf("the image built on the pulled one: %q", got)
 	}
+
+	// ctrctl build sends what ctrctl login stored.
+	d.must("rmi", "authbuild", r.Host+"/private/bb:1")
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", "")
+	t.Setenv("DOCKER_CONFIG", filepath.Join(home, "no-docker"))
+	if out, code := d.ctrctl(ctx, nil, "build", "-t", "authctl", "."); code == 0 || !strings.Contains(out, "unauthorized") {
+		t.Errorf("ctrctl build FROM a private image before ctrctl login: exit %d:\n%s", code, out)
+	}
+	if out, code := d.ctrctl("", strings.NewReader("bench\n"), "login", "-u", "bench", "--password-stdin", r.Host); code != 0 {
+		t.Fatalf("ctrctl login: exit %d: %s", code, out)
+	}
+	if out, code := d.ctrctl(ctx, nil, "build", "-t", "authctl", "."); code != 0 || !strings.Contains(out, "Successfully tagged authctl:latest") {
+		t.Errorf("ctrctl build after ctrctl login: exit %d:\n%s", code, out)
+	}
 }

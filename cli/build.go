@@ -90,6 +90,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 				defer pr.Close()
 				body = pr
 			}
+			opts.RegistryConfig = registryConfig()
 			c, err := g.client()
 			if err != nil {
 				return err

@@ -30,6 +30,9 @@ type BuildOptions struct {
 	ForceRemove bool
 	// CacheFrom names images that are cache sources (--cache-from).
 	CacheFrom []string
+	// RegistryConfig is the X-Registry-Config header: the credentials,
+	// by registry, for the build's pulls (base64url JSON).
+	RegistryConfig string
 }
 
 // ImageBuild sends the context tar and gives each message of the build to
@@ -63,7 +66,11 @@ func (c *Client) ImageBuild(ctx context.Context, buildContext io.Reader, opts Bu
 		b, _ := json.Marshal(opts.CacheFrom)
 		q.Set("cachefrom", string(b))
 	}
-	resp, err := c.send(ctx, http.MethodPost, dockerPath("/build"), q, buildContext, "application/x-tar")
+	var hdr map[string]string
+	if opts.RegistryConfig != "" {
+		hdr = map[string]string{"X-Registry-Config": opts.RegistryConfig}
+	}
+	resp, err := c.sendWith(ctx, http.MethodPost, dockerPath("/build"), q, buildContext, "application/x-tar", hdr)
 	if err != nil {
 		return "", err
 	}
