@@ -97,7 +97,6 @@ type spooler struct {
 
 const spoolChunk = 1 << 20
 
-//
 // The goroutine owns src and closes it when it ends (at the stream's end,
 // on an error, or at its next chunk after stop), so that nothing closes
 // src while it reads it.
