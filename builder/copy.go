@@ -43,14 +43,18 @@ type source struct {
 	name  string
 	dir   bool
 	entry string
+	// idx, when set, is the index the source is copied from (entry
+	// names it there) rather than the disk.
+	idx *ctxIndex
 }
 
 // copyStep runs COPY or ADD: the sources resolved inside the context (or
 // the --from stage or image), hashed for the cache key, then copied into
-// a new layer. Context sources are first looked up in the context's
-// index, which needs no unpacking; when that key misses, the context is
-// unpacked and the step's key is made again from the files (so that what
-// the cache records is always what was copied).
+// a new layer. Context sources are resolved, hashed and copied from the
+// context's index and spool, which needs no unpacking (the hash and the
+// copy come from the same entries); a wildcard in a context with
+// symbolic links, and a context the index does not describe, are read
+// from the unpacked context.
 func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 	if c.from != "" && c.add {
 		return errdefs.InvalidArgument("ADD has no --from; use COPY --from")
@@ -106,45 +110,46 @@ func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 		}
 		return stepKey{Parent: st.image, Instruction: c.name, Args: argsJSON, Content: hash, Extra: []string{st.author}}, copyCreatedBy(c, srcs, hash, dest, destDir), nil
 	}
-	indexHash := ""
-	if c.from == "" && len(c.contents) == 0 && b.ctx.idx != nil && !b.ctx.extracted {
-		srcs, err := b.indexSources(c)
+	var srcs []source
+	var key stepKey
+	var createdBy string
+	if c.from == "" && len(c.contents) == 0 && b.ctx.idx != nil {
+		// From the index: hashed, and copied on a miss, from what the
+		// index holds, without unpacking the context.
+		var err error
+		srcs, err = b.indexSources(c)
 		if err != nil && !errors.Is(err, errNeedDisk) {
 			return err
 		}
-		if err == nil {
-			indexHash = b.ctx.idx.hash(srcs)
-			key, createdBy, err := keyOf(srcs, indexHash)
-			if err != nil {
-				return err
-			}
-			if hit, err := b.cached(ctx, st, key, createdBy); hit || err != nil {
-				return err
-			}
+		if err != nil {
+			srcs = nil
 		}
 	}
-	if c.from == "" && len(c.srcs) > 0 {
-		if err := b.ctx.unpack(ctx); err != nil {
+	if srcs != nil {
+		var err error
+		if key, createdBy, err = keyOf(srcs, b.ctx.idx.hash(srcs)); err != nil {
 			return err
 		}
-	}
-	srcs, cleanup, err := b.diskSources(c, view)
-	defer cleanup()
-	if err != nil {
-		return err
-	}
-	hash, err := contentHash(srcs)
-	if err != nil {
-		return err
-	}
-	if indexHash != "" && indexHash != hash {
-		// Not wrong (the key is the files'), but every build of this
-		// context unpacks it: worth knowing.
-		b.s.opts.Log.Warn("the build context's index and its unpacked files hash differently; the step is keyed on the files", "step", c.name, "index", indexHash, "files", hash)
-	}
-	key, createdBy, err := keyOf(srcs, hash)
-	if err != nil {
-		return err
+	} else {
+		if c.from == "" && len(c.srcs) > 0 {
+			if err := b.ctx.unpack(ctx); err != nil {
+				return err
+			}
+		}
+		var cleanup func()
+		var err error
+		srcs, cleanup, err = b.diskSources(c, view)
+		defer cleanup()
+		if err != nil {
+			return err
+		}
+		hash, err := contentHash(srcs)
+		if err != nil {
+			return err
+		}
+		if key, createdBy, err = keyOf(srcs, hash); err != nil {
+			return err
+		}
 	}
 	if hit, err := b.cached(ctx, st, key, createdBy); hit || err != nil {
 		return err
@@ -194,7 +199,7 @@ func (b *build) indexSources(c copySpec) ([]source, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s failed: %w", c.name, err)
 			}
-			srcs = append(srcs, source{path: filepath.Join(b.ctx.tree, rel), name: n, dir: e.mode.IsDir(), entry: rel})
+			srcs = append(srcs, source{path: filepath.Join(b.ctx.tree, rel), name: n, dir: e.mode.IsDir(), entry: rel, idx: x})
 		}
 	}
 	return srcs, nil
@@ -342,10 +347,18 @@ func (c *copier) target(p string) (string, error) {
 // archive is unpacked into dest instead.
 func (c *copier) copy(src source, dest string, intoDir, add bool) error {
 	if src.dir {
+		if src.idx != nil {
+			return c.treeIndex(src.idx, src.entry, dest)
+		}
 		return c.tree(src.path, dest)
 	}
+	open := func() (io.ReadCloser, error) { return os.Open(src.path) }
+	var fi fs.FileInfo
+	if src.idx != nil {
+		open, fi = src.idx.opener(src.entry), src.idx.info(src.entry)
+	}
 	if add {
-		if ok, err := c.untar(src.path, dest); ok || err != nil {
+		if ok, err := c.untar(open, dest); ok || err != nil {
 			return err
 		}
 	}
@@ -353,16 +366,16 @@ func (c *copier) copy(src source, dest string, intoDir, add bool) error {
 	if err != nil {
 		return err
 	}
-	if fi, err := os.Stat(host); intoDir || (err == nil && fi.IsDir()) {
+	if hfi, err := os.Stat(host); intoDir || (err == nil && hfi.IsDir()) {
 		dest = path.Join(dest, path.Base(filepath.ToSlash(src.name)))
 	}
-	return c.file(src.path, dest)
+	return c.file(open, fi, dest)
 }
 
 // untar unpacks src into dest if it is a tar archive (plain, gzip, zstd);
 // false when it is not one.
-func (c *copier) untar(src, dest string) (bool, error) {
-	f, err := os.Open(src)
+func (c *copier) untar(open func() (io.ReadCloser, error), dest string) (bool, error) {
+	f, err := open()
 	if err != nil {
 		return false, err
 	}
@@ -469,14 +482,66 @@ func (c *copier) tree(src, dest string) error {
 			}
 			return os.Lchown(host, c.uid, c.gid)
 		case fi.Mode().IsRegular():
-			return c.file(p, to)
+			return c.file(func() (io.ReadCloser, error) { return os.Open(p) }, fi, to)
 		}
 		return nil // devices, fifos and sockets are not copied
 	})
 }
 
-// file copies the regular file src to dest.
-func (c *copier) file(src, dest string) error {
+// treeIndex copies the content of folder top of the context's index into
+// dest, as tree copies a folder of the disk: the files' content from the
+// spool, their modes and times from the index.
+func (c *copier) treeIndex(x *ctxIndex, top, dest string) error {
+	if err := c.mkdirs(dest); err != nil {
+		return err
+	}
+	for _, n := range x.subtree(top) {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+		rel := n
+		if top != "" {
+			rel = strings.TrimPrefix(n, top+"/")
+		}
+		to := path.Join(dest, rel)
+		e := x.entries[n]
+		switch {
+		case e.mode.IsDir():
+			host, err := c.target(to)
+			if err != nil {
+				return err
+			}
+			if err := os.Mkdir(host, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			if err := c.setMeta(host, x.info(n)); err != nil {
+				return err
+			}
+		case e.mode&fs.ModeSymlink != 0:
+			host, err := c.target(path.Dir(to))
+			if err != nil {
+				return err
+			}
+			host = filepath.Join(host, path.Base(to))
+			_ = os.RemoveAll(host)
+			if err := os.Symlink(e.link, host); err != nil {
+				return err
+			}
+			if err := os.Lchown(host, c.uid, c.gid); err != nil {
+				return err
+			}
+		case e.mode.IsRegular():
+			if err := c.file(x.opener(n), x.info(n), to); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// file copies the regular file open opens to dest, with the mode and
+// time of fi (nil: those of the opened file).
+func (c *copier) file(open func() (io.ReadCloser, error), fi fs.FileInfo, dest string) error {
 	if err := c.mkdirs(path.Dir(dest)); err != nil {
 		return err
 	}
@@ -490,14 +555,19 @@ func (c *copier) file(src, dest string) error {
 			return err
 		}
 	}
-	in, err := os.Open(src)
+	in, err := open()
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil {
-		return err
+	if fi == nil {
+		st, ok := in.(interface{ Stat() (fs.FileInfo, error) })
+		if !ok {
+			return errors.New("copy: no file information")
+		}
+		if fi, err = st.Stat(); err != nil {
+			return err
+		}
 	}
 	out, err := os.OpenFile(host, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {

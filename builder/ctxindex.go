@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -63,11 +64,13 @@ type ctxEntry struct {
 	link     string
 	sum      [32]byte
 	off      int64 // of the content in the spool
-	implicit bool  // a folder no entry named, made for what is in it
+	mtime    time.Time
+	implicit bool // a folder no entry named, made for what is in it
 }
 
 // ctxIndex is the index of a context's entries.
 type ctxIndex struct {
+	spool   string               // the file the contents are in
 	entries map[string]*ctxEntry // by clean relative name
 	names   []string             // sorted in walk order, once done
 	simple  bool
@@ -250,6 +253,7 @@ func readContext(ctx context.Context, r io.Reader, dir string) (*buildContext, e
 		return bc, nil
 	}
 	idx.sort()
+	idx.spool = bc.spool
 	bc.idx = idx
 	return bc, nil
 }
@@ -410,7 +414,7 @@ func (x *ctxIndex) add(hdr *tar.Header, off int64) *ctxEntry {
 			return nil
 		}
 	}
-	e := &ctxEntry{mode: unixMode(hdr.Mode), uid: x.uid, gid: x.gid, off: off}
+	e := &ctxEntry{mode: unixMode(hdr.Mode), uid: x.uid, gid: x.gid, off: off, mtime: hdr.ModTime}
 	if x.root {
 		e.uid, e.gid = hdr.Uid, hdr.Gid
 	}
@@ -646,23 +650,65 @@ func (x *ctxIndex) hash(srcs []source) string {
 			continue
 		}
 		prefix := src.entry + "/"
-		start := 0
 		if src.entry == "" {
 			prefix = ""
-		} else {
-			i, _ := slices.BinarySearchFunc(x.names, src.entry, walkLess)
-			start = i + 1
 		}
-		for _, n := range x.names[start:] {
-			if !strings.HasPrefix(n, prefix) {
-				break
-			}
+		for _, n := range x.subtree(src.entry) {
 			e := x.entries[n]
 			hashRecord(h, strings.TrimPrefix(n, prefix), e.mode, e.uid, e.gid, e.size, e.link, e.sum[:])
 		}
 	}
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
+
+// subtree returns the names under folder top ("" the root), in walk
+// order.
+func (x *ctxIndex) subtree(top string) []string {
+	if top == "" {
+		return x.names
+	}
+	i, found := slices.BinarySearchFunc(x.names, top, walkLess)
+	if found {
+		i++
+	}
+	j := i
+	for j < len(x.names) && strings.HasPrefix(x.names[j], top+"/") {
+		j++
+	}
+	return x.names[i:j]
+}
+
+// opener opens the content of the regular file name.
+func (x *ctxIndex) opener(name string) func() (io.ReadCloser, error) {
+	e := x.entries[name]
+	return func() (io.ReadCloser, error) {
+		f, err := os.Open(x.spool)
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{io.NewSectionReader(f, e.off, e.size), f}, nil
+	}
+}
+
+// info describes entry name as os.Lstat would its unpacked file.
+func (x *ctxIndex) info(name string) fs.FileInfo {
+	return entryInfo{name: path.Base(name), e: x.entries[name]}
+}
+
+type entryInfo struct {
+	name string
+	e    *ctxEntry
+}
+
+func (i entryInfo) Name() string       { return i.name }
+func (i entryInfo) Size() int64        { return i.e.size }
+func (i entryInfo) Mode() fs.FileMode  { return i.e.mode }
+func (i entryInfo) ModTime() time.Time { return i.e.mtime }
+func (i entryInfo) IsDir() bool        { return i.e.mode.IsDir() }
+func (i entryInfo) Sys() any           { return nil }
 
 // hashRecord writes one file's line of a content hash: its name, type
 // and mode, owner, size, and link target or content digest. The top of
