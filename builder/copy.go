@@ -573,7 +573,11 @@ func (c *copier) file(open func() (io.ReadCloser, error), fi fs.FileInfo, dest s
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	var src io.Reader = in
+	if sf, ok := in.(*spoolFile); ok {
+		src = sf.content()
+	}
+	if _, err := io.Copy(out, src); err != nil {
 		out.Close()
 		return err
 	}

@@ -686,12 +686,26 @@ func (x *ctxIndex) opener(name string) func() (io.ReadCloser, error) {
 		if err != nil {
 			return nil, err
 		}
-		return struct {
-			io.Reader
-			io.Closer
-		}{io.NewSectionReader(f, e.off, e.size), f}, nil
+		if _, err := f.Seek(e.off, io.SeekStart); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return &spoolFile{lr: &io.LimitedReader{R: f, N: e.size}, f: f}, nil
 	}
 }
+
+// spoolFile is a file's content in the spool. Its content() is an
+// io.LimitedReader of an *os.File, which (*os.File).ReadFrom copies in
+// the kernel (copy_file_range): a copy from the spool into a layer then
+// costs what a copy between two files does.
+type spoolFile struct {
+	lr *io.LimitedReader
+	f  *os.File
+}
+
+func (s *spoolFile) Read(p []byte) (int, error) { return s.lr.Read(p) }
+func (s *spoolFile) Close() error               { return s.f.Close() }
+func (s *spoolFile) content() io.Reader         { return s.lr }
 
 // info describes entry name as os.Lstat would its unpacked file.
 func (x *ctxIndex) info(name string) fs.FileInfo {
