@@ -1,12 +1,20 @@
 package builder_test
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"example.org/ctr/internal/testenv"
 )
 
 // benchContext writes a 12-step Dockerfile and a 100 MB context (100
@@ -54,6 +62,17 @@ func BenchmarkBuild(b *testing.B) {
 			build()
 		}
 	})
+	// The same context to a Dockerfile of FROM scratch alone: the upload
+	// and the daemon's reading of the context (spooled, indexed, hashed).
+	b.Run("from-scratch", func(b *testing.B) {
+		if err := os.WriteFile(filepath.Join(dir, "Dockerfile.scratch"), []byte("FROM scratch\n"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			build("-f", "Dockerfile.scratch")
+		}
+	})
 	b.Run("one-file-changed", func(b *testing.B) {
 		buf := make([]byte, 1<<20)
 		for i := 0; i < b.N; i++ {
@@ -66,4 +85,47 @@ func BenchmarkBuild(b *testing.B) {
 			build()
 		}
 	})
+}
+
+// BenchmarkBuildUpload is the floor of the benchmarks above: the docker
+// CLI's `docker build -q` of the same 100 MB context against a server
+// that only reads the context and discards it (then answers an image id),
+// so the CLI's tar and the socket are all it measures.
+func BenchmarkBuildUpload(b *testing.B) {
+	testenv.RequireCommand(b, "docker")
+	dir := benchContext(b)
+	sock := filepath.Join(b.TempDir(), "sink.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.47")
+		w.Header().Set("Builder-Version", "1")
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/_ping"):
+			_, _ = io.WriteString(w, "OK")
+		case strings.HasSuffix(r.URL.Path, "/build"):
+			_, _ = io.Copy(io.Discard, r.Body)
+			_, _ = io.WriteString(w, `{"aux":{"ID":"sha256:0000000000000000000000000000000000000000000000000000000000000000"}}`+"\n")
+		default:
+			_, _ = io.WriteString(w, `{"ApiVersion":"1.47","Version":"28.0.0","Os":"linux","Arch":"amd64"}`)
+		}
+	})}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+	home := b.TempDir()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := exec.CommandContext(ctx, "docker", "-H", "unix://"+sock, "build", "-q", ".")
+		cmd.Dir = dir
+		cmd.Env = []string{"DOCKER_CONFIG=" + home, "HOME=" + home, "DOCKER_BUILDKIT=0", "PATH=" + os.Getenv("PATH")}
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			b.Fatalf("docker build against the sink: %v\n%s", err, out)
+		}
+	}
 }

@@ -58,7 +58,9 @@ type BuildRequest struct {
 	Remote  string `env:"remote"`
 	Version string `env:"version"`
 	Outputs string `env:"outputs"`
-	// CacheFrom is refused: the cache is this daemon's own.
+	// CacheFrom names images whose history and layers are cache sources
+	// besides the daemon's own cache (see cachefrom.go); one that is not
+	// here is skipped.
 	CacheFrom []string `env:"cachefrom"`
 	// Pull pulls the FROM images first (with the pull job, when this
 	// ctrd has one); an image that is not here is pulled anyway.
@@ -79,8 +81,10 @@ type BuildRequest struct {
 	CgroupParent string              `env:"cgroupparent"`
 	// Isolation must be "" or "default" (Linux has no other).
 	Isolation string `env:"isolation"`
-	// RegistryConfig (X-Registry-Config), Session and BuildID are
-	// accepted and not used: FROM pulls with the daemon's own logins.
+	// RegistryConfig is the X-Registry-Config header: the client's
+	// credentials by registry, which the pulls of FROM and COPY --from
+	// use (registryauth.go). Session and BuildID are accepted and not
+	// used.
 	RegistryConfig string `env:"registry_config"`
 	Session        string `env:"session"`
 	BuildID        string `env:"buildid"`
@@ -175,12 +179,14 @@ func (s *Service) Build(ctx context.Context, req *BuildRequest, r io.Reader, out
 		return "", errdefs.NotImplemented("BuildKit (version=2) is not supported by ctr: use the classic builder (DOCKER_BUILDKIT=0)")
 	case req.Outputs != "" && req.Outputs != "null" && req.Outputs != "[]":
 		return "", errdefs.NotImplemented("build outputs are not supported by ctr's builder")
-	case len(req.CacheFrom) > 0:
-		return "", errdefs.NotImplemented("--cache-from is not supported by ctr's builder: its cache is the daemon's own")
 	case req.Isolation != "" && req.Isolation != "default":
 		return "", errdefs.InvalidArgument("isolation %q: Linux has the default isolation only", req.Isolation)
 	}
 	if err := checkPlatform(req.Platform); err != nil {
+		return "", err
+	}
+	auths, err := parseRegistryConfig(req.RegistryConfig)
+	if err != nil {
 		return "", err
 	}
 	var tags []reference.NamedTagged
@@ -196,35 +202,34 @@ func (s *Service) Build(ctx context.Context, req *BuildRequest, r io.Reader, out
 		return "", err
 	}
 	defer os.RemoveAll(dir)
-	if err := readContext(ctx, r, dir); err != nil {
+	bc, err := readContext(ctx, r, dir)
+	if err != nil {
 		return "", err
 	}
 	name := req.Dockerfile
 	if name == "" {
 		name = "Dockerfile"
 	}
-	dfPath, err := inContext(dir, name)
+	df, err := bc.readFile(name)
 	if err != nil {
 		return "", errdefs.InvalidArgument("Cannot locate specified Dockerfile: %s", name)
 	}
-	df, err := os.ReadFile(dfPath)
-	if err != nil {
-		return "", errdefs.InvalidArgument("Cannot locate specified Dockerfile: %s: %v", name, err)
-	}
-	pats, err := readIgnore(dir)
-	if err != nil {
-		return "", err
-	}
-	if err := applyIgnore(dir, pats, name, ".dockerignore"); err != nil {
+	if err := bc.ignore(name, ".dockerignore"); err != nil {
 		return "", err
 	}
 	b, err := s.plan(req, df)
 	if err != nil {
 		return "", err
 	}
-	b.ctxDir = dir
+	b.ctx = bc
 	b.out = out
 	b.tags = tags
+	b.auths = auths
+	if !req.NoCache {
+		if err := b.loadCacheSources(ctx); err != nil {
+			return "", err
+		}
+	}
 	id, err := b.run(ctx)
 	if err != nil {
 		return "", err
@@ -265,7 +270,7 @@ func checkPlatform(p string) error {
 type build struct {
 	s        *Service
 	req      *BuildRequest
-	ctxDir   string
+	ctx      *buildContext
 	out      *messages
 	tags     []reference.NamedTagged
 	stages   []instructions.Stage
@@ -279,6 +284,10 @@ type build struct {
 	done []string
 	// used are the build args some ARG declared.
 	used map[string]bool
+	// sources are the cachefrom images.
+	sources []*cacheSource
+	// auths are the client's credentials for the pulls.
+	auths registryConfig
 }
 
 // plan parses the Dockerfile and picks the stages to build.
@@ -647,8 +656,25 @@ func (b *build) pull(ctx context.Context, base string) error {
 	if t, ok := ref.(reference.Tagged); ok {
 		job.Env.Set("tag", t.Tag())
 	}
-	_ = job.Stdout.Add(b.out.out)
+	if a := b.auths.auth(ref); a != "" {
+		job.Env.Set("auth", a)
+	}
+	// The pull's messages go to the build's stream, which its end must
+	// not close.
+	_ = job.Stdout.Add(keepOpen{b.out.out})
 	return job.Run(ctx)
+}
+
+// keepOpen writes to w and hides its Close (and flushes it when it
+// flushes).
+type keepOpen struct{ w io.Writer }
+
+func (k keepOpen) Write(p []byte) (int, error) { return k.w.Write(p) }
+
+func (k keepOpen) Flush() {
+	if f, ok := k.w.(interface{ Flush() }); ok {
+		f.Flush()
+	}
 }
 
 // imageConfig reads the run configuration of image id.

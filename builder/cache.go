@@ -76,7 +76,9 @@ func (s *Service) remember(key, id string) error {
 // contentHash hashes the files a COPY or ADD takes: for each source (a
 // path on the host and the name it gets), every file under it with its
 // relative name, type, mode, owner, size, link target and content; not
-// its times. Two copies with the same hash put the same files in place.
+// its times (hashRecord). Two copies with the same hash put the same
+// files in place. The index of a context hashes its entries the same way
+// (ctxIndex.hash).
 func contentHash(srcs []source) (string, error) {
 	h := sha256.New()
 	for _, src := range srcs {
@@ -90,32 +92,31 @@ func contentHash(srcs []source) (string, error) {
 			if err != nil {
 				return err
 			}
-			var uid, gid uint32
+			var uid, gid int
 			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-				uid, gid = sys.Uid, sys.Gid
+				uid, gid = int(sys.Uid), int(sys.Gid)
 			}
-			fmt.Fprintf(h, "%q %o %d:%d %d", rel, uint32(st.Mode()), uid, gid, st.Size())
+			var link string
+			var sum []byte
 			switch {
 			case st.Mode()&fs.ModeSymlink != 0:
-				target, err := os.Readlink(p)
-				if err != nil {
+				if link, err = os.Readlink(p); err != nil {
 					return err
 				}
-				fmt.Fprintf(h, " -> %q", target)
 			case st.Mode().IsRegular():
 				f, err := os.Open(p)
 				if err != nil {
 					return err
 				}
-				fh := sha256.New()
+				fh := contentDigest()
 				_, err = io.Copy(fh, f)
 				f.Close()
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(h, " %x", fh.Sum(nil))
+				sum = fh.Sum(nil)
 			}
-			h.Write([]byte{'\n'})
+			hashRecord(h, filepath.ToSlash(rel), st.Mode(), uid, gid, st.Size(), link, sum)
 			return nil
 		})
 		if err != nil {

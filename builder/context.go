@@ -1,10 +1,7 @@
 package builder
 
 import (
-	"bufio"
-	"bytes"
 	"compress/bzip2"
-	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -13,60 +10,14 @@ import (
 	"strings"
 
 	"github.com/moby/patternmatcher"
-	"github.com/moby/patternmatcher/ignorefile"
 	"github.com/ulikunitz/xz"
 
 	"example.org/ctr/internal/errdefs"
-	"example.org/ctr/layertar"
 )
 
-// readContext unpacks the build context tar r (plain, gzip, zstd, bzip2
-// or xz) into dir, every name kept inside it (the layer extractor's
-// rules). A stream that is not a tar is an InvalidArgument error.
-func readContext(ctx context.Context, r io.Reader, dir string) error {
-	br := bufio.NewReaderSize(r, 64<<10)
-	head, _ := br.Peek(6)
-	var src io.Reader = br
-	switch {
-	case bytes.HasPrefix(head, []byte("BZh")):
-		src = bzip2.NewReader(br)
-	case bytes.HasPrefix(head, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
-		xr, err := xz.NewReader(br)
-		if err != nil {
-			return errdefs.InvalidArgument("the build context: xz: %v", err)
-		}
-		src = xr
-	}
-	plain, _, err := layertar.Decompress(src)
-	if err != nil {
-		return errdefs.InvalidArgument("the build context: %v", err)
-	}
-	defer plain.Close()
-	if _, err := layertar.Extract(ctx, plain, dir, layertar.Options{NoDiffID: true, NoChown: os.Geteuid() != 0}); err != nil {
-		if errdefs.IsInvalidArgument(err) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return errdefs.InvalidArgument("the build context is not a valid tar archive: %v", err)
-		}
-		return err
-	}
-	return nil
-}
+func bzipReader(r io.Reader) io.Reader { return bzip2.NewReader(r) }
 
-// readIgnore reads the patterns of dir/.dockerignore; none without it.
-func readIgnore(dir string) ([]string, error) {
-	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	pats, err := ignorefile.ReadAll(f)
-	if err != nil {
-		return nil, errdefs.InvalidArgument("cannot read .dockerignore: %v", err)
-	}
-	return pats, nil
-}
+func xzReader(r io.Reader) (io.Reader, error) { return xz.NewReader(r) }
 
 // applyIgnore removes from the context folder dir what the .dockerignore
 // patterns exclude, with docker's rules (patternmatcher: `**`, `!`

@@ -3,6 +3,7 @@ package builder
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,104 +36,36 @@ type copySpec struct {
 }
 
 // source is one file or folder a copy takes: where it is on the host,
-// and its name as the Dockerfile gave it (after wildcards).
+// and its name as the Dockerfile gave it (after wildcards); entry is its
+// name in the context's index when it was found there.
 type source struct {
-	path string
-	name string
-	dir  bool
+	path  string
+	name  string
+	dir   bool
+	entry string
+	// idx, when set, is the index the source is copied from (entry
+	// names it there) rather than the disk.
+	idx *ctxIndex
 }
 
 // copyStep runs COPY or ADD: the sources resolved inside the context (or
 // the --from stage or image), hashed for the cache key, then copied into
-// a new layer.
+// a new layer. Context sources are resolved, hashed and copied from the
+// context's index and spool, which needs no unpacking (the hash and the
+// copy come from the same entries); a wildcard in a context with
+// symbolic links, and a context the index does not describe, are read
+// from the unpacked context.
 func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 	if c.from != "" && c.add {
 		return errdefs.InvalidArgument("ADD has no --from; use COPY --from")
 	}
-	root := b.ctxDir
-	resolve := func(name string) (string, error) { return inContext(b.ctxDir, name) }
-	fromID := ""
-	if c.from != "" {
-		id, err := b.fromSource(ctx, st, c.from)
-		if err != nil {
-			return err
-		}
-		fromID = id
-		release, vroot, _, err := b.s.view(ctx, id)
-		if err != nil {
-			return err
-		}
-		defer release()
-		root = vroot
-		resolve = func(name string) (string, error) {
-			p, err := securejoin.SecureJoin(vroot, name)
-			if err != nil {
-				return "", err
-			}
-			if _, err := os.Stat(p); err != nil {
-				return "", errdefs.InvalidArgument("%s --from=%s: %s: no such file or directory", c.name, c.from, name)
-			}
-			return p, nil
-		}
-	}
-	var srcs []source
 	for _, s := range c.srcs {
 		if c.add && isURL(s) {
 			return errdefs.NotImplemented("ADD of a URL (%s) is not supported by ctr's builder: fetch it with RUN (wget, curl) or COPY a local file", s)
 		}
-		names := []string{s}
-		if strings.ContainsAny(s, "*?[") {
-			rel := filepath.Clean(string(filepath.Separator) + s)
-			matches, err := filepath.Glob(filepath.Join(root, rel))
-			if err != nil {
-				return errdefs.InvalidArgument("%s %s: %v", c.name, s, err)
-			}
-			names = names[:0]
-			for _, m := range matches {
-				r, err := filepath.Rel(root, m)
-				if err == nil {
-					names = append(names, r)
-				}
-			}
-			if len(names) == 0 {
-				return errdefs.InvalidArgument("%s failed: no source files were specified (%s matches nothing)", c.name, s)
-			}
-		}
-		for _, n := range names {
-			p, err := resolve(n)
-			if err != nil {
-				return fmt.Errorf("%s failed: %w", c.name, err)
-			}
-			fi, err := os.Stat(p)
-			if err != nil {
-				return errdefs.InvalidArgument("%s failed: %s: %v", c.name, n, err)
-			}
-			srcs = append(srcs, source{path: p, name: n, dir: fi.IsDir()})
-		}
-	}
-	if len(c.contents) > 0 {
-		// COPY <<EOF: each heredoc is a file of its name, mode 0644.
-		tmp, err := os.MkdirTemp(b.s.tmpDir(), "heredoc-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		for i, sc := range c.contents {
-			p := filepath.Join(tmp, strconv.Itoa(i))
-			if err := os.WriteFile(p, []byte(sc.Data), 0o644); err != nil {
-				return err
-			}
-			if err := os.Chmod(p, 0o644); err != nil {
-				return err
-			}
-			srcs = append(srcs, source{path: p, name: path.Base(sc.Path)})
-		}
 	}
 	dest := c.dest
 	destDir := strings.HasSuffix(dest, "/") || dest == "." || strings.HasSuffix(dest, "/.")
-	if len(srcs) > 1 && !destDir {
-		return errdefs.InvalidArgument("When using %s with more than one source file, the destination must be a directory and end with a /", c.name)
-	}
 	if !path.IsAbs(dest) {
 		base := st.cfg.WorkingDir
 		if base == "" {
@@ -150,9 +83,20 @@ func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 		fm := fs.FileMode(m)
 		mode = &fm
 	}
-	hash, err := contentHash(srcs)
-	if err != nil {
-		return err
+	fromID := ""
+	var view string
+	if c.from != "" {
+		id, err := b.fromSource(ctx, st, c.from)
+		if err != nil {
+			return err
+		}
+		fromID = id
+		release, vroot, _, err := b.s.view(ctx, id)
+		if err != nil {
+			return err
+		}
+		defer release()
+		view = vroot
 	}
 	argsJSON, _ := json.Marshal(struct {
 		Srcs              []string
@@ -160,17 +104,56 @@ func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 		Chmod             string
 		DestDir, Add      bool
 	}{c.srcs, dest, c.chown, fromID, c.chmod, destDir, c.add})
-	key := stepKey{Parent: st.image, Instruction: c.name, Args: argsJSON, Content: hash, Extra: []string{st.author}}
-	if b.cached(ctx, st, key) {
-		return nil
+	keyOf := func(srcs []source, hash string) (stepKey, string, error) {
+		if len(srcs) > 1 && !destDir {
+			return stepKey{}, "", errdefs.InvalidArgument("When using %s with more than one source file, the destination must be a directory and end with a /", c.name)
+		}
+		return stepKey{Parent: st.image, Instruction: c.name, Args: argsJSON, Content: hash, Extra: []string{st.author}}, copyCreatedBy(c, srcs, hash, dest, destDir), nil
 	}
-	kind := "file"
-	if len(srcs) > 1 {
-		kind = "multi"
-	} else if len(srcs) == 1 && srcs[0].dir {
-		kind = "dir"
+	var srcs []source
+	var key stepKey
+	var createdBy string
+	if c.from == "" && len(c.contents) == 0 && b.ctx.idx != nil {
+		// From the index: hashed, and copied on a miss, from what the
+		// index holds, without unpacking the context.
+		var err error
+		srcs, err = b.indexSources(c)
+		if err != nil && !errors.Is(err, errNeedDisk) {
+			return err
+		}
+		if err != nil {
+			srcs = nil
+		}
 	}
-	createdBy := fmt.Sprintf("/bin/sh -c #(nop) %s %s:%s in %s ", c.name, kind, hash, dest)
+	if srcs != nil {
+		var err error
+		if key, createdBy, err = keyOf(srcs, b.ctx.idx.hash(srcs)); err != nil {
+			return err
+		}
+	} else {
+		if c.from == "" && len(c.srcs) > 0 {
+			if err := b.ctx.unpack(ctx); err != nil {
+				return err
+			}
+		}
+		var cleanup func()
+		var err error
+		srcs, cleanup, err = b.diskSources(c, view)
+		defer cleanup()
+		if err != nil {
+			return err
+		}
+		hash, err := contentHash(srcs)
+		if err != nil {
+			return err
+		}
+		if key, createdBy, err = keyOf(srcs, hash); err != nil {
+			return err
+		}
+	}
+	if hit, err := b.cached(ctx, st, key, createdBy); hit || err != nil {
+		return err
+	}
 	id, err := b.s.layerStep(ctx, st.image, func(root string) (bool, error) {
 		uid, gid, err := parseChown(root, c.chown)
 		if err != nil {
@@ -189,6 +172,129 @@ func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 	}
 	st.image = id
 	return b.s.remember(key.key(), id)
+}
+
+// indexSources resolves the copy's context sources in the context's
+// index, wildcards too; errNeedDisk when the index cannot tell.
+func (b *build) indexSources(c copySpec) ([]source, error) {
+	x := b.ctx.idx
+	var srcs []source
+	for _, s := range c.srcs {
+		names := []string{s}
+		if strings.ContainsAny(s, "*?[") {
+			m, err := x.glob(s)
+			if err != nil {
+				if errors.Is(err, errNeedDisk) {
+					return nil, err
+				}
+				return nil, errdefs.InvalidArgument("%s %s: %v", c.name, s, err)
+			}
+			if len(m) == 0 {
+				return nil, errdefs.InvalidArgument("%s failed: no source files were specified (%s matches nothing)", c.name, s)
+			}
+			names = m
+		}
+		for _, n := range names {
+			rel, e, err := x.resolve(n)
+			if err != nil {
+				return nil, fmt.Errorf("%s failed: %w", c.name, err)
+			}
+			srcs = append(srcs, source{path: filepath.Join(b.ctx.tree, rel), name: n, dir: e.mode.IsDir(), entry: rel, idx: x})
+		}
+	}
+	return srcs, nil
+}
+
+// diskSources resolves the copy's sources on the disk: in the unpacked
+// context, or in view (the root of the --from image) when set; heredocs
+// are written to files of their own, which cleanup removes.
+func (b *build) diskSources(c copySpec, view string) ([]source, func(), error) {
+	cleanup := func() {}
+	root := b.ctx.tree
+	resolve := func(name string) (string, error) { return inContext(root, name) }
+	if view != "" {
+		root = view
+		resolve = func(name string) (string, error) {
+			p, err := securejoin.SecureJoin(view, name)
+			if err != nil {
+				return "", err
+			}
+			if _, err := os.Stat(p); err != nil {
+				return "", errdefs.InvalidArgument("%s --from=%s: %s: no such file or directory", c.name, c.from, name)
+			}
+			return p, nil
+		}
+	}
+	var srcs []source
+	for _, s := range c.srcs {
+		names := []string{s}
+		if strings.ContainsAny(s, "*?[") {
+			rel := filepath.Clean(string(filepath.Separator) + s)
+			matches, err := filepath.Glob(filepath.Join(root, rel))
+			if err != nil {
+				return nil, cleanup, errdefs.InvalidArgument("%s %s: %v", c.name, s, err)
+			}
+			names = names[:0]
+			for _, m := range matches {
+				r, err := filepath.Rel(root, m)
+				if err == nil {
+					names = append(names, r)
+				}
+			}
+			if len(names) == 0 {
+				return nil, cleanup, errdefs.InvalidArgument("%s failed: no source files were specified (%s matches nothing)", c.name, s)
+			}
+		}
+		for _, n := range names {
+			p, err := resolve(n)
+			if err != nil {
+				return nil, cleanup, fmt.Errorf("%s failed: %w", c.name, err)
+			}
+			fi, err := os.Stat(p)
+			if err != nil {
+				return nil, cleanup, errdefs.InvalidArgument("%s failed: %s: %v", c.name, n, err)
+			}
+			srcs = append(srcs, source{path: p, name: n, dir: fi.IsDir()})
+		}
+	}
+	if len(c.contents) > 0 {
+		// COPY <<EOF: each heredoc is a file of its name, mode 0644.
+		tmp, err := os.MkdirTemp(b.s.tmpDir(), "heredoc-")
+		if err != nil {
+			return nil, cleanup, err
+		}
+		cleanup = func() { os.RemoveAll(tmp) }
+		for i, sc := range c.contents {
+			p := filepath.Join(tmp, strconv.Itoa(i))
+			if err := os.WriteFile(p, []byte(sc.Data), 0o644); err != nil {
+				return nil, cleanup, err
+			}
+			if err := os.Chmod(p, 0o644); err != nil {
+				return nil, cleanup, err
+			}
+			srcs = append(srcs, source{path: p, name: path.Base(sc.Path)})
+		}
+	}
+	return srcs, cleanup, nil
+}
+
+// copyCreatedBy is the history line of a COPY or ADD, as docker writes
+// it: `/bin/sh -c #(nop) COPY file:HEX in /dest ` (dir: for a folder,
+// multi: for several sources). HEX is a sha256 over the content hash of
+// the sources (names, types, modes, owners, contents) and what else
+// decides the files the step puts in place (the destination, --chown,
+// --chmod, ADD's unpacking), so that the line alone tells two different
+// steps apart: a cache-from image's layer is taken on that line.
+func copyCreatedBy(c copySpec, srcs []source, hash, dest string, destDir bool) string {
+	kind := "file"
+	if len(srcs) > 1 {
+		kind = "multi"
+	} else if len(srcs) == 1 && srcs[0].dir {
+		kind = "dir"
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%q\n%q\n%q\n%t\n", hash, c.name, dest, c.chown, c.chmod, destDir)
+	return fmt.Sprintf("/bin/sh -c #(nop) %s %s:%x in %s ", c.name, kind, h.Sum(nil), dest)
 }
 
 func isURL(s string) bool {
@@ -241,10 +347,18 @@ func (c *copier) target(p string) (string, error) {
 // archive is unpacked into dest instead.
 func (c *copier) copy(src source, dest string, intoDir, add bool) error {
 	if src.dir {
+		if src.idx != nil {
+			return c.treeIndex(src.idx, src.entry, dest)
+		}
 		return c.tree(src.path, dest)
 	}
+	open := func() (io.ReadCloser, error) { return os.Open(src.path) }
+	var fi fs.FileInfo
+	if src.idx != nil {
+		open, fi = src.idx.opener(src.entry), src.idx.info(src.entry)
+	}
 	if add {
-		if ok, err := c.untar(src.path, dest); ok || err != nil {
+		if ok, err := c.untar(open, dest); ok || err != nil {
 			return err
 		}
 	}
@@ -252,16 +366,16 @@ func (c *copier) copy(src source, dest string, intoDir, add bool) error {
 	if err != nil {
 		return err
 	}
-	if fi, err := os.Stat(host); intoDir || (err == nil && fi.IsDir()) {
+	if hfi, err := os.Stat(host); intoDir || (err == nil && hfi.IsDir()) {
 		dest = path.Join(dest, path.Base(filepath.ToSlash(src.name)))
 	}
-	return c.file(src.path, dest)
+	return c.file(open, fi, dest)
 }
 
 // untar unpacks src into dest if it is a tar archive (plain, gzip, zstd);
 // false when it is not one.
-func (c *copier) untar(src, dest string) (bool, error) {
-	f, err := os.Open(src)
+func (c *copier) untar(open func() (io.ReadCloser, error), dest string) (bool, error) {
+	f, err := open()
 	if err != nil {
 		return false, err
 	}
@@ -368,14 +482,66 @@ func (c *copier) tree(src, dest string) error {
 			}
 			return os.Lchown(host, c.uid, c.gid)
 		case fi.Mode().IsRegular():
-			return c.file(p, to)
+			return c.file(func() (io.ReadCloser, error) { return os.Open(p) }, fi, to)
 		}
 		return nil // devices, fifos and sockets are not copied
 	})
 }
 
-// file copies the regular file src to dest.
-func (c *copier) file(src, dest string) error {
+// treeIndex copies the content of folder top of the context's index into
+// dest, as tree copies a folder of the disk: the files' content from the
+// spool, their modes and times from the index.
+func (c *copier) treeIndex(x *ctxIndex, top, dest string) error {
+	if err := c.mkdirs(dest); err != nil {
+		return err
+	}
+	for _, n := range x.subtree(top) {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+		rel := n
+		if top != "" {
+			rel = strings.TrimPrefix(n, top+"/")
+		}
+		to := path.Join(dest, rel)
+		e := x.entries[n]
+		switch {
+		case e.mode.IsDir():
+			host, err := c.target(to)
+			if err != nil {
+				return err
+			}
+			if err := os.Mkdir(host, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			if err := c.setMeta(host, x.info(n)); err != nil {
+				return err
+			}
+		case e.mode&fs.ModeSymlink != 0:
+			host, err := c.target(path.Dir(to))
+			if err != nil {
+				return err
+			}
+			host = filepath.Join(host, path.Base(to))
+			_ = os.RemoveAll(host)
+			if err := os.Symlink(e.link, host); err != nil {
+				return err
+			}
+			if err := os.Lchown(host, c.uid, c.gid); err != nil {
+				return err
+			}
+		case e.mode.IsRegular():
+			if err := c.file(x.opener(n), x.info(n), to); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// file copies the regular file open opens to dest, with the mode and
+// time of fi (nil: those of the opened file).
+func (c *copier) file(open func() (io.ReadCloser, error), fi fs.FileInfo, dest string) error {
 	if err := c.mkdirs(path.Dir(dest)); err != nil {
 		return err
 	}
@@ -389,20 +555,29 @@ func (c *copier) file(src, dest string) error {
 			return err
 		}
 	}
-	in, err := os.Open(src)
+	in, err := open()
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil {
-		return err
+	if fi == nil {
+		st, ok := in.(interface{ Stat() (fs.FileInfo, error) })
+		if !ok {
+			return errors.New("copy: no file information")
+		}
+		if fi, err = st.Stat(); err != nil {
+			return err
+		}
 	}
 	out, err := os.OpenFile(host, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	var src io.Reader = in
+	if sf, ok := in.(*spoolFile); ok {
+		src = sf.content()
+	}
+	if _, err := io.Copy(out, src); err != nil {
 		out.Close()
 		return err
 	}

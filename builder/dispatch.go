@@ -207,8 +207,8 @@ func (b *build) configStep(ctx context.Context, st *stage, text string) error {
 		return err
 	}
 	key := stepKey{Parent: st.image, Instruction: "config", Args: cfgJSON, BuildArgs: st.argEnv(), Extra: []string{createdBy, st.author}}
-	if b.cached(ctx, st, key) {
-		return nil
+	if hit, err := b.cached(ctx, st, key, createdBy); hit || err != nil {
+		return err
 	}
 	id, err := b.commitConfig(ctx, st, createdBy, "")
 	if err != nil {
@@ -218,23 +218,28 @@ func (b *build) configStep(ctx context.Context, st *stage, text string) error {
 	return b.s.remember(key.key(), id)
 }
 
-// cached takes the step's image from the cache if it can.
-func (b *build) cached(ctx context.Context, st *stage, key stepKey) bool {
+// cached takes the step's image from the cache if it can: the local
+// cache by key, else an image of cachefrom whose next history line is
+// createdBy (which the local cache then remembers under key).
+func (b *build) cached(ctx context.Context, st *stage, key stepKey, createdBy string) (bool, error) {
 	if b.req.NoCache {
-		return false
+		return false, nil
 	}
-	id, ok := b.s.lookup(ctx, key.key())
-	if !ok {
-		return false
+	if id, ok := b.s.lookup(ctx, key.key()); ok {
+		if cfg, err := b.s.imageConfig(id); err == nil {
+			b.out.printf(" ---> Using cache\n")
+			st.image = id
+			st.cfg = cfg
+			return true, nil
+		}
 	}
-	cfg, err := b.s.imageConfig(id)
-	if err != nil {
-		return false
+	id, ok, err := b.fromCacheSources(ctx, st, createdBy)
+	if err != nil || !ok {
+		return false, err
 	}
 	b.out.printf(" ---> Using cache\n")
 	st.image = id
-	st.cfg = cfg
-	return true
+	return true, b.s.remember(key.key(), id)
 }
 
 // commitConfig commits the stage's configuration on its image, with no
@@ -259,8 +264,8 @@ func (b *build) workdir(ctx context.Context, st *stage, p string) error {
 	createdBy := "/bin/sh -c #(nop) WORKDIR " + p
 	cfgJSON, _ := json.Marshal(st.cfg)
 	key := stepKey{Parent: st.image, Instruction: "WORKDIR", Args: cfgJSON, Extra: []string{st.author}}
-	if b.cached(ctx, st, key) {
-		return nil
+	if hit, err := b.cached(ctx, st, key, createdBy); hit || err != nil {
+		return err
 	}
 	id, err := b.s.layerStep(ctx, st.image, func(root string) (bool, error) {
 		host, err := securejoin.SecureJoin(root, p)
@@ -388,8 +393,8 @@ func (b *build) runStep(ctx context.Context, st *stage, c *instructions.RunComma
 	}
 	argvJSON, _ := json.Marshal(argv)
 	key := stepKey{Parent: st.image, Instruction: "RUN", Args: argvJSON, BuildArgs: args, Extra: []string{st.author}}
-	if b.cached(ctx, st, key) {
-		return nil
+	if hit, err := b.cached(ctx, st, key, createdBy); hit || err != nil {
+		return err
 	}
 	id, err := b.runContainer(ctx, st, argv, args, createdBy)
 	if err != nil {

@@ -90,6 +90,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 				defer pr.Close()
 				body = pr
 			}
+			opts.RegistryConfig = registryConfig()
 			c, err := g.client()
 			if err != nil {
 				return err
@@ -128,6 +129,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 	f.StringVar(&opts.Platform, "platform", "", "the platform (this host's only)")
 	f.StringVar(&opts.NetworkMode, "network", "", "the network of RUN's containers")
 	f.BoolVar(&opts.ForceRemove, "force-rm", false, "remove the container of a failed step too")
+	f.StringArrayVar(&opts.CacheFrom, "cache-from", nil, "an image to take cached steps from, repeatable")
 	return cmd
 }
 

@@ -28,6 +28,11 @@ type BuildOptions struct {
 	NoCache, Quiet                bool
 	// ForceRemove removes a failed step's container too.
 	ForceRemove bool
+	// CacheFrom names images that are cache sources (--cache-from).
+	CacheFrom []string
+	// RegistryConfig is the X-Registry-Config header: the credentials,
+	// by registry, for the build's pulls (base64url JSON).
+	RegistryConfig string
 }
 
 // ImageBuild sends the context tar and gives each message of the build to
@@ -57,7 +62,15 @@ func (c *Client) ImageBuild(ctx context.Context, buildContext io.Reader, opts Bu
 		b, _ := json.Marshal(opts.Labels)
 		q.Set("labels", string(b))
 	}
-	resp, err := c.send(ctx, http.MethodPost, dockerPath("/build"), q, buildContext, "application/x-tar")
+	if len(opts.CacheFrom) > 0 {
+		b, _ := json.Marshal(opts.CacheFrom)
+		q.Set("cachefrom", string(b))
+	}
+	var hdr map[string]string
+	if opts.RegistryConfig != "" {
+		hdr = map[string]string{"X-Registry-Config": opts.RegistryConfig}
+	}
+	resp, err := c.sendWith(ctx, http.MethodPost, dockerPath("/build"), q, buildContext, "application/x-tar", hdr)
 	if err != nil {
 		return "", err
 	}

@@ -33,6 +33,11 @@ func imagePath(name, action string) string {
 // send sends a request with a body and returns the response of a 2xx
 // reply; any other reply is a classed error.
 func (c *Client) send(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string) (*http.Response, error) {
+	return c.sendWith(ctx, method, path, query, body, contentType, nil)
+}
+
+// sendWith is send with extra request headers.
+func (c *Client) sendWith(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string, headers map[string]string) (*http.Response, error) {
 	u := c.base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
@@ -43,6 +48,9 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := c.do(ctx, req)
 	if err != nil {

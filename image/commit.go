@@ -16,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"example.org/ctr/image/archive"
+	"example.org/ctr/internal/errdefs"
 )
 
 // CommitOptions describe the image Commit makes: a parent image, maybe a
@@ -28,6 +29,16 @@ type CommitOptions struct {
 	// layers; nil adds no layer and makes the history entry an empty
 	// layer's.
 	Layer io.Reader
+	// ReuseDiffID, with Layer nil, puts a layer the store has already on
+	// the parent's layers: the one of that diff id on exactly those
+	// layers (another image has it there). A build's cache-from hit
+	// takes its layer so. Without such a layer the commit is NotFound.
+	ReuseDiffID digest.Digest
+	// History, when set, is the new history entry as given (its Created
+	// time becomes the image's), in place of one made of CreatedBy,
+	// Comment, Author and Now; EmptyLayer is set by whether a layer is
+	// added.
+	History *ocispec.History
 	// Config is the new image's run configuration; it replaces the
 	// parent's.
 	Config dockerspec.DockerOCIImageConfig
@@ -91,6 +102,29 @@ func (s *Store) Commit(ctx context.Context, opts CommitOptions) (digest.Digest, 
 	}
 	now = now.UTC()
 	h := ocispec.History{Created: &now, CreatedBy: opts.CreatedBy, Comment: opts.Comment, Author: opts.Author, EmptyLayer: opts.Layer == nil}
+	if opts.History != nil {
+		h = *opts.History
+		if h.Created != nil {
+			now = h.Created.UTC()
+		}
+		h.Created = &now
+		h.EmptyLayer = opts.Layer == nil && opts.ReuseDiffID == ""
+	}
+	if opts.Layer == nil && opts.ReuseDiffID != "" {
+		var top digest.Digest
+		if n := len(layers); n > 0 {
+			top = layers[n-1].ChainID
+		}
+		l, ok, err := in.have(ctx, ChainID(top, opts.ReuseDiffID))
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", errdefs.NotFound("commit: no layer %s on the parent's layers", opts.ReuseDiffID)
+		}
+		layers = append(layers, l)
+		img.RootFS.DiffIDs = append(img.RootFS.DiffIDs, opts.ReuseDiffID)
+	}
 	if opts.Layer != nil {
 		var top digest.Digest
 		if n := len(layers); n > 0 {
