@@ -56,7 +56,7 @@ var createOptions = map[string]createOption{
 	"cpu_period":         {"x", integer(math.MinInt64, math.MaxInt64, func(r *createRequest, n int64) { r.hc.CPUPeriod = n })},
 	"cpuset_cpus":        {"s", str(func(r *createRequest, s string) { r.hc.CpusetCpus = s })},
 	"cpuset_mems":        {"s", str(func(r *createRequest, s string) { r.hc.CpusetMems = s })},
-	"blkio_weight":       {"q", integer(0, math.MaxUint16, func(r *createRequest, n int64) { r.hc.BlkioWeight = uint16(n) })},
+	"blkio_weight":       {"x", integer(0, math.MaxUint16, func(r *createRequest, n int64) { r.hc.BlkioWeight = uint16(n) })},
 	"memory_reservation": {"x", integer(math.MinInt64, math.MaxInt64, func(r *createRequest, n int64) { r.hc.MemoryReservation = n })},
 	"restart":            {"s", restartOption},
 	"network":            {"s", str(func(r *createRequest, s string) { r.hc.NetworkMode = container.NetworkMode(s) })},
