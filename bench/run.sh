@@ -642,6 +642,25 @@ sec_load() {
 
 # run: every command runs RUN_RUNS times in RUN_ROUNDS rounds of hyperfine,
 # the order of the commands reversed every other round.
+# hf_rounds NAME: hyperfine of ok_names/ok_cmds (the caller's arrays) in
+# RUN_ROUNDS rounds, RUN_RUNS runs in all, the order reversed every other
+# round; the JSON of each round that ran is added to the caller's files.
+hf_rounds() {
+  local name=$1 per=$(( (RUN_RUNS + RUN_ROUNDS - 1) / RUN_ROUNDS )) round args i j
+  log "== $name: ${#ok_names[@]} commands, $RUN_ROUNDS rounds of $per runs each (order reversed every other round)"
+  for ((round = 0; round < RUN_ROUNDS; round++)); do
+    args=()
+    for ((j = 0; j < ${#ok_names[@]}; j++)); do
+      i=$j; ((round % 2)) && i=$((${#ok_names[@]} - 1 - j))
+      args+=(-n "${ok_names[$i]}" "${ok_cmds[$i]}")
+    done
+    [ ${#args[@]} -gt 0 ] || break
+    timeout 900 hyperfine -N --style basic --warmup 1 --runs "$per" --export-json "$OUT/logs/hf-$name-$round.json" \
+        "${args[@]}" > "$OUT/logs/hf-$name-$round.txt" 2>&1 &&
+      files+=("$OUT/logs/hf-$name-$round.json") || log "$name: hyperfine round $round failed (logs/hf-$name-$round.txt)"
+  done
+}
+
 sec_run() {
   resident_stop
   command -v hyperfine >/dev/null || { log "run: hyperfine missing (bench/deps.sh)"; return 1; }
@@ -691,19 +710,8 @@ sec_run() {
           --detail "${cmds[$i]}: $(tail -1 "$OUT/logs/run-check.log")"
     fi
   done
-  local per=$(( (RUN_RUNS + RUN_ROUNDS - 1) / RUN_ROUNDS )) round args files=() j
-  log "== run: ${#ok_names[@]} commands, $RUN_ROUNDS rounds of $per runs each (order reversed every other round)"
-  for ((round = 0; round < RUN_ROUNDS; round++)); do
-    args=()
-    for ((j = 0; j < ${#ok_names[@]}; j++)); do
-      i=$j; ((round % 2)) && i=$((${#ok_names[@]} - 1 - j))
-      args+=(-n "${ok_names[$i]}" "${ok_cmds[$i]}")
-    done
-    [ ${#args[@]} -gt 0 ] || break
-    timeout 900 hyperfine -N --style basic --warmup 1 --runs "$per" --export-json "$OUT/logs/hf-run-$round.json" \
-        "${args[@]}" > "$OUT/logs/hf-run-$round.txt" 2>&1 &&
-      files+=("$OUT/logs/hf-run-$round.json") || log "run: hyperfine round $round failed (logs/hf-run-$round.txt)"
-  done
+  local files=()
+  hf_rounds run
   hugetlb_fix_off
   local labels=(--label "run.rm=run --rm busybox true: own netns with loopback only (ctrd, dockerd: default network; podman: --network none, crun; floor: bare crun run)"
                 --label "run.rm.netnone=run --rm --network none busybox true"
@@ -749,19 +757,8 @@ sec_cli() {
       "$LOAD" record --tsv "$TSV" --target "${names[$i]%%:*}" --key "${names[$i]#*:}" --value FAIL --detail "${cmds[$i]}"
     fi
   done
-  local per=$(( (RUN_RUNS + RUN_ROUNDS - 1) / RUN_ROUNDS )) round args files=() j
-  log "== cli: ${#ok_names[@]} commands, $RUN_ROUNDS rounds of $per runs each (order reversed every other round)"
-  for ((round = 0; round < RUN_ROUNDS; round++)); do
-    args=()
-    for ((j = 0; j < ${#ok_names[@]}; j++)); do
-      i=$j; ((round % 2)) && i=$((${#ok_names[@]} - 1 - j))
-      args+=(-n "${ok_names[$i]}" "${ok_cmds[$i]}")
-    done
-    [ ${#args[@]} -gt 0 ] || break
-    timeout 900 hyperfine -N --style basic --warmup 1 --runs "$per" --export-json "$OUT/logs/hf-cli-$round.json" \
-        "${args[@]}" > "$OUT/logs/hf-cli-$round.txt" 2>&1 &&
-      files+=("$OUT/logs/hf-cli-$round.json") || log "cli: hyperfine round $round failed (logs/hf-cli-$round.txt)"
-  done
+  local files=()
+  hf_rounds cli
   local labels=(--label "cli.version=docker version (the docker CLI's own start and one round trip)"
                 --label "cli.run.rm=docker run --rm busybox true with the docker CLI (default network)"
                 --label "exec.true=docker exec C true into a running busybox (floor: nsenter -a -t PID true)"

@@ -28,10 +28,7 @@ func parseRegistryConfig(h string) (registryConfig, error) {
 	if h == "" {
 		return nil, nil
 	}
-	b, err := base64.URLEncoding.DecodeString(h)
-	if err != nil {
-		b, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(h, "="))
-	}
+	b, err := registry.DecodeHeaderBase64(h)
 	if err != nil {
 		return nil, errdefs.InvalidArgument("invalid X-Registry-Config header: not base64url: %v", err)
 	}

@@ -42,6 +42,16 @@ func (a AuthConfig) Credentials() (*Credentials, error) {
 	return &c, nil
 }
 
+// DecodeHeaderBase64 decodes the base64url of the docker CLI's
+// X-Registry-Auth and X-Registry-Config headers, padded or not.
+func DecodeHeaderBase64(h string) ([]byte, error) {
+	b, err := base64.URLEncoding.DecodeString(h)
+	if err != nil {
+		b, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(h, "="))
+	}
+	return b, err
+}
+
 // DecodeAuthHeader reads an X-Registry-Auth header: base64url (padded or
 // not) of an AuthConfig's JSON. "" and "{}" are no credentials.
 func DecodeAuthHeader(h string) (*Credentials, error) {
@@ -49,10 +59,7 @@ func DecodeAuthHeader(h string) (*Credentials, error) {
 	if h == "" {
 		return nil, nil
 	}
-	b, err := base64.URLEncoding.DecodeString(h)
-	if err != nil {
-		b, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(h, "="))
-	}
+	b, err := DecodeHeaderBase64(h)
 	if err != nil {
 		// Older clients send the JSON itself.
 		b = []byte(h)
