@@ -27,13 +27,9 @@ func applyIgnore(dir string, patterns []string, keep ...string) error {
 	if len(patterns) == 0 {
 		return nil
 	}
-	pm, err := patternmatcher.New(patterns)
+	pm, kept, err := ignoreMatcher(patterns, keep)
 	if err != nil {
-		return errdefs.InvalidArgument(".dockerignore: %v", err)
-	}
-	kept := map[string]bool{}
-	for _, k := range keep {
-		kept[filepath.Clean(k)] = true
+		return err
 	}
 	var emptyDirs []string
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -102,4 +98,18 @@ func inContext(dir, name string) (string, error) {
 		return "", errdefs.InvalidArgument("forbidden path outside the build context: %s (a symbolic link leads to %s)", name, real)
 	}
 	return real, nil
+}
+
+// ignoreMatcher compiles .dockerignore's patterns, and the set of paths
+// kept whatever they say (cleaned), for applyIgnore and ctxIndex.ignore.
+func ignoreMatcher(patterns, keep []string) (*patternmatcher.PatternMatcher, map[string]bool, error) {
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return nil, nil, errdefs.InvalidArgument(".dockerignore: %v", err)
+	}
+	kept := map[string]bool{}
+	for _, k := range keep {
+		kept[filepath.Clean(k)] = true
+	}
+	return pm, kept, nil
 }

@@ -66,14 +66,7 @@ func (b *build) copyStep(ctx context.Context, st *stage, c copySpec) error {
 	}
 	dest := c.dest
 	destDir := strings.HasSuffix(dest, "/") || dest == "." || strings.HasSuffix(dest, "/.")
-	if !path.IsAbs(dest) {
-		base := st.cfg.WorkingDir
-		if base == "" {
-			base = "/"
-		}
-		dest = path.Join(base, dest)
-	}
-	dest = path.Clean(dest)
+	dest = st.abs(dest)
 	var mode *fs.FileMode
 	if c.chmod != "" {
 		m, err := strconv.ParseUint(c.chmod, 8, 32)

@@ -20,7 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 	"lukechampine.com/blake3"
 
@@ -501,13 +500,9 @@ func (x *ctxIndex) sort() {
 // kept; a folder that matches goes with all it holds when no pattern is
 // an exception, else only if nothing in it stays.
 func (x *ctxIndex) ignore(patterns, keep []string) error {
-	pm, err := patternmatcher.New(patterns)
+	pm, kept, err := ignoreMatcher(patterns, keep)
 	if err != nil {
-		return errdefs.InvalidArgument(".dockerignore: %v", err)
-	}
-	kept := map[string]bool{}
-	for _, k := range keep {
-		kept[filepath.Clean(k)] = true
+		return err
 	}
 	gone := map[string]bool{}
 	removed := "" // a folder removed with what it holds

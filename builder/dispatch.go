@@ -252,14 +252,7 @@ func (b *build) commitConfig(ctx context.Context, st *stage, createdBy, comment 
 // workdir sets the working folder, and makes it in a layer when the
 // image does not have it.
 func (b *build) workdir(ctx context.Context, st *stage, p string) error {
-	if !path.IsAbs(p) {
-		base := st.cfg.WorkingDir
-		if base == "" {
-			base = "/"
-		}
-		p = path.Join(base, p)
-	}
-	p = path.Clean(p)
+	p = st.abs(p)
 	st.cfg.WorkingDir = p
 	createdBy := "/bin/sh -c #(nop) WORKDIR " + p
 	cfgJSON, _ := json.Marshal(st.cfg)
@@ -524,3 +517,16 @@ type readySignal struct {
 
 func (r *readySignal) Write(p []byte) (int, error) { return len(p), nil }
 func (r *readySignal) Flush()                      { r.once.Do(func() { close(r.ch) }) }
+
+// abs is container path p of the stage, relative to its working folder
+// ("/" when it has none) unless absolute, cleaned.
+func (st *stage) abs(p string) string {
+	if !path.IsAbs(p) {
+		base := st.cfg.WorkingDir
+		if base == "" {
+			base = "/"
+		}
+		p = path.Join(base, p)
+	}
+	return path.Clean(p)
+}
