@@ -78,23 +78,31 @@ func reportsFileTypes(dir string) (bool, error) {
 		return false, err
 	}
 	defer unix.Close(fd)
+	// One getdents call need not return every entry (ext4 hands a
+	// one-block folder out in hash order, "." and ".." first, and may stop
+	// there): read until the end of the folder.
 	buf := make([]byte, 4096)
-	n, err := unix.Getdents(fd, buf)
-	if err != nil {
-		return false, err
-	}
-	// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
-	for off := 0; off+19 < n; {
-		reclen := int(binary.NativeEndian.Uint16(buf[off+16:]))
-		typ := buf[off+18]
-		name := strings.TrimRight(string(buf[off+19:off+reclen]), "\x00")
-		if name == "f" {
-			return typ == unix.DT_REG, nil
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err != nil {
+			return false, err
 		}
-		if reclen == 0 {
+		if n == 0 {
 			break
 		}
-		off += reclen
+		// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
+		for off := 0; off+19 < n; {
+			reclen := int(binary.NativeEndian.Uint16(buf[off+16:]))
+			if reclen == 0 {
+				break
+			}
+			typ := buf[off+18]
+			name := strings.TrimRight(string(buf[off+19:off+reclen]), "\x00")
+			if name == "f" {
+				return typ == unix.DT_REG, nil
+			}
+			off += reclen
+		}
 	}
 	return false, errors.New("d_type probe: file not listed")
 }
