@@ -98,8 +98,19 @@ func (s *Service) Attach(ctx context.Context, req AttachRequest) (*Sandbox, erro
 	if len(req.Endpoints) == 0 {
 		return nil, errdefs.InvalidArgument("attach: no network")
 	}
+	// The namespace is made while the addresses are reserved and their
+	// record written (which waits for the disk). A crash in between
+	// leaves a pin no record owns, which the next start's sweep removes.
+	pin := s.pinPath(req.ContainerID)
+	nsErr := make(chan error, 1)
+	go func() { nsErr <- bridge.NewNetNS(pin) }()
 	sb, err := s.reserve(req)
 	if err != nil {
+		if <-nsErr == nil {
+			// Only a pin this attach made goes: one that existed (a
+			// container with a stack already) failed to be made.
+			_ = bridge.DeleteNetNS(pin)
+		}
 		return nil, err
 	}
 	undo := func(err error) (*Sandbox, error) {
@@ -108,7 +119,7 @@ func (s *Service) Attach(ctx context.Context, req AttachRequest) (*Sandbox, erro
 		}
 		return nil, err
 	}
-	if err := bridge.NewNetNS(sb.NetNS); err != nil {
+	if err := <-nsErr; err != nil {
 		return undo(err)
 	}
 	for i := range sb.Endpoints {
@@ -126,6 +137,11 @@ func (s *Service) Attach(ctx context.Context, req AttachRequest) (*Sandbox, erro
 	return s.Sandbox(req.ContainerID)
 }
 
+// pinPath is where a container's network namespace is pinned.
+func (s *Service) pinPath(containerID string) string {
+	return filepath.Join(s.pins, containerID)
+}
+
 // reserve allocates the addresses and ports and records the sandbox.
 func (s *Service) reserve(req AttachRequest) (*sandboxRecord, error) {
 	s.mu.Lock()
@@ -137,7 +153,7 @@ func (s *Service) reserve(req AttachRequest) (*sandboxRecord, error) {
 		return nil, errdefs.Conflict("container %s has a network stack already", req.ContainerID)
 	}
 	sb := &sandboxRecord{ContainerID: req.ContainerID, AttachID: newID()[:16], Name: req.Name, Hostname: req.Hostname,
-		NetNS: filepath.Join(s.pins, req.ContainerID)}
+		NetNS: s.pinPath(req.ContainerID)}
 	taken := map[string]map[string]bool{}
 	for i, er := range req.Endpoints {
 		ep, err := s.newEndpointLocked(sb, er, i, taken)

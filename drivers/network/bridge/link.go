@@ -183,6 +183,7 @@ func AttachInterface(ifc Interface) (retErr error) {
 	la.Name = ifc.HostName
 	la.MTU = mtu
 	la.MasterIndex = br.Attrs().Index
+	la.Flags = net.FlagUp // the host side comes up as it is made
 	veth := &netlink.Veth{LinkAttrs: la, PeerName: ifc.Name, PeerHardwareAddr: ifc.MAC, PeerNamespace: netlink.NsFd(int(nsFile.Fd()))}
 	if err := netlink.LinkAdd(veth); err != nil {
 		if errors.Is(err, unix.EEXIST) {
@@ -200,9 +201,6 @@ func AttachInterface(ifc Interface) (retErr error) {
 		return fmt.Errorf("veth %s: %w", ifc.HostName, err)
 	}
 	_ = netlink.LinkSetHairpin(host, true)
-	if err := netlink.LinkSetUp(host); err != nil {
-		return fmt.Errorf("bring %s up: %w", ifc.HostName, err)
-	}
 	h, err := handleAt(ifc.NetNS)
 	if err != nil {
 		return err

@@ -28,23 +28,37 @@ func NewNetNS(path string) (retErr error) {
 			_ = os.Remove(path)
 		}
 	}()
+	// lo is brought up from the thread that made the namespace, while it
+	// is still in it: no netlink socket has to be opened there later.
 	err = onThread(func() error { return unix.Unshare(unix.CLONE_NEWNET) }, func() error {
-		return unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, "")
+		if err := unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, ""); err != nil {
+			return err
+		}
+		return loopbackUp()
 	})
 	if err != nil {
 		return fmt.Errorf("new network namespace: %w", err)
 	}
-	h, err := handleAt(path)
+	return nil
+}
+
+// loopbackUp brings up lo in the calling thread's network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return fmt.Errorf("bring lo up: socket: %w", err)
 	}
-	defer h.Close()
-	lo, err := h.LinkByName("lo")
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
 	if err != nil {
-		return fmt.Errorf("new network namespace: %w", err)
+		return fmt.Errorf("bring lo up: %w", err)
 	}
-	if err := h.LinkSetUp(lo); err != nil {
-		return fmt.Errorf("new network namespace: bring lo up: %w", err)
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring lo up: read flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring lo up: set flags: %w", err)
 	}
 	return nil
 }
