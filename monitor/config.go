@@ -82,13 +82,15 @@ const (
 // SocketPath is the monitor socket of container id.
 func SocketPath(execRoot, id string) string { return filepath.Join(Dir(execRoot, id), sockFile) }
 
-// writeConfig writes c to dir/monitor.json.
+// writeConfig writes c to dir/monitor.json, atomically but not synced:
+// only the monitor reads it, as it starts, and no monitor outlives the
+// host (dir is under --exec-root).
 func writeConfig(dir string, c *Config) error {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(dir, configFile), b, 0o600)
+	return atomicfile.WriteVolatile(filepath.Join(dir, configFile), b, 0o600)
 }
 
 func readConfig(dir string) (*Config, error) {

@@ -144,7 +144,9 @@ func (s *server) setup() error {
 	if s.ln, err = listenUnix(sock); err != nil {
 		return fmt.Errorf("monitor: listen: %w", err)
 	}
-	if err := atomicfile.Write(filepath.Join(s.dir, pidFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	// The folder is under --exec-root, whose files mean nothing once the
+	// host restarts: atomic, not synced.
+	if err := atomicfile.WriteVolatile(filepath.Join(s.dir, pidFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		s.ln.Close()
 		return err
 	}
