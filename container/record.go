@@ -96,7 +96,10 @@ func (c *ctr) notify() {
 	c.changed = make(chan struct{})
 }
 
-// save writes the record; c.mu must be held.
+// save writes the record and syncs it; c.mu must be held. A record under
+// --root is always synced: a rename that outlives a power loss without its
+// data, as some file systems allow, would leave an empty record, and the
+// container would be lost.
 func (c *ctr) save() error {
 	b, err := json.MarshalIndent(&c.rec, "", "\t")
 	if err != nil {

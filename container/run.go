@@ -102,20 +102,39 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 			pend.Abandon()
 		}
 	}()
-	rootfs, err := s.opts.Graph.Mount(octx, rec.LayerID)
-	if err != nil {
-		return s.startFailed(c, fmt.Errorf("mount the container's root file system: %w", err), "")
+	// The root file system and the volumes are mounted while the network
+	// is made: neither needs the other, and both wait on the kernel.
+	type mounted struct {
+		rootfs string
+		mounts []exec.Mount
+		took   time.Duration
+		err    error
 	}
-	mounts, err := s.mountVolumes(octx, c, &rec, rootfs)
-	if err != nil {
-		return failed(err, rootfs)
+	mc := make(chan mounted, 1)
+	go func() {
+		t := time.Now()
+		rootfs, err := s.opts.Graph.Mount(octx, rec.LayerID)
+		if err != nil {
+			mc <- mounted{err: fmt.Errorf("mount the container's root file system: %w", err)}
+			return
+		}
+		mounts, err := s.mountVolumes(octx, c, &rec, rootfs)
+		mc <- mounted{rootfs: rootfs, mounts: mounts, took: time.Since(t), err: err}
+	}()
+	tn := time.Now()
+	sb, nerr := s.attachNetwork(octx, &rec)
+	ph.span("network", time.Since(tn))
+	m := <-mc
+	ph.span("mount", m.took)
+	ph.mark("mount+network")
+	rootfs, mounts := m.rootfs, m.mounts
+	if m.err != nil {
+		// startFailed detaches a network that was made.
+		return failed(m.err, rootfs)
 	}
-	ph.mark("mount")
-	sb, err := s.attachNetwork(octx, &rec)
-	if err != nil {
-		return failed(err, rootfs)
+	if nerr != nil {
+		return failed(nerr, rootfs)
 	}
-	ph.mark("network")
 	spec, err := s.buildSpec(&rec, c.dir, rootfs, mounts, sb)
 	if err != nil {
 		return failed(err, rootfs)
@@ -198,6 +217,7 @@ type startPhases struct {
 	t0, last time.Time
 	names    []string
 	took     []time.Duration
+	spans    []any
 }
 
 // mark ends the phase called name.
@@ -210,12 +230,21 @@ func (p *startPhases) mark(name string) {
 	p.last = now
 }
 
-// attrs are the phases and the total as log attributes.
+// span records a part of the next phase that overlapped with others
+// (the mount and the network of a start): its own time, which the
+// phase's and the total count only once.
+func (p *startPhases) span(name string, took time.Duration) {
+	p.spans = append(p.spans, name, took)
+}
+
+// attrs are the phases, the overlapping parts and the total as log
+// attributes.
 func (p *startPhases) attrs() []any {
-	out := make([]any, 0, 2*len(p.names)+2)
+	out := make([]any, 0, 2*len(p.names)+len(p.spans)+2)
 	for i, n := range p.names {
 		out = append(out, n, p.took[i])
 	}
+	out = append(out, p.spans...)
 	return append(out, "total", p.last.Sub(p.t0))
 }
 
@@ -321,8 +350,17 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 	c.lastCode, c.lastError = st.ExitCode, st.Error
 	c.mon, c.waiter = nil, nil
 	s.stopHealthLocked(c)
+	// The network goes while the file systems are unmounted (each waits
+	// on the kernel, not on the other).
+	netDone := make(chan time.Duration, 1)
+	go func(id string) {
+		t := time.Now()
+		s.detachNetwork(id)
+		netDone <- time.Since(t)
+	}(c.rec.ID)
 	// Unmount even when this ctrd did not mount it: an exit recorded at
 	// restore releases the mount an earlier ctrd left.
+	tu := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	if err := s.opts.Graph.Unmount(ctx, c.rec.LayerID); err != nil && !errdefs.IsNotFound(err) {
 		s.log.Warn("unmount after exit", "container", c.rec.ID, "error", err)
@@ -330,9 +368,9 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 	s.unmountVolumes(ctx, &c.rec)
 	cancel()
 	c.rootfs = ""
-	ph.mark("unmount")
-	s.detachNetwork(c.rec.ID)
-	ph.mark("network")
+	ph.span("unmount", time.Since(tu))
+	ph.span("network", <-netDone)
+	ph.mark("unmount+network")
 	restart := !s.isClosing() && !c.removed &&
 		shouldRestart(c.rec.HostConfig.RestartPolicy, exit.Code, c.rec.RestartCount, st.ManuallyStopped)
 	if restart {
