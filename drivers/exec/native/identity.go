@@ -2,7 +2,6 @@ package native
 
 import (
 	"fmt"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -45,11 +44,15 @@ func applyIdentity(p *exec.ProcessSpec) error {
 	if err := unix.Setgroups(gids); err != nil {
 		return errdefs.PermissionDenied("setgroups %v: %w", gids, err)
 	}
-	// syscall's versions change every thread of the process.
-	if err := syscall.Setresgid(int(p.User.GID), int(p.User.GID), int(p.User.GID)); err != nil {
+	// The raw system calls change the calling thread alone, the one that
+	// executes the command (execve ends the others, and the new program
+	// has the credentials of the thread that called it). syscall's
+	// versions, which x/sys's call, would stop every thread of the
+	// process with a signal, twice.
+	if err := threadSetres(unix.SYS_SETRESGID, p.User.GID); err != nil {
 		return errdefs.PermissionDenied("setgid %d: %w", p.User.GID, err)
 	}
-	if err := syscall.Setresuid(int(p.User.UID), int(p.User.UID), int(p.User.UID)); err != nil {
+	if err := threadSetres(unix.SYS_SETRESUID, p.User.UID); err != nil {
 		return errdefs.PermissionDenied("setuid %d: %w", p.User.UID, err)
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
@@ -77,6 +80,15 @@ func applyIdentity(p *exec.ProcessSpec) error {
 	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
+	}
+	return nil
+}
+
+// threadSetres sets the real, effective and saved ids of the calling thread
+// with setresuid or setresgid (trap).
+func threadSetres(trap uintptr, id uint32) error {
+	if _, _, e := unix.RawSyscall(trap, uintptr(id), uintptr(id), uintptr(id)); e != 0 {
+		return e
 	}
 	return nil
 }
