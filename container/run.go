@@ -377,6 +377,13 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 		st.Status = container.StateRestarting
 		c.backoff = nextBackoff(c.backoff, ran)
 	}
+	autoRemove := c.rec.HostConfig.AutoRemove && !c.removed && !restart
+	if autoRemove {
+		// Recorded as being removed at once, with its exit: one synced
+		// write where the removal would make a second, and a crash
+		// before the removal ends is finished at the next start.
+		st.Status = container.StateRemoving
+	}
 	if err := c.save(); err != nil {
 		s.log.Error("cannot record an exit", "container", c.rec.ID, "error", err)
 	}
@@ -389,7 +396,6 @@ func (s *Service) exited(c *ctr, exit *monitor.Exit) {
 	if restart {
 		s.scheduleRestart(c)
 	}
-	autoRemove := c.rec.HostConfig.AutoRemove && !c.removed
 	// The run's monitor folder goes before anyone sees the exit: a start
 	// that follows at once makes the next run's.
 	_ = os.RemoveAll(monitor.Dir(s.opts.ExecRoot, c.rec.ID))
@@ -702,8 +708,11 @@ func (s *Service) remove(ctx context.Context, c *ctr, force, auto, volumes bool)
 	}
 	ph := startPhases{t0: time.Now()}
 	c.mu.Lock()
-	c.rec.State.Status = container.StateRemoving
-	_ = c.save()
+	if c.rec.State.Status != container.StateRemoving {
+		// (An auto-removed container's exit recorded it already.)
+		c.rec.State.Status = container.StateRemoving
+		_ = c.save()
+	}
 	c.notify()
 	c.mu.Unlock()
 	ph.mark("record")
