@@ -274,7 +274,7 @@ func (s *Service) execProcess(rec *record, rootfs string, req *container.ExecCre
 	if err != nil {
 		return nil, err
 	}
-	filter, err := seccompProfile(hc, ccaps)
+	filter, err := seccompProgram(hc, ccaps)
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +305,7 @@ func (s *Service) execProcess(rec *record, rootfs string, req *container.ExecCre
 		Terminal:        req.Tty,
 		Capabilities:    caps,
 		NoNewPrivileges: noNewPrivileges(hc) && !req.Privileged,
-		Seccomp:         filter,
+		SeccompProgram:  filter,
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err

@@ -78,11 +78,28 @@ func parseSecurity(opts []string) (*security, error) {
 	return sec, nil
 }
 
+// seccompProgram is seccompProfile compiled; nil when there is no filter.
+// A start hands the program to the container's monitor, which would
+// otherwise decode the profile (9 KB of JSON for docker's) and compile it
+// again.
+func seccompProgram(hc *container.HostConfig, caps []string) (seccomp.Program, error) {
+	prof, err := seccompProfile(hc, caps)
+	if err != nil || prof == nil {
+		return nil, err
+	}
+	prog, err := seccomp.Compile(prof)
+	if err != nil {
+		return nil, errdefs.InvalidArgument("seccomp profile: %v", err)
+	}
+	return prog, nil
+}
+
 // seccompProfile returns the seccomp configuration of a container's
 // processes with capability set caps: nil when unconfined or privileged.
-// A profile that does not parse is an invalid-argument error. The exec
-// driver compiles it (validateSecurity did once already, at create, so
-// that a start does not pay for it twice).
+// A profile that does not parse is an invalid-argument error.
+// validateSecurity compiles it once at create, so that a bad profile is
+// refused before anything is made; a start compiles it again
+// (seccompProgram).
 func seccompProfile(hc *container.HostConfig, caps []string) (*specs.LinuxSeccomp, error) {
 	if hc.Privileged {
 		return nil, nil

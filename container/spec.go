@@ -176,7 +176,7 @@ func (s *Service) buildSpec(rec *record, dir, rootfs string, mounts []exec.Mount
 	if err != nil {
 		return nil, err
 	}
-	filter, err := seccompProfile(hc, caps)
+	filter, err := seccompProgram(hc, caps)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +216,7 @@ func (s *Service) buildSpec(rec *record, dir, rootfs string, mounts []exec.Mount
 			Terminal:        cfg.Tty,
 			Capabilities:    caps,
 			NoNewPrivileges: noNewPrivileges(hc),
-			Seccomp:         filter,
+			SeccompProgram:  filter,
 		},
 	}
 	if cfg.Tty && hc.ConsoleSize[0] > 0 && hc.ConsoleSize[1] > 0 {

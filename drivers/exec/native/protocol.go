@@ -61,26 +61,31 @@ type config struct {
 	// NewNetNS is set when the child was cloned into a network namespace
 	// of its own: it brings that namespace's loopback interface up.
 	NewNetNS bool `json:",omitempty"`
-	// Seccomp is Process.Seccomp compiled, loaded by the child just
+	// Seccomp is Process.Seccomp compiled (or Process.SeccompProgram),
+	// loaded by the child just
 	// before its execve; empty is no filter.
 	Seccomp seccomp.Program `json:",omitempty"`
 }
 
-// compileSeccomp compiles the process's filter into cfg.
+// compileSeccomp puts the process's filter, compiled, into cfg: the
+// program the caller compiled, or its profile compiled here.
 func (cfg *config) compileSeccomp() error {
-	if cfg.Process.Seccomp == nil {
-		return nil
-	}
-	prog, err := seccomp.Compile(cfg.Process.Seccomp)
-	if err != nil {
-		return err
+	prog := cfg.Process.SeccompProgram
+	if len(prog) == 0 {
+		if cfg.Process.Seccomp == nil {
+			return nil
+		}
+		var err error
+		if prog, err = seccomp.Compile(cfg.Process.Seccomp); err != nil {
+			return err
+		}
 	}
 	cfg.Seccomp = prog
 	// The child loads the program: the profile need not go to it as well
 	// (docker's is some 8 KB of JSON, and it went twice, in Spec and in
 	// Process). Copies, so that the caller's spec keeps its profile.
 	p := *cfg.Process
-	p.Seccomp = nil
+	p.Seccomp, p.SeccompProgram = nil, nil
 	cfg.Process = &p
 	if cfg.Spec != nil {
 		s := *cfg.Spec
