@@ -71,6 +71,7 @@ func runMain(execRoot, id string, await bool, stderr io.Writer) error {
 		if goPipe == nil {
 			return fmt.Errorf("monitor: --await-config without descriptor %d", goFD)
 		}
+		go warmDecoder()
 		var b [1]byte
 		n, _ := goPipe.Read(b[:])
 		goPipe.Close()
