@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -170,12 +171,9 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 		return s.startFailed(c, err, rootfs)
 	}
 	ph.mark("monitor")
-	w, err := mon.Wait(octx)
-	if err != nil {
-		_ = mon.Kill(octx, syscall.SIGKILL, false) // not started: the monitor gives up by itself
-		return s.startFailed(c, err, rootfs)
-	}
-	// Attaches that wait for this start see the output from its first byte.
+	// Attaches that wait for this start see the output from its first
+	// byte. They and the wait are set up side by side: each is a
+	// connection of its own to the monitor.
 	c.mu.Lock()
 	pending := make([]*pendingAttach, 0, len(c.pending))
 	for p := range c.pending {
@@ -183,9 +181,30 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 		delete(c.pending, p)
 	}
 	c.mu.Unlock()
-	for _, p := range pending {
-		st, err := mon.Attach(octx, p.opts)
-		p.ch <- attachResult{stream: st, err: err}
+	attached := make([]attachResult, len(pending))
+	var wg sync.WaitGroup
+	for i, p := range pending {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := mon.Attach(octx, p.opts)
+			attached[i] = attachResult{stream: st, err: err}
+		}()
+	}
+	w, err := mon.Wait(octx)
+	wg.Wait()
+	if err != nil {
+		for i, p := range pending {
+			if attached[i].stream != nil {
+				attached[i].stream.Close()
+			}
+			p.ch <- attachResult{err: err}
+		}
+		_ = mon.Kill(octx, syscall.SIGKILL, false) // not started: the monitor gives up by itself
+		return s.startFailed(c, err, rootfs)
+	}
+	for i, p := range pending {
+		p.ch <- attached[i]
 	}
 	ph.mark("attach")
 	pid, err := mon.Start(octx)
