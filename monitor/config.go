@@ -125,11 +125,14 @@ func ReadExit(path string) (*Exit, error) {
 	return &e, nil
 }
 
-// writeExit records e at path atomically.
-func writeExit(path string, e *Exit) error {
+// writeExit records e at path atomically, and synced when sync is set.
+func writeExit(path string, e *Exit, sync bool) error {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err
+	}
+	if !sync {
+		return atomicfile.WriteVolatile(path, b, 0o600)
 	}
 	return atomicfile.Write(path, b, 0o600)
 }

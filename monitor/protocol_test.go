@@ -100,13 +100,23 @@ func TestExitRecord(t *testing.T) {
 	if _, err := ReadExit(p); !errdefs.IsNotFound(err) {
 		t.Errorf("missing record: %v", err)
 	}
-	in := &Exit{RunID: "r", Code: 137, Signal: 9, OOMKilled: true}
-	if err := writeExit(p, in); err != nil {
+	for _, sync := range []bool{true, false} {
+		in := &Exit{RunID: "r", Code: 137, Signal: 9, OOMKilled: sync}
+		if err := writeExit(p, in, sync); err != nil {
+			t.Fatal(err)
+		}
+		out, err := ReadExit(p)
+		if err != nil || *out != *in {
+			t.Errorf("read back (sync %v) %+v %v", sync, out, err)
+		}
+	}
+	// A record a power loss left empty (renamed, its data never written)
+	// is an error, not an exit: ctrd then reports the monitor's death.
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := ReadExit(p)
-	if err != nil || *out != *in {
-		t.Errorf("read back %+v %v", out, err)
+	if _, err := ReadExit(p); err == nil || errdefs.IsNotFound(err) {
+		t.Errorf("an empty record: %v, want a decoding error", err)
 	}
 	entries, _ := os.ReadDir(filepath.Dir(p))
 	if len(entries) != 1 {

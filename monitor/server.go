@@ -440,7 +440,15 @@ func (s *server) waitExit() {
 		}
 	}
 	cancel()
-	if err := writeExit(s.cfg.ExitFile, exit); err != nil {
+	// With ctrd waiting, the exit goes to it at once and ctrd records it
+	// (synced) in the container's record: this file, which ctrd reads
+	// only after a restart, is written without a sync. Should no ctrd
+	// take the exit, the file is synced: it is then the exit's only record
+	// until ctrd comes back.
+	s.mu.Lock()
+	waiting := len(s.waiters) > 0
+	s.mu.Unlock()
+	if err := writeExit(s.cfg.ExitFile, exit, !waiting); err != nil {
 		s.log.Error("cannot record the exit", "error", err)
 	}
 
@@ -449,9 +457,17 @@ func (s *server) waitExit() {
 	waiters := s.waiters
 	s.waiters = nil
 	s.mu.Unlock()
+	told := false
 	for _, c := range waiters {
-		_ = writeJSON(c, Response{Exit: exit})
+		if writeJSON(c, Response{Exit: exit}) == nil {
+			told = true
+		}
 		c.Close()
+	}
+	if waiting && !told {
+		if err := writeExit(s.cfg.ExitFile, exit, true); err != nil {
+			s.log.Error("cannot record the exit", "error", err)
+		}
 	}
 	end, _ := json.Marshal(End{Exit: exit})
 	s.outMu.Lock()
