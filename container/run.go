@@ -85,21 +85,37 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 	if p, ok := s.exec.(exec.Primer); ok {
 		defer p.Prime()()
 	}
-	// The monitor's process starts up while the root file system is
-	// mounted and the network made; it gets its config once there is one.
-	pend, err := monitor.Spawn(s.monCmd, s.opts.ExecRoot, rec.ID)
-	if err != nil {
-		return s.startFailed(c, err, "")
+	// The monitor's process is spawned, and starts up, while the root file
+	// system is mounted and the network made; it gets its config once
+	// there is one.
+	type spawned struct {
+		pend *monitor.Pending
+		err  error
 	}
+	sc := make(chan spawned, 1)
+	go func() {
+		p, err := monitor.Spawn(s.monCmd, s.opts.ExecRoot, rec.ID)
+		sc <- spawned{p, err}
+	}()
 	// Until the config is handed over, a failure ends the monitor first.
+	var pend *monitor.Pending
 	launched := false
 	failed := func(err error, rootfs string) error {
-		pend.Abandon()
+		if pend != nil {
+			pend.Abandon()
+		}
 		launched = true
 		return s.startFailed(c, err, rootfs)
 	}
 	defer func() {
-		if !launched { // a panic
+		if launched { // handed over, or failed() ended it
+			return
+		}
+		// A panic.
+		if pend == nil {
+			pend = (<-sc).pend
+		}
+		if pend != nil {
 			pend.Abandon()
 		}
 	}()
@@ -126,9 +142,14 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 	sb, nerr := s.attachNetwork(octx, &rec)
 	ph.span("network", time.Since(tn))
 	m := <-mc
+	sp := <-sc
 	ph.span("mount", m.took)
 	ph.mark("mount+network")
 	rootfs, mounts := m.rootfs, m.mounts
+	pend = sp.pend
+	if sp.err != nil {
+		return failed(sp.err, rootfs)
+	}
 	if m.err != nil {
 		// startFailed detaches a network that was made.
 		return failed(m.err, rootfs)
