@@ -6,16 +6,17 @@ import (
 	"strconv"
 	"strings"
 
+	"example.org/ctr/api/wire"
 	"example.org/ctr/internal/errdefs"
 )
 
 // APIVersion is the newest version of the Docker Engine API that ctrd
 // serves; it is sent in every reply's API-Version header.
-const APIVersion = "1.50"
+const APIVersion = wire.APIVersion
 
 // MinAPIVersion is the oldest version of the Docker Engine API that ctrd
 // accepts in a versioned path.
-const MinAPIVersion = "1.24"
+const MinAPIVersion = wire.MinAPIVersion
 
 // apiVersion is a MAJOR.MINOR version of the Docker Engine API.
 type apiVersion struct{ major, minor int }

@@ -11,7 +11,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
-	"example.org/ctr/api"
+	"example.org/ctr/api/wire"
 )
 
 func newJobsCmd(g *globals) *cobra.Command {
@@ -49,7 +49,7 @@ func newJobsCmd(g *globals) *cobra.Command {
 }
 
 // printJobs writes the registered jobs, then the running ones, as tables.
-func printJobs(w io.Writer, jobs api.JobsResponse, now time.Time) error {
+func printJobs(w io.Writer, jobs wire.JobsResponse, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tMUTATES\tPARAMETERS\tDESCRIPTION")
 	for _, h := range jobs.Handlers {
@@ -110,7 +110,7 @@ func newJobsRunCmd(g *globals) *cobra.Command {
 				_, _ = io.WriteString(errOut, res.Stderr)
 			}
 			if res.Truncated {
-				fmt.Fprintln(errOut, "ctrctl: the job's output was cut at", units.BytesSize(api.MaxCapture))
+				fmt.Fprintln(errOut, "ctrctl: the job's output was cut at", units.BytesSize(wire.MaxCapture))
 			}
 			if runErr != nil {
 				_, _ = io.WriteString(out, res.Stdout)

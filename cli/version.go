@@ -10,7 +10,7 @@ import (
 	"github.com/moby/moby/api/types/system"
 	"github.com/spf13/cobra"
 
-	"example.org/ctr/api"
+	"example.org/ctr/api/wire"
 	"example.org/ctr/internal/version"
 )
 
@@ -45,7 +45,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 			}
 			info := VersionInfo{Client: ClientVersion{
 				Version:    version.Version,
-				APIVersion: api.APIVersion,
+				APIVersion: wire.APIVersion,
 				GoVersion:  runtime.Version(),
 				GitCommit:  version.GitCommit,
 				BuildTime:  version.BuildTime,

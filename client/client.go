@@ -3,7 +3,7 @@
 // ctr's own /ctr/v1 routes.
 //
 // Errors from the daemon come back with the error class of their HTTP
-// status code (api.ClassOfStatus), so callers use errdefs.ClassOf and
+// status code (wire.ClassOfStatus), so callers use errdefs.ClassOf and
 // never read the message. When the daemon cannot be reached at all, the
 // error is Unavailable (or PermissionDenied for a socket the user may not
 // open) and says which socket was tried.
@@ -26,7 +26,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/system"
 
-	"example.org/ctr/api"
+	"example.org/ctr/api/wire"
 	"example.org/ctr/internal/errdefs"
 )
 
@@ -189,7 +189,7 @@ func (c *Client) do(ctx context.Context, req *http.Request) (*http.Response, err
 // replyError reads an error reply: Docker's {"message": "..."}, with the
 // class of its status code.
 func replyError(method, path string, resp *http.Response) error {
-	class := api.ClassOfStatus(resp.StatusCode)
+	class := wire.ClassOfStatus(resp.StatusCode)
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	var body struct {
 		Message string `json:"message"`
@@ -221,7 +221,7 @@ func (c *Client) getJSON(ctx context.Context, path string, out any) error {
 }
 
 // dockerPath returns path under the client's API version prefix.
-func dockerPath(path string) string { return "/v" + api.APIVersion + path }
+func dockerPath(path string) string { return "/v" + wire.APIVersion + path }
 
 // PingResult is what GET /_ping tells about the daemon.
 type PingResult struct {
@@ -353,8 +353,8 @@ func encodeFilters(f map[string][]string) (string, error) {
 }
 
 // Jobs lists the daemon's registered jobs and the jobs running now.
-func (c *Client) Jobs(ctx context.Context) (api.JobsResponse, error) {
-	var v api.JobsResponse
+func (c *Client) Jobs(ctx context.Context) (wire.JobsResponse, error) {
+	var v wire.JobsResponse
 	err := c.getJSON(ctx, "/ctr/v1/jobs", &v)
 	return v, err
 }
@@ -363,33 +363,33 @@ func (c *Client) Jobs(ctx context.Context) (api.JobsResponse, error) {
 // reply. When the job fails, the error has the job's error class and the
 // reply still holds the job's id, status and captured output, when the
 // daemon sent them.
-func (c *Client) RunJob(ctx context.Context, name string, args []string, env map[string]string) (api.RunJobResponse, error) {
+func (c *Client) RunJob(ctx context.Context, name string, args []string, env map[string]string) (wire.RunJobResponse, error) {
 	path := "/ctr/v1/jobs/" + url.PathEscape(name)
-	body := api.RunJobRequest{Args: args, Env: env}
+	body := wire.RunJobRequest{Args: args, Env: env}
 	b, err := json.Marshal(body)
 	if err != nil {
-		return api.RunJobResponse{}, errdefs.InvalidArgument("encode request: %v", err)
+		return wire.RunJobResponse{}, errdefs.InvalidArgument("encode request: %v", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(b))
 	if err != nil {
-		return api.RunJobResponse{}, errdefs.InvalidArgument("run job %q: %v", name, err)
+		return wire.RunJobResponse{}, errdefs.InvalidArgument("run job %q: %v", name, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.do(ctx, req)
 	if err != nil {
-		return api.RunJobResponse{}, err
+		return wire.RunJobResponse{}, err
 	}
 	defer resp.Body.Close()
-	var out api.RunJobResponse
+	var out wire.RunJobResponse
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 			return out, fmt.Errorf("POST %s: decode reply: %w", path, err)
 		}
 		return out, nil
 	}
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, api.MaxCapture*3))
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, wire.MaxCapture*3))
 	if json.Unmarshal(raw, &out) == nil && out.Message != "" {
-		return out, errdefs.Errorf(api.ClassOfStatus(resp.StatusCode), "%s", out.Message)
+		return out, errdefs.Errorf(wire.ClassOfStatus(resp.StatusCode), "%s", out.Message)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(raw))
 	return out, replyError(http.MethodPost, path, resp)
