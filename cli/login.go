@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/distribution/reference"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
@@ -199,11 +198,11 @@ func credentialHelper(name, server string) (user, secret string, err error) {
 // registryAuth is the X-Registry-Auth header for ref's registry from the
 // stored credentials; "" for none.
 func registryAuth(ref string) string {
-	named, err := reference.ParseNormalizedNamed(ref)
+	r, err := parseImageRef(ref)
 	if err != nil {
 		return ""
 	}
-	server := serverKey(reference.Domain(named))
+	server := serverKey(r.domain)
 	user, pass, token, ok := storedAuth(server)
 	if !ok {
 		return ""

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/spf13/cobra"
@@ -139,20 +138,20 @@ func pullImage(ctx context.Context, c *client.Client, out io.Writer, ref string,
 // fullName is how docker's pull -q prints a reference: in full, with
 // its tag.
 func fullName(ref string) string {
-	named, err := reference.ParseNormalizedNamed(ref)
+	r, err := parseImageRef(ref)
 	if err != nil {
 		return ref
 	}
-	return reference.TagNameOnly(named).String()
+	return r.String()
 }
 
 // familiarName is ref as docker shows it, with its tag.
 func familiarName(ref string) string {
-	named, err := reference.ParseNormalizedNamed(ref)
+	r, err := parseImageRef(ref)
 	if err != nil {
 		return ref
 	}
-	return reference.FamiliarString(reference.TagNameOnly(named))
+	return r.familiar()
 }
 
 func newPullCmd(g *globals) *cobra.Command {
@@ -168,14 +167,14 @@ func newPullCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			shown := fullName(args[0])
 			if allTags {
-				named, err := reference.ParseNormalizedNamed(args[0])
+				r, err := parseImageRef(args[0])
 				if err != nil {
 					return errdefs.InvalidArgument("invalid reference format %q: %v", args[0], err)
 				}
-				if !reference.IsNameOnly(named) {
+				if !r.nameOnly {
 					return errdefs.InvalidArgument("tag can't be used with --all-tags/-a")
 				}
-				shown = named.Name()
+				shown = r.name()
 			}
 			c, err := g.client()
 			if err != nil {

@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
-	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/api/types/registry"
 
@@ -33,7 +33,7 @@ type PullOptions struct {
 // nil). An error the daemon reports mid-stream ends it.
 func (c *Client) ImagePull(ctx context.Context, ref string, opts PullOptions, fn func(jsonstream.Message)) error {
 	q := url.Values{"fromImage": {ref}}
-	if named, err := reference.ParseNormalizedNamed(ref); err == nil && reference.IsNameOnly(named) && !opts.AllTags {
+	if NameOnly(ref) && !opts.AllTags {
 		q.Set("tag", "latest")
 	}
 	if opts.Platform != "" {
@@ -123,4 +123,11 @@ func (c *Client) Search(ctx context.Context, term string, limit int, auth string
 		return nil, errdefs.Wrap(errdefs.UnavailableClass, fmt.Errorf("reading the daemon's reply: %w", err))
 	}
 	return out, nil
+}
+
+// NameOnly reports whether image reference ref names neither a tag nor a
+// digest: no "@", and no ":" after its last "/" (one before it belongs to
+// a registry's port). It does not validate ref: the daemon does.
+func NameOnly(ref string) bool {
+	return !strings.Contains(ref, "@") && !strings.Contains(ref[strings.LastIndex(ref, "/")+1:], ":")
 }
