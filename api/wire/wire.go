@@ -74,6 +74,23 @@ type RunJobResponse struct {
 // /ctr/v1/jobs/{name} keeps.
 const MaxCapture = 4 << 20
 
+// classCodes pairs each error class that has an HTTP status code of its
+// own with that code: StatusCode reads it one way, ClassOfStatus the other.
+var classCodes = []struct {
+	class errdefs.Class
+	code  int
+}{
+	{errdefs.NotFoundClass, http.StatusNotFound},
+	{errdefs.InvalidArgumentClass, http.StatusBadRequest},
+	{errdefs.ConflictClass, http.StatusConflict},
+	{errdefs.NotModifiedClass, http.StatusNotModified},
+	{errdefs.UnavailableClass, http.StatusServiceUnavailable},
+	{errdefs.PermissionDeniedClass, http.StatusForbidden},
+	{errdefs.UnauthenticatedClass, http.StatusUnauthorized},
+	{errdefs.NotImplementedClass, http.StatusNotImplemented},
+	{errdefs.DeadlineExceededClass, http.StatusGatewayTimeout},
+}
+
 // StatusCode returns the HTTP status code that stands for an error of class
 // c. It is the only place where ctr turns an error class into an HTTP code;
 // ClassOfStatus is its inverse, used by clients.
@@ -81,53 +98,22 @@ const MaxCapture = 4 << 20
 // Canceled has no standard code (nginx's 499 is not one), so it is 500,
 // like Unknown.
 func StatusCode(c errdefs.Class) int {
-	switch c {
-	case errdefs.NotFoundClass:
-		return http.StatusNotFound
-	case errdefs.InvalidArgumentClass:
-		return http.StatusBadRequest
-	case errdefs.ConflictClass:
-		return http.StatusConflict
-	case errdefs.NotModifiedClass:
-		return http.StatusNotModified
-	case errdefs.UnavailableClass:
-		return http.StatusServiceUnavailable
-	case errdefs.PermissionDeniedClass:
-		return http.StatusForbidden
-	case errdefs.UnauthenticatedClass:
-		return http.StatusUnauthorized
-	case errdefs.NotImplementedClass:
-		return http.StatusNotImplemented
-	case errdefs.DeadlineExceededClass:
-		return http.StatusGatewayTimeout
-	default: // Unknown, Canceled
-		return http.StatusInternalServerError
+	for _, cc := range classCodes {
+		if cc.class == c {
+			return cc.code
+		}
 	}
+	return http.StatusInternalServerError // Unknown, Canceled
 }
 
 // ClassOfStatus returns the error class an HTTP status code of an error
 // reply stands for: the inverse of StatusCode. Other 4xx codes (such as 405
 // or 413) are InvalidArgument; any other code is Unknown.
 func ClassOfStatus(code int) errdefs.Class {
-	switch code {
-	case http.StatusNotFound:
-		return errdefs.NotFoundClass
-	case http.StatusBadRequest:
-		return errdefs.InvalidArgumentClass
-	case http.StatusConflict:
-		return errdefs.ConflictClass
-	case http.StatusNotModified:
-		return errdefs.NotModifiedClass
-	case http.StatusServiceUnavailable:
-		return errdefs.UnavailableClass
-	case http.StatusForbidden:
-		return errdefs.PermissionDeniedClass
-	case http.StatusUnauthorized:
-		return errdefs.UnauthenticatedClass
-	case http.StatusNotImplemented:
-		return errdefs.NotImplementedClass
-	case http.StatusGatewayTimeout:
-		return errdefs.DeadlineExceededClass
+	for _, cc := range classCodes {
+		if cc.code == code {
+			return cc.class
+		}
 	}
 	if code >= 400 && code < 500 {
 		return errdefs.InvalidArgumentClass
