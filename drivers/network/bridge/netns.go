@@ -29,36 +29,21 @@ func NewNetNS(path string) (retErr error) {
 		}
 	}()
 	// lo is brought up from the thread that made the namespace, while it
-	// is still in it: no netlink socket has to be opened there later.
+	// is still in it (netlink's package functions open their socket in
+	// the calling thread's namespace): no handle in the namespace has to
+	// be made for it. A new namespace's lo is always interface 1
+	// (LOOPBACK_IFINDEX), so no lookup is needed either.
 	err = onThread(func() error { return unix.Unshare(unix.CLONE_NEWNET) }, func() error {
 		if err := unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, ""); err != nil {
 			return err
 		}
-		return loopbackUp()
+		if err := netlink.LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}); err != nil {
+			return fmt.Errorf("bring lo up: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("new network namespace: %w", err)
-	}
-	return nil
-}
-
-// loopbackUp brings up lo in the calling thread's network namespace.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("bring lo up: socket: %w", err)
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return fmt.Errorf("bring lo up: %w", err)
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bring lo up: read flags: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bring lo up: set flags: %w", err)
 	}
 	return nil
 }
