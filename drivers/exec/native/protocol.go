@@ -61,9 +61,8 @@ type config struct {
 	// NewNetNS is set when the child was cloned into a network namespace
 	// of its own: it brings that namespace's loopback interface up.
 	NewNetNS bool `json:",omitempty"`
-	// Seccomp is Process.Seccomp compiled (or Process.SeccompProgram),
-	// loaded by the child just
-	// before its execve; empty is no filter.
+	// Seccomp is Process.SeccompProgram, or Process.Seccomp compiled,
+	// loaded by the child just before its execve; empty is no filter.
 	Seccomp seccomp.Program `json:",omitempty"`
 }
 
