@@ -789,7 +789,7 @@ sec_lifecycle() {
   "$LOAD" lifecycle --tsv "$TSV" --key lifecycle --events-key events -n "$N_LIFE" --image busybox:latest \
       --events "${daemons[@]}" || log "lifecycle failed"
   resident_stop
-  has_podman && { "$LOAD" stop --with-arg "$PBASE" >/dev/null 2>&1; fresh_roots podman; }
+  if has_podman; then "$LOAD" stop --with-arg "$PBASE" >/dev/null 2>&1; fresh_roots podman; fi
 }
 
 sec_dbus() {
