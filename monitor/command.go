@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"example.org/ctr/activation"
+	"example.org/ctr/internal/jsonwarm"
 )
 
 // readyFD is the descriptor on which a launched monitor says it is ready.
@@ -71,7 +72,8 @@ func runMain(execRoot, id string, await bool, stderr io.Writer) error {
 		if goPipe == nil {
 			return fmt.Errorf("monitor: --await-config without descriptor %d", goFD)
 		}
-		go warmDecoder()
+		// The decoder gets ready for the config meanwhile.
+		go jsonwarm.Warm(new(Config))
 		var b [1]byte
 		n, _ := goPipe.Read(b[:])
 		goPipe.Close()

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 
 	"example.org/ctr/drivers/cgroups"
 	"example.org/ctr/drivers/exec"
@@ -135,55 +134,4 @@ func writeExit(path string, e *Exit, sync bool) error {
 		return atomicfile.WriteVolatile(path, b, 0o600)
 	}
 	return atomicfile.Write(path, b, 0o600)
-}
-
-// warmDecoder encodes and decodes a Config whose every pointer, slice and
-// map holds one element, so that the JSON decoder's code is paged in and
-// its per-type caches are filled before the real config arrives: a
-// monitor spawned ahead of its config (--await-config) waits for some
-// milliseconds anyway, and the first decode of a process took 0.6 ms of
-// the start, several times a warm one.
-func warmDecoder() {
-	var c Config
-	fill(reflect.ValueOf(&c).Elem(), 0)
-	b, err := json.Marshal(&c)
-	if err != nil {
-		return
-	}
-	var back Config
-	_ = json.Unmarshal(b, &back)
-}
-
-// fill gives v (settable) a value in each pointer, slice and map it holds,
-// to depth 6.
-func fill(v reflect.Value, depth int) {
-	if depth > 6 {
-		return
-	}
-	switch v.Kind() {
-	case reflect.Pointer:
-		if v.IsNil() {
-			v.Set(reflect.New(v.Type().Elem()))
-		}
-		fill(v.Elem(), depth+1)
-	case reflect.Slice:
-		if v.Type().Elem().Kind() == reflect.Uint8 {
-			return // bytes: base64 or a custom encoding, no types within
-		}
-		s := reflect.MakeSlice(v.Type(), 1, 1)
-		fill(s.Index(0), depth+1)
-		v.Set(s)
-	case reflect.Map:
-		m := reflect.MakeMap(v.Type())
-		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
-		fill(e, depth+1)
-		m.SetMapIndex(k, e)
-		v.Set(m)
-	case reflect.Struct:
-		for i := 0; i < v.NumField(); i++ {
-			if f := v.Field(i); f.CanSet() {
-				fill(f, depth+1)
-			}
-		}
-	}
 }
