@@ -69,6 +69,17 @@ type Primer interface {
 	Prime() (done func())
 }
 
+// EarlyStarter is a Driver whose process that starts a container (the
+// container's monitor) may start the container's first process before it
+// has the spec, for a container with a PID namespace of its own and no
+// user namespace (native.Early): its start-up then overlaps with the
+// caller's preparation of the container.
+type EarlyStarter interface {
+	// CanStartEarly says whether an early first process pays on this
+	// host.
+	CanStartEarly() bool
+}
+
 // Process is a process started by a Driver.
 type Process interface {
 	// Pid is the process id, as seen from the driver's pid namespace.

@@ -25,6 +25,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -67,11 +68,15 @@ type Driver struct {
 	root   string
 	parent string
 	cg     cgroups.Manager
+
+	earlyMu sync.Mutex
+	early   *Early // for the next Start (UseEarly)
 }
 
 var (
-	_ exec.Driver = (*Driver)(nil)
-	_ exec.Primer = (*Driver)(nil)
+	_ exec.Driver       = (*Driver)(nil)
+	_ exec.Primer       = (*Driver)(nil)
+	_ exec.EarlyStarter = (*Driver)(nil)
 )
 
 // New returns a driver. It fails with a NotImplemented error when the host
@@ -378,7 +383,15 @@ func (d *Driver) Start(ctx context.Context, id string, spec *exec.Spec, stdio ex
 		// child would run as the overflow uid, without capabilities.
 		attr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
-	p, err := spawn(ctx, &spawnRequest{mode: "init", cfg: cfg, stdio: stdio, attr: attr, joins: joins, cg: cg, createCgroup: createCgroup, oom: true})
+	req := &spawnRequest{mode: "init", cfg: cfg, stdio: stdio, attr: attr, joins: joins, cg: cg, createCgroup: createCgroup, oom: true}
+	if req.early = d.takeEarly(flags, joins); req.early != nil {
+		cfg.Early = &earlyConfig{Unshare: flags &^ unix.CLONE_NEWPID}
+	}
+	p, err := spawn(ctx, req)
+	if errors.Is(err, errEarlyGone) {
+		req.early, cfg.Early = nil, nil
+		p, err = spawn(ctx, req)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -473,11 +486,17 @@ type spawnRequest struct {
 	cg           cgroups.Cgroup
 	createCgroup func() (cgroups.Cgroup, error)
 	oom          bool
+	// early, if set, is the child, started already (init mode): the
+	// stdio and the namespaces to join come with its config.
+	early *Early
 }
 
-// spawn starts the child, puts it in its cgroup, sends its config and
-// waits until it has executed the command or failed.
+// spawn starts the child (or takes the early one), sends its config, puts
+// it in its cgroup and waits until it has executed the command or failed.
 func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
+	if r.early != nil {
+		return spawnEarly(ctx, r)
+	}
 	parentSock, childSock, err := socketpair()
 	if err != nil {
 		return nil, err
@@ -525,6 +544,63 @@ func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
 	// Read before the child can run the command, exit and be reaped.
 	p.startTime, _ = startTime(cmd.Process.Pid)
 	p.watch()
+	if err := send(int(parentSock.Fd()), r.cfg); err != nil {
+		_ = cmd.Process.Kill()
+		<-p.done
+		return nil, fmt.Errorf("native: send config: %w", err)
+	}
+	return setUp(ctx, r, p, int(parentSock.Fd()), intoCgroup)
+}
+
+// spawnEarly is spawn with an Early: the stdio and the namespaces to join
+// come with the config. It fails with errEarlyGone when the Early cannot
+// take its config (it ended meanwhile).
+func spawnEarly(ctx context.Context, r *spawnRequest) (*process, error) {
+	e := r.early
+	defer e.sock.Close()
+	var fds []int
+	if !r.cfg.Process.Terminal {
+		for i, f := range []*os.File{r.stdio.Stdin, r.stdio.Stdout, r.stdio.Stderr} {
+			if f != nil {
+				r.cfg.Early.Stdio[i] = true
+				fds = append(fds, int(f.Fd()))
+			}
+		}
+	}
+	for _, j := range r.joins {
+		r.cfg.Early.Joins = append(r.cfg.Early.Joins, j.flag)
+		fds = append(fds, int(j.f.Fd()))
+	}
+	p := &process{cmd: e.cmd, startTime: e.startTime}
+	p.watch()
+	gone := func() (*process, error) {
+		_ = e.cmd.Process.Kill()
+		<-p.done
+		return nil, errEarlyGone
+	}
+	own := r.cfg.ParentCgroup
+	if own != "" {
+		// The cgroups the child was forked in, which this process
+		// may have left since (for a scope of its own).
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(e.Pid()) + "/cgroup")
+		if err != nil {
+			return gone()
+		}
+		r.cfg.ParentCgroup = string(b)
+		defer func() { r.cfg.ParentCgroup = own }()
+	}
+	if err := send(int(e.sock.Fd()), r.cfg, fds...); err != nil {
+		return gone()
+	}
+	return setUp(ctx, r, p, int(e.sock.Fd()), false)
+}
+
+// setUp puts the child, which has its config, in its cgroup and waits
+// until it has executed the command or failed; it ends the child on
+// failure.
+func setUp(ctx context.Context, r *spawnRequest, p *process, sock int, intoCgroup bool) (*process, error) {
+	cmd := p.cmd
+	var err error
 	fail := func(err error) (*process, error) {
 		_ = cmd.Process.Kill()
 		<-p.done
@@ -533,13 +609,9 @@ func spawn(ctx context.Context, r *spawnRequest) (*process, error) {
 		}
 		return nil, err
 	}
-	sock := int(parentSock.Fd())
 	// The child sets up (mounts, pivot_root) while it is put in its
 	// cgroup; it waits for the placed message before anything of the
 	// command's own runs.
-	if err := send(sock, r.cfg); err != nil {
-		return fail(fmt.Errorf("native: send config: %w", err))
-	}
 	if r.cg == nil {
 		if r.cg, err = r.createCgroup(); err != nil {
 			return fail(err)

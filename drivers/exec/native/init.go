@@ -16,6 +16,7 @@ import (
 	"example.org/ctr/drivers/exec"
 	"example.org/ctr/drivers/exec/seccomp"
 	"example.org/ctr/internal/errdefs"
+	"example.org/ctr/internal/jsonwarm"
 )
 
 // Init runs the container side of the native driver. A program that uses
@@ -29,7 +30,7 @@ func Init() bool {
 		return false
 	}
 	mode := os.Getenv(initEnv)
-	if mode != "init" && mode != "exec" {
+	if mode != "init" && mode != "exec" && mode != modeEarly {
 		return false
 	}
 	// Everything below runs on this thread, and the command is executed
@@ -56,8 +57,21 @@ func runChild(mode string) (err error) {
 			err = fmt.Errorf("container init panicked: %v", r)
 		}
 	}()
+	if mode == modeEarly {
+		// The decoder gets ready while the config is awaited.
+		go jsonwarm.Warm(new(config))
+	}
 	var cfg config
 	ok, fds, err := recv(syncFD, &cfg)
+	if err == nil && ok && mode == modeEarly {
+		if cfg.Early == nil || cfg.Spec == nil {
+			err = errors.New("container init: an early process got no container to become")
+		} else {
+			// becomeContainer takes the descriptors.
+			err, fds = becomeContainer(cfg.Early, fds), nil
+		}
+		mode = "init"
+	}
 	for _, f := range fds {
 		unix.Close(f)
 	}

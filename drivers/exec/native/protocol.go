@@ -29,8 +29,11 @@ const (
 	// initArg0 is argv[0] of the re-executed ctrd.
 	initArg0 = "ctr-native-init"
 	// initEnv is set in the re-executed ctrd's environment: "init" for a
-	// container's first process, "exec" for a process joining one.
+	// container's first process, "exec" for a process joining one,
+	// modeEarly for a first process started ahead of its container.
 	initEnv = "_CTR_NATIVE_INIT"
+	// modeEarly is initEnv's value in an Early.
+	modeEarly = "early"
 	// syncFD is the child's end of the socketpair.
 	syncFD = 3
 	// mntFD is, in exec mode, the container's mount namespace.
@@ -64,6 +67,9 @@ type config struct {
 	// Seccomp is Process.SeccompProgram, or Process.Seccomp compiled,
 	// loaded by the child just before its execve; empty is no filter.
 	Seccomp seccomp.Program `json:",omitempty"`
+	// Early is set for an Early (init mode): the namespaces it makes
+	// and the descriptors that come with the config.
+	Early *earlyConfig `json:",omitempty"`
 }
 
 // compileSeccomp puts the process's filter, compiled, into cfg: the
