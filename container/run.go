@@ -93,8 +93,14 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 		err  error
 	}
 	sc := make(chan spawned, 1)
+	// The monitor also starts the container's first process while it
+	// waits, when the container gets a PID namespace of its own.
+	early := false
+	if es, ok := s.exec.(exec.EarlyStarter); ok {
+		early = es.CanStartEarly() && rec.HostConfig.PidMode.IsPrivate()
+	}
 	go func() {
-		p, err := monitor.Spawn(s.monCmd, s.opts.ExecRoot, rec.ID)
+		p, err := monitor.Spawn(s.monCmd, s.opts.ExecRoot, rec.ID, early)
 		sc <- spawned{p, err}
 	}()
 	// Until the config is handed over, a failure ends the monitor first.

@@ -49,8 +49,10 @@ type Pending struct {
 // --exec-root, --id and --await-config: for ctrd, {"/proc/self/fd/N",
 // "monitor"} (ctr-shim, held open) or {"/proc/self/exe", "monitor"}. The
 // monitor runs in its own session; it is a child of the caller until the
-// caller exits, and Spawn reaps it when it ends.
-func Spawn(command []string, execRoot, id string) (*Pending, error) {
+// caller exits, and Spawn reaps it when it ends. With early, the monitor
+// also starts the container's first process while it waits (native.Early):
+// for a container of the native driver with a PID namespace of its own.
+func Spawn(command []string, execRoot, id string, early bool) (*Pending, error) {
 	if len(command) == 0 {
 		return nil, errdefs.InvalidArgument("monitor: no command to launch")
 	}
@@ -77,6 +79,9 @@ func Spawn(command []string, execRoot, id string) (*Pending, error) {
 		return nil, err
 	}
 	args := append(append([]string(nil), command[1:]...), "--exec-root", execRoot, "--id", id, "--await-config")
+	if early {
+		args = append(args, "--early-init")
+	}
 	// ps shows "ctrd monitor …" or "ctr-shim monitor …" rather than
 	// "/proc/self/exe monitor …" or "/proc/self/fd/7 monitor …".
 	argv0 := command[0]

@@ -80,8 +80,10 @@ type outStream struct {
 // Run is the monitor process's main: it serves container id's monitor
 // until the container has exited and its exit is recorded. ready, if not
 // nil, gets one line of JSON once the socket listens ({} or {"error":…})
-// and is closed.
-func Run(execRoot, id string, ready *os.File, log *slog.Logger) error {
+// and is closed. early, if not nil, is the container's first process,
+// started ahead of the config: the start uses it when it can, and it ends
+// otherwise.
+func Run(execRoot, id string, ready *os.File, early *native.Early, log *slog.Logger) error {
 	s := &server{
 		dir:        Dir(execRoot, id),
 		log:        log,
@@ -91,7 +93,7 @@ func Run(execRoot, id string, ready *os.File, log *slog.Logger) error {
 		execs:      map[string]exec.Process{},
 		streams:    map[*outStream]struct{}{},
 	}
-	err := s.setup()
+	err := s.setup(early)
 	if ready != nil {
 		resp := Response{}
 		if err != nil {
@@ -123,8 +125,18 @@ func Run(execRoot, id string, ready *os.File, log *slog.Logger) error {
 	return nil
 }
 
-// setup reads the config, opens the driver and listens.
-func (s *server) setup() error {
+// setup reads the config, opens the driver, gives it the early process
+// and listens.
+func (s *server) setup(early *native.Early) error {
+	if early != nil {
+		defer func() {
+			if nd, ok := s.drv.(*native.Driver); ok {
+				nd.UseEarly(early)
+			} else {
+				early.Close()
+			}
+		}()
+	}
 	cfg, err := readConfig(s.dir)
 	if err != nil {
 		return err

@@ -2,18 +2,24 @@ package monitor
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"example.org/ctr/drivers/exec"
+	"example.org/ctr/drivers/exec/native"
+	"example.org/ctr/internal/testenv"
 )
 
 // TestMain lets the test binary play a monitor ("monitor --exec-root …"),
 // as ctrd's own binary and ctr-shim do.
 func TestMain(m *testing.M) {
+	native.Init() // the early container process of --early-init
 	if len(os.Args) > 1 && os.Args[1] == "monitor" {
 		os.Exit(Main(os.Args[2:]))
 	}
@@ -31,7 +37,7 @@ func self(t *testing.T) []string {
 
 func TestSpawnedMonitorWaitsForItsConfigAndEndsWhenAbandoned(t *testing.T) {
 	root := t.TempDir()
-	p, err := Spawn(self(t), root, "c1")
+	p, err := Spawn(self(t), root, "c1", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +66,7 @@ func TestSpawnedMonitorWaitsForItsConfigAndEndsWhenAbandoned(t *testing.T) {
 
 func TestLaunchReportsTheMonitorsSetupError(t *testing.T) {
 	root := t.TempDir()
-	p, err := Spawn(self(t), root, "c2")
+	p, err := Spawn(self(t), root, "c2", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +82,7 @@ func TestLaunchReportsTheMonitorsSetupError(t *testing.T) {
 		t.Fatal("the monitor that failed its setup still runs")
 	}
 	// A config for another container is refused, and the monitor ends.
-	q, err := Spawn(self(t), root, "c3")
+	q, err := Spawn(self(t), root, "c3", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +97,41 @@ func TestLaunchReportsTheMonitorsSetupError(t *testing.T) {
 }
 
 func TestSpawnWithoutACommand(t *testing.T) {
-	if _, err := Spawn(nil, t.TempDir(), "c"); err == nil {
+	if _, err := Spawn(nil, t.TempDir(), "c", false); err == nil {
 		t.Fatal("Spawn without a command succeeded")
+	}
+}
+
+// A monitor spawned with --early-init starts the container's first
+// process while it waits; abandoned, it ends that process too.
+func TestAbandonedMonitorEndsItsEarlyProcess(t *testing.T) {
+	testenv.RequireRoot(t) // the early process has a PID namespace of its own
+	p, err := Spawn(self(t), t.TempDir(), "c5", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	children := "/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/task/" + strconv.Itoa(p.cmd.Process.Pid) + "/children"
+	var early int
+	for deadline := time.Now().Add(10 * time.Second); early == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		b, _ := os.ReadFile(children)
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			early, _ = strconv.Atoi(f[0])
+		}
+	}
+	if early == 0 {
+		p.Abandon()
+		t.Fatal("the monitor started no early process")
+	}
+	if cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(early) + "/cmdline"); !strings.HasPrefix(string(cmdline), "ctr-native-init") {
+		t.Errorf("the monitor's child is %q, not an early container process", cmdline)
+	}
+	p.Abandon()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if err := syscall.Kill(early, 0); errors.Is(err, syscall.ESRCH) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the early process %d outlived its abandoned monitor", early)
+		}
 	}
 }
