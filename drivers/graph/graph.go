@@ -81,6 +81,20 @@ type Driver interface {
 	Status() [][2]string
 }
 
+// VolatileMounter is a Driver that can mount a layer whose content need
+// not survive a crash of the host (the layer of a container removed when it
+// exits) without the syncs that would make it survive one: overlay's
+// "volatile" option, which spares the sync of the whole backing file
+// system that an unmount does otherwise (1.6 ms of each exit on ext4
+// here). A layer so mounted when the host went down cannot be mounted
+// again: it is to be removed.
+type VolatileMounter interface {
+	// MountVolatile is Mount without syncs (Mount, where the driver
+	// cannot mount without them). A layer mounted already stays as it
+	// is mounted.
+	MountVolatile(ctx context.Context, id string) (string, error)
+}
+
 // ApplyConfig is what ApplyDiff's options ask for.
 type ApplyConfig struct {
 	// Index is given the stream as it is read (layertar.Options.Index).

@@ -31,6 +31,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -60,12 +61,17 @@ type Driver struct {
 	// reaping counts the removed layers' folders still being deleted in
 	// the background (tests wait for them).
 	reaping sync.WaitGroup
+	// noVolatile is set once the kernel refused the volatile option
+	// (before Linux 5.10): MountVolatile then mounts as Mount does.
+	noVolatile atomic.Bool
 }
 
 var (
 	_ graph.Driver       = (*Driver)(nil)
 	_ graph.ParentSetter = (*Driver)(nil)
 	_ graph.Syncer       = (*Driver)(nil)
+
+	_ graph.VolatileMounter = (*Driver)(nil)
 )
 
 // New makes the overlay driver keeping its state in root/overlay, after
@@ -407,6 +413,26 @@ func (d *Driver) ApplyDiff(ctx context.Context, id string, diff io.Reader, opts 
 
 // Mount mounts layer id over its parents at layers/ID/merged.
 func (d *Driver) Mount(ctx context.Context, id string) (string, error) {
+	return d.mount(id, false)
+}
+
+// MountVolatile implements graph.VolatileMounter with overlay's volatile
+// option: no sync of the upper folder's file system, not even at the
+// unmount. Overlay leaves a mark in the work folder that refuses any later
+// mount; Unmount removes it (the host has not gone down meanwhile), and a
+// mark found at a mount says the host went down while the layer was
+// mounted so.
+func (d *Driver) MountVolatile(ctx context.Context, id string) (string, error) {
+	return d.mount(id, true)
+}
+
+// volatileMark is the folder, in a layer's work folder, by which overlay
+// refuses to mount an upper folder that was mounted volatile.
+func (d *Driver) volatileMark(id string) string {
+	return d.layer(id, "work", "work", "incompat", "volatile")
+}
+
+func (d *Driver) mount(id string, volatile bool) (string, error) {
 	if err := graph.ValidateID(id); err != nil {
 		return "", err
 	}
@@ -448,7 +474,23 @@ func (d *Driver) Mount(ctx context.Context, id string) (string, error) {
 		os.Remove(merged)
 		return "", errdefs.InvalidArgument("mount layer %s: %d parents do not fit in one overlay mount", id, strings.Count(string(lower), ":")+1)
 	}
-	if err := mountFrom(d.home, "overlay", merged, "overlay", 0, data); err != nil {
+	if _, err := os.Stat(d.volatileMark(id)); err == nil {
+		os.Remove(merged)
+		return "", errdefs.Conflict("mount layer %s: it was mounted without syncs (volatile) when the host went down: its content is not to be trusted, remove the container", id)
+	}
+	if volatile && !d.noVolatile.Load() {
+		err = mountFrom(d.home, "overlay", merged, "overlay", 0, data+",volatile")
+		if errors.Is(err, unix.EINVAL) {
+			// A kernel without the option (before 5.10), if the
+			// mount works without it.
+			if err = mountFrom(d.home, "overlay", merged, "overlay", 0, data); err == nil {
+				d.noVolatile.Store(true)
+			}
+		}
+	} else {
+		err = mountFrom(d.home, "overlay", merged, "overlay", 0, data)
+	}
+	if err != nil {
 		os.Remove(merged)
 		return "", fmt.Errorf("mount layer %s: overlay: %w", id, err)
 	}
@@ -475,6 +517,11 @@ func (d *Driver) Unmount(ctx context.Context, id string) error {
 	// nothing after needs the superblock gone (overlay writes go straight
 	// to the upper folder, which stays consistent).
 	if err := layerfs.Detach(merged); err != nil {
+		return fmt.Errorf("unmount layer %s: %w", id, err)
+	}
+	// A volatile mount's mark goes with it: the host is still up, the
+	// upper folder as sound as any other unsynced write.
+	if err := os.RemoveAll(d.volatileMark(id)); err != nil {
 		return fmt.Errorf("unmount layer %s: %w", id, err)
 	}
 	c.Set(0)

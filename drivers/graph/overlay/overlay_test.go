@@ -315,3 +315,98 @@ func TestProbeRecord(t *testing.T) {
 	}
 	checkNoMounts()
 }
+
+// mountOptions returns the super options of the mount at target, "" when
+// nothing is mounted there.
+func mountOptions(t *testing.T, target string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && f[4] == target {
+			return f[len(f)-1]
+		}
+	}
+	return ""
+}
+
+// TestMountVolatile: a volatile mount has overlay's volatile option, its
+// writes are there after the unmount, which leaves no mark behind, and the
+// layer mounts again; a mark left by a mount that did not end (the host
+// went down) makes the next mount a Conflict that says so.
+func TestMountVolatile(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	d := newDriver(t, root)
+	vm, ok := d.(graph.VolatileMounter)
+	if !ok {
+		t.Fatal("the overlay driver is not a graph.VolatileMounter")
+	}
+	if err := d.Create(ctx, "base", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ApplyDiff(ctx, "base", bytes.NewReader(graphtest.Tar(t, graphtest.Entry{Name: "a", Body: "a"}))); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Create(ctx, "c", "base"); err != nil {
+		t.Fatal(err)
+	}
+	rootfs, err := vm.MountVolatile(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Shown as "volatile", or as "fsync=volatile" by newer kernels.
+	if opts := "," + mountOptions(t, rootfs) + ","; !strings.Contains(opts, ",volatile,") && !strings.Contains(opts, ",fsync=volatile,") {
+		t.Errorf("mount options %q, want volatile", opts)
+	}
+	mark := filepath.Join(root, "overlay", "layers", "c", "work", "work", "incompat", "volatile")
+	if _, err := os.Stat(mark); err != nil {
+		t.Errorf("no volatile mark while mounted: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "b"), []byte("b"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Unmount(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mark); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the volatile mark outlived the unmount: %v", err)
+	}
+	rootfs, err = d.Mount(ctx, "c")
+	if err != nil {
+		t.Fatalf("mount after a volatile one: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(rootfs, "b")); err != nil || string(b) != "b" {
+		t.Errorf("the volatile mount's write: %q, %v", b, err)
+	}
+	if opts := mountOptions(t, rootfs); strings.Contains(opts, "volatile") {
+		t.Errorf("a plain mount has options %q", opts)
+	}
+	if err := d.Unmount(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The host goes down with the layer mounted volatile: the mark
+	// stays, the mount does not.
+	if _, err := vm.MountVolatile(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	merged := filepath.Join(root, "overlay", "layers", "c", "merged")
+	if err := unix.Unmount(merged, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	after := newDriver(t, root) // the next boot's
+	if _, err := after.Mount(ctx, "c"); errdefs.ClassOf(err) != errdefs.ConflictClass || !strings.Contains(err.Error(), "host went down") {
+		t.Errorf("mount of a layer marked volatile: %v, want a Conflict that says why", err)
+	}
+	if opts := mountOptions(t, merged); opts != "" {
+		t.Errorf("the refused mount left a mount: %q", opts)
+	}
+	if err := after.Remove(ctx, "c"); err != nil {
+		t.Errorf("remove the marked layer: %v", err)
+	}
+}
