@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"example.org/ctr/drivers/exec"
+	"example.org/ctr/drivers/graph"
 	"example.org/ctr/internal/errdefs"
 	"example.org/ctr/logger"
 	"example.org/ctr/monitor"
@@ -134,9 +135,15 @@ func (s *Service) startLocked(ctx context.Context, c *ctr, user bool) error {
 		err    error
 	}
 	mc := make(chan mounted, 1)
+	mount := s.opts.Graph.Mount
+	if vm, ok := s.opts.Graph.(graph.VolatileMounter); ok && rec.HostConfig.AutoRemove {
+		// Its files go with it when it exits: a crash of the host
+		// needs to find nothing of them (graph.VolatileMounter).
+		mount = vm.MountVolatile
+	}
 	go func() {
 		t := time.Now()
-		rootfs, err := s.opts.Graph.Mount(octx, rec.LayerID)
+		rootfs, err := mount(octx, rec.LayerID)
 		if err != nil {
 			mc <- mounted{err: fmt.Errorf("mount the container's root file system: %w", err)}
 			return

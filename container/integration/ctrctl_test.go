@@ -303,3 +303,45 @@ func TestLogsFollow(t *testing.T) {
 		t.Errorf("logs -t: stdout %q stderr %q", out, errOut)
 	}
 }
+
+// TestRunRmMountsVolatile: the root file system of a container removed
+// when it exits is mounted without syncs (overlay's volatile option); that
+// of a container that stays is not. Both run as usual.
+func TestRunRmMountsVolatile(t *testing.T) {
+	d := newDaemon(t)
+	for _, c := range []struct {
+		name     string
+		args     []string
+		volatile bool
+	}{
+		{"rm", []string{"run", "-d", "--rm", "busybox", "sleep", "1000"}, true},
+		{"kept", []string{"run", "-d", "busybox", "sleep", "1000"}, false},
+	} {
+		out, errOut, code := d.ctrctl("", c.args...)
+		if code != 0 {
+			t.Fatalf("%s: run: %d %q", c.name, code, errOut)
+		}
+		id := strings.TrimSpace(out)
+		merged := d.inspect(id).GraphDriver.Data["MergedDir"]
+		mi, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := ""
+		for _, line := range strings.Split(string(mi), "\n") {
+			if f := strings.Fields(line); len(f) > 4 && f[4] == merged {
+				opts = "," + f[len(f)-1] + ","
+			}
+		}
+		if opts == "" {
+			t.Fatalf("%s: no mount at %q", c.name, merged)
+		}
+		// "volatile", or "fsync=volatile" on newer kernels.
+		if got := strings.Contains(opts, ",volatile,") || strings.Contains(opts, ",fsync=volatile,"); got != c.volatile {
+			t.Errorf("%s: mount options %q: volatile %v, want %v", c.name, opts, got, c.volatile)
+		}
+		if _, errOut, code := d.ctrctl("", "rm", "-f", id); code != 0 {
+			t.Errorf("%s: rm -f: %q", c.name, errOut)
+		}
+	}
+}
